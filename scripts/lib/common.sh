@@ -1,0 +1,133 @@
+# shellcheck shell=bash
+# Generic helpers for the project's scripts: messages, quoting, processes,
+# ports and mounts. Sourced, never run; every function is side-effect free
+# unless its name says otherwise (stop_pid, unmount_under).
+
+# --- Messages -----------------------------------------------------------------
+
+say() { printf '%s\n' "$*" >&2; }
+warn() { printf 'warning: %s\n' "$*" >&2; }
+die() {
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+
+# show_log_tail FILE [LINES]: print the end of a log file, indented.
+show_log_tail() {
+  local file=$1 lines=${2:-25}
+  [[ -f $file ]] || return 0
+  say "--- last $lines lines of $file ---"
+  tail -n "$lines" "$file" | sed 's/^/    /' >&2
+  say "---"
+}
+
+# --- Quoting ------------------------------------------------------------------
+
+# sh_quote VALUE: VALUE in single quotes, safe for eval in sh and bash.
+sh_quote() {
+  local q="'\\''"
+  printf "'%s'" "${1//\'/$q}"
+}
+
+# random_alnum N: N random letters and digits.
+random_alnum() {
+  local n=$1 out=''
+  while ((${#out} < n)); do
+    out+=$(head -c 64 /dev/urandom | LC_ALL=C tr -dc 'A-Za-z0-9')
+  done
+  printf '%s' "${out:0:n}"
+}
+
+# --- Processes ----------------------------------------------------------------
+
+# read_pid FILE: the pid stored in FILE, or nothing.
+read_pid() {
+  local pid=''
+  if [[ -f $1 ]]; then read -r pid <"$1" 2>/dev/null || true; fi
+  [[ $pid =~ ^[0-9]+$ ]] && printf '%s' "$pid"
+  return 0
+}
+
+# pid_has_arg PID ARG: process PID is alive and ARG is one of its argv words.
+pid_has_arg() {
+  local pid=$1 arg=$2
+  [[ -n $pid && -r /proc/$pid/cmdline ]] || return 1
+  tr '\0' '\n' <"/proc/$pid/cmdline" 2>/dev/null | grep -qxF -- "$arg"
+}
+
+# live_pid FILE ARG: print the pid in FILE if that process is alive and has
+# ARG on its command line (so a recycled pid is never mistaken for ours).
+live_pid() {
+  local pid
+  pid=$(read_pid "$1")
+  pid_has_arg "$pid" "$2" && printf '%s' "$pid"
+  return 0
+}
+
+# stop_pid PID ARG NAME [TIMEOUT]: SIGTERM, wait up to TIMEOUT s, then SIGKILL.
+# Does nothing unless PID still is the process we mean (ARG in its argv).
+stop_pid() {
+  local pid=$1 arg=$2 name=$3 timeout=${4:-20}
+  pid_has_arg "$pid" "$arg" || return 0
+  say "stopping $name (pid $pid)"
+  kill -TERM "$pid" 2>/dev/null || return 0
+  if ! wait_until "$timeout" pid_gone "$pid"; then
+    warn "$name (pid $pid) ignored SIGTERM for ${timeout}s; sending SIGKILL"
+    kill -KILL "$pid" 2>/dev/null || true
+    wait_until 10 pid_gone "$pid" || die "$name (pid $pid) survived SIGKILL"
+  fi
+}
+
+# kill_children PID: SIGKILL the direct children of PID.
+kill_children() {
+  local child
+  for child in $(ps -o pid= --ppid "$1"); do
+    say "killing pid $child ($(tr '\0' ' ' <"/proc/$child/cmdline" 2>/dev/null | cut -c1-60)), child of $1"
+    kill -KILL "$child" 2>/dev/null || true
+  done
+}
+
+pid_gone() { [[ ! -e /proc/$1 ]] || [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) == Z ]]; }
+
+# wait_until TIMEOUT CMD...: poll CMD every 0.2 s until it succeeds (0) or
+# TIMEOUT seconds have passed (1).
+wait_until() {
+  local timeout=$1 deadline
+  shift
+  deadline=$((SECONDS + timeout))
+  until "$@"; do
+    ((SECONDS < deadline)) || return 1
+    sleep 0.2
+  done
+}
+
+# --- Ports --------------------------------------------------------------------
+
+# port_listeners PORT: the `ss` lines of TCP listeners on PORT (any address).
+port_listeners() {
+  ss -Hltnp "( sport = :$1 )" 2>/dev/null
+}
+
+# port_owned_by PORT PID: PID is among the processes listening on PORT.
+port_owned_by() {
+  port_listeners "$1" | grep -q "pid=$2,"
+}
+
+# --- Mounts -------------------------------------------------------------------
+
+# mounts_under DIR: mount points at or below DIR, deepest first.
+mounts_under() {
+  local dir=${1%/}
+  findmnt -rn -o TARGET 2>/dev/null |
+    awk -v d="$dir" 'index($0, d "/") == 1 || $0 == d' | sort -r
+}
+
+# unmount_under DIR: unmount everything mounted at or below DIR (and only there).
+unmount_under() {
+  local m
+  while read -r m; do
+    [[ -n $m ]] || continue
+    say "unmounting leftover mount $m"
+    umount "$m" 2>/dev/null || umount -l "$m" || warn "could not unmount $m"
+  done < <(mounts_under "$1")
+}
