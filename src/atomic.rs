@@ -1,0 +1,254 @@
+//! The one routine that writes files.
+//!
+//! Every file berth writes (a user's Docker config, its own state, its records) goes
+//! through [`write`]: a temporary file created in the target's own folder, owned by the
+//! target's owner before any byte is written, written, flushed to disk, renamed over the
+//! target, and the folder flushed. A reader sees the old file or the new one, never half
+//! of either; a crash leaves at most a stray temporary file, which is removed on any error
+//! berth sees. A symlinked target is written where the link points, and nothing is
+//! written when the content would not change.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::unistd::{Gid, Uid, fchown};
+
+/// Who should own a file, and with which mode.
+#[derive(Clone, Copy, Debug)]
+pub struct Ownership {
+    /// Permission bits (`0o600`, `0o644`).
+    pub mode: u32,
+    /// Owner to give the file, when berth runs as root; `None` keeps the writer's.
+    pub owner: Option<(Uid, Gid)>,
+}
+
+impl Ownership {
+    /// A private file (0600) of the given owner.
+    pub fn private(owner: Option<(Uid, Gid)>) -> Self {
+        Ownership { mode: 0o600, owner }
+    }
+}
+
+/// What [`write`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The content was new or different and was written.
+    Written,
+    /// The file already held exactly this content; at most its mode or owner was fixed.
+    Unchanged,
+}
+
+/// Writes `contents` to `path` atomically (see the module's description).
+pub fn write(path: &Path, contents: &[u8], ownership: Ownership) -> io::Result<Outcome> {
+    let target = resolve_symlinks(path)?;
+    if let Ok(existing) = fs::read(&target)
+        && existing == contents
+    {
+        fix_metadata(&target, ownership)?;
+        return Ok(Outcome::Unchanged);
+    }
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = target
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let (tmp_path, file) = create_temp(dir, &name.to_string_lossy(), ownership.mode)?;
+    let result = (|| {
+        if let Some((uid, gid)) = ownership.owner {
+            fchown(&file, Some(uid), Some(gid))?;
+        }
+        let mut file = file;
+        file.write_all(contents)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp_path, &target)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp_path);
+    }
+    result.map(|()| Outcome::Written)
+}
+
+/// Creates a folder (and missing parents) with `mode`; a folder it creates is given the
+/// owner. An existing folder is left as it is.
+pub fn ensure_dir(dir: &Path, ownership: Ownership) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        if d.exists() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        cur = d.parent();
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(ownership.mode)
+        .create(dir)?;
+    if let Some((uid, gid)) = ownership.owner {
+        for d in &missing {
+            nix::unistd::chown(d, Some(uid), Some(gid))?;
+        }
+    }
+    Ok(())
+}
+
+/// Follows a chain of symlinks to the file that is really written. A dangling link
+/// resolves to where it points, so the write creates that file.
+pub fn resolve_symlinks(path: &Path) -> io::Result<PathBuf> {
+    let mut cur = path.to_path_buf();
+    for _ in 0..40 {
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let link = fs::read_link(&cur)?;
+                cur = match cur.parent() {
+                    Some(parent) if link.is_relative() => parent.join(link),
+                    _ => link,
+                };
+            }
+            _ => return Ok(cur),
+        }
+    }
+    Err(io::Error::other(format!(
+        "{} is a loop of symbolic links",
+        path.display()
+    )))
+}
+
+fn create_temp(dir: &Path, name: &str, mode: u32) -> io::Result<(PathBuf, File)> {
+    let mut last = None;
+    for _ in 0..16 {
+        let tmp = dir.join(format!(
+            ".{name}.berth-{}-{:08x}.tmp",
+            std::process::id(),
+            fastrand::u32(..)
+        ));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+        {
+            Ok(f) => {
+                // The process umask may have cleared bits of `mode`.
+                f.set_permissions(fs::Permissions::from_mode(mode))?;
+                return Ok((tmp, f));
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::other("no temporary name")))
+}
+
+fn fix_metadata(path: &Path, ownership: Ownership) -> io::Result<()> {
+    let meta = fs::metadata(path)?;
+    if meta.mode() & 0o7777 != ownership.mode {
+        fs::set_permissions(path, fs::Permissions::from_mode(ownership.mode))?;
+    }
+    if let Some((uid, gid)) = ownership.owner
+        && (meta.uid() != uid.as_raw() || meta.gid() != gid.as_raw())
+    {
+        nix::unistd::chown(path, Some(uid), Some(gid))?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn private() -> Ownership {
+        Ownership::private(None)
+    }
+
+    #[test]
+    fn writes_replaces_and_skips_identical_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.json");
+        assert_eq!(write(&p, b"one", private()).unwrap(), Outcome::Written);
+        assert_eq!(fs::read(&p).unwrap(), b"one");
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
+        let inode = fs::metadata(&p).unwrap().ino();
+        assert_eq!(write(&p, b"one", private()).unwrap(), Outcome::Unchanged);
+        assert_eq!(
+            fs::metadata(&p).unwrap().ino(),
+            inode,
+            "no rewrite when unchanged"
+        );
+        assert_eq!(write(&p, b"two", private()).unwrap(), Outcome::Written);
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+    }
+
+    #[test]
+    fn unchanged_content_still_gets_its_mode_fixed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        fs::write(&p, b"x").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(write(&p, b"x", private()).unwrap(), Outcome::Unchanged);
+        assert_eq!(fs::metadata(&p).unwrap().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn symlinked_target_is_written_where_it_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real").join("config.json");
+        fs::create_dir(dir.path().join("real")).unwrap();
+        fs::write(&real, b"old").unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink("real/config.json", &link).unwrap();
+        write(&link, b"new", private()).unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&real).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_the_target_and_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("sub");
+        fs::create_dir(&target).unwrap(); // renaming a file over a folder fails
+        fs::write(target.join("keep"), b"k").unwrap();
+        assert!(write(&target, b"x", private()).is_err());
+        assert_eq!(fs::read(target.join("keep")).unwrap(), b"k");
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("sub")]);
+    }
+
+    #[test]
+    fn ensure_dir_creates_private_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("a/b");
+        ensure_dir(
+            &d,
+            Ownership {
+                mode: 0o700,
+                owner: None,
+            },
+        )
+        .unwrap();
+        assert_eq!(fs::metadata(&d).unwrap().mode() & 0o777, 0o700);
+    }
+}

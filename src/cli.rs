@@ -1,0 +1,69 @@
+//! The command line: what the user typed, before it is validated into settings.
+//!
+//! One subcommand per file under `commands/`; this module only declares them and picks
+//! the one to run. `berth --help` lists every option with its variable and default.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::commands;
+
+/// berth: private registry credentials and pre-pulled images in every dev container.
+#[derive(Debug, Parser)]
+#[command(name = "berth", version, about, long_about = None, after_help = crate::settings::help_table())]
+pub struct Cli {
+    /// Log level for this command (overrides logLevel / BERTH_LOG_LEVEL).
+    #[arg(long, global = true, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write registry credentials from the secrets into a user's Docker config, once.
+    Inject(InjectArgs),
+    /// Docker credential helper protocol; also run as `docker-credential-berth`.
+    #[command(hide = true)]
+    CredentialHelper {
+        /// get, store, erase, list or version.
+        action: String,
+    },
+}
+
+/// `berth inject`.
+#[derive(Debug, Args)]
+pub struct InjectArgs {
+    /// The user whose Docker config is written (default: BERTH_REMOTE_USER, else you).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// Read secrets from this JSON file too (the Dev Containers CLI's --secrets-file form).
+    #[arg(long, value_name = "PATH")]
+    pub secrets_file: Option<PathBuf>,
+    /// The Docker config folder (default: DOCKER_CONFIG for yourself, else ~/.docker).
+    #[arg(long, value_name = "DIR")]
+    pub docker_config: Option<PathBuf>,
+    /// Show what would change; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Also remove berth's entries for registries whose secrets are gone.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> ExitCode {
+    if let Some(action) = commands::credential_helper::invoked_as_helper() {
+        return commands::credential_helper::run(&action);
+    }
+    let cli = Cli::parse();
+    commands::run(cli)
+}

@@ -1,0 +1,133 @@
+//! `berth inject`: read the secrets and write the Docker config, once, and say what was
+//! done (identifiers and servers, never secrets).
+
+use std::process::ExitCode;
+
+use crate::cli::InjectArgs;
+use crate::ecr::{EcrClient, EndpointVars};
+use crate::inject::{self, Report, Target, WriteOptions};
+use crate::secrets::{self, Discovery};
+use crate::settings::Settings;
+
+/// Runs the command.
+pub async fn run(args: InjectArgs, settings: Settings) -> anyhow::Result<ExitCode> {
+    let user = args.user.clone().or(settings.remote_user.clone());
+    let mut target = Target::resolve(user.as_deref(), None)?;
+    if let Some(dir) = args.docker_config.clone() {
+        target.location.dir = dir;
+    } else if target.account.is_current()
+        && let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty())
+    {
+        target.location.dir = dir.into();
+    }
+    let secrets_file = args.secrets_file.clone().or(settings.secrets_file.clone());
+    let (layers, notes) = secrets::gather(
+        secrets::from_environment(),
+        secrets_file.as_deref(),
+        Some(&settings.codespaces_dir),
+    )?;
+    for note in &notes {
+        tracing::warn!(problem = %note, "secrets file entry skipped");
+    }
+    let discovery = Discovery::from_layers(&layers);
+    let client = EcrClient::new()?;
+    let opts = WriteOptions {
+        dry_run: args.dry_run,
+        helper: settings.credential_helper,
+        prune: args.prune,
+    };
+    let (report, _) = inject::inject(
+        &discovery,
+        &target,
+        &client,
+        &EndpointVars::from_env(),
+        opts,
+    )
+    .await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_human(&report);
+    }
+    Ok(if report.has_errors() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_human(report: &Report) {
+    for w in &report.warnings {
+        eprintln!("berth: warning: {w}");
+    }
+    if report.registries.is_empty() {
+        println!(
+            "berth: no registry secrets found (expected <ID>_CONTAINER_REGISTRY_SERVER, _USER and _PASSWORD); {} left as it was",
+            report.config.display()
+        );
+        return;
+    }
+    println!(
+        "berth: {} {} for user {} in {}",
+        report.registries.len(),
+        if report.registries.len() == 1 {
+            "registry"
+        } else {
+            "registries"
+        },
+        report.user,
+        report.config.display()
+    );
+    let id_w = report
+        .registries
+        .iter()
+        .map(|r| r.id.len())
+        .max()
+        .unwrap_or(0);
+    let srv_w = report
+        .registries
+        .iter()
+        .map(|r| r.server.len())
+        .max()
+        .unwrap_or(0);
+    for r in &report.registries {
+        let what = match (&r.error, r.change) {
+            (Some(e), _) => format!("failed: {e}"),
+            (None, Some(c)) => serde_json::to_value(c)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            (None, None) => String::new(),
+        };
+        let expiry = r
+            .expires_at
+            .as_ref()
+            .map(|e| format!(" (token expires {e})"))
+            .unwrap_or_default();
+        println!(
+            "  {:id_w$}  {:srv_w$}  {:15}  {what}{expiry}",
+            r.id, r.server, r.kind
+        );
+    }
+    if !report.removed.is_empty() {
+        println!(
+            "berth: removed stale entries: {}",
+            report.removed.join(", ")
+        );
+    }
+    let verb = match (report.dry_run, report.written) {
+        (true, true) => "would be written",
+        (true, false) => "would not change",
+        (false, true) => "written",
+        (false, false) => "already up to date; not rewritten",
+    };
+    println!(
+        "berth: {} {verb}{}",
+        report.config.display(),
+        if report.credential_helper {
+            " (credential helper: docker-credential-berth)"
+        } else {
+            ""
+        }
+    );
+}

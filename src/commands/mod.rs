@@ -1,0 +1,56 @@
+//! The subcommands, one file each, and what they share: settings, logging, the runtime,
+//! and turning a result into an exit code.
+
+pub mod credential_helper;
+pub mod inject;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command};
+use crate::settings::Settings;
+
+/// Runs a parsed command line.
+pub fn run(cli: Cli) -> ExitCode {
+    let (mut settings, warnings) = Settings::from_env();
+    if let Some(level) = &cli.log_level {
+        settings.log_level = level.clone();
+    }
+    let result = match cli.command {
+        Command::Inject(args) => {
+            init_stderr_logging(&settings);
+            report_setting_warnings(&warnings);
+            runtime().block_on(inject::run(args, settings))
+        }
+        Command::CredentialHelper { action } => return credential_helper::run(&action),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("berth: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A small runtime: berth's work is I/O, and two threads are plenty.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+}
+
+fn init_stderr_logging(settings: &Settings) {
+    crate::logging::init(&crate::logging::LogTarget {
+        level: settings.log_level.clone(),
+        stderr: true,
+        file: None,
+    });
+}
+
+fn report_setting_warnings(warnings: &[String]) {
+    for w in warnings {
+        tracing::warn!(problem = %w, "setting ignored");
+    }
+}

@@ -1,0 +1,540 @@
+//! Where `config.json` is written: the target user's Docker config, edited safely.
+//!
+//! berth adds one entry per registry and touches nothing else: every other key, entry and
+//! unknown field is kept, in order. The Docker CLI looks a registry up in
+//! `credHelpers[host]` first, then in a default `credsStore`, and only then in `auths`; so
+//! besides the `auths` entry (which every tool reads) berth names itself as the registry's
+//! credential helper when `docker-credential-berth` is installed, which keeps its entries in
+//! force under a default store such as the one IDEs install in dev containers. The helper
+//! answers from the same `auths` entry, so the credentials live in one place.
+//!
+//! Which entries berth manages is recorded beside the config (`berth-managed.json`, no
+//! secrets in it), so that it later updates or removes only its own. A malformed existing
+//! config is never overwritten: loading it fails with the line and column at fault.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use serde_json::{Map, Value};
+
+use crate::account::Account;
+use crate::atomic::{self, Ownership};
+use crate::secret::Secret;
+
+/// The name berth's credential helper is registered under (`docker-credential-berth`).
+pub const HELPER_NAME: &str = "berth";
+/// The file name of the credential helper program.
+pub const HELPER_PROGRAM: &str = "docker-credential-berth";
+/// The record of managed entries, beside `config.json`.
+pub const MANAGED_FILE: &str = "berth-managed.json";
+
+/// Where a user's Docker config lives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// The folder (`~/.docker` or `DOCKER_CONFIG`).
+    pub dir: PathBuf,
+}
+
+impl Location {
+    /// The config folder of an account: `docker_config` (the `DOCKER_CONFIG` variable)
+    /// when set, else `~/.docker`.
+    pub fn for_account(account: &Account, docker_config: Option<PathBuf>) -> Location {
+        let dir = docker_config
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| account.home.join(".docker"));
+        Location { dir }
+    }
+
+    /// The config file.
+    pub fn file(&self) -> PathBuf {
+        self.dir.join("config.json")
+    }
+
+    /// berth's record of the entries it manages.
+    pub fn managed_file(&self) -> PathBuf {
+        self.dir.join(MANAGED_FILE)
+    }
+
+    fn lock_file(&self) -> PathBuf {
+        self.dir.join(".berth.lock")
+    }
+}
+
+/// A config that cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Not JSON.
+    #[error(
+        "{path} is not valid JSON ({kind} at line {line}, column {column}); berth left it \
+         as it is: fix it or move it away, then run berth again"
+    )]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// The kind of error, without any text of the file.
+        kind: &'static str,
+        /// Line, from 1.
+        line: usize,
+        /// Column, from 1.
+        column: usize,
+    },
+    /// JSON, but not of Docker's shape.
+    #[error("{path}: {what}; berth left it as it is: fix it or move it away, then run berth again")]
+    Shape {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// Reading failed.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// Writing failed; the old file is untouched.
+    #[error("cannot write {path}: {source}; the file was left as it was")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+/// A loaded Docker config.
+#[derive(Debug)]
+pub struct DockerConfig {
+    path: PathBuf,
+    loaded: Map<String, Value>,
+    doc: Map<String, Value>,
+}
+
+/// What happened to one registry's entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Change {
+    /// There was no entry; berth added one.
+    Added,
+    /// berth replaced an entry with different credentials.
+    Updated,
+    /// The entry already held these credentials.
+    Unchanged,
+    /// berth removed its entry.
+    Removed,
+}
+
+impl DockerConfig {
+    /// Loads the config; a missing or empty file is an empty config.
+    pub fn load(location: &Location) -> Result<DockerConfig, ConfigError> {
+        let path = location.file();
+        let real = atomic::resolve_symlinks(&path).unwrap_or_else(|_| path.clone());
+        let text = match fs::read(&real) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => return Err(ConfigError::Read { path, source }),
+        };
+        let doc = parse(&path, &text)?;
+        Ok(DockerConfig {
+            path,
+            loaded: doc.clone(),
+            doc,
+        })
+    }
+
+    /// The config file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The default credential store, if one is set.
+    pub fn creds_store(&self) -> Option<&str> {
+        self.doc
+            .get("credsStore")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    }
+
+    /// The credential helper set for one registry, if any.
+    pub fn cred_helper(&self, key: &str) -> Option<&str> {
+        self.doc
+            .get("credHelpers")
+            .and_then(|h| h.get(key))
+            .and_then(Value::as_str)
+    }
+
+    /// Sets a registry's credentials: its `auths` entry, and, with `helper`, berth as its
+    /// credential helper. Other fields of an existing entry are kept; tokens that would take
+    /// precedence over a password are dropped.
+    pub fn set_login(
+        &mut self,
+        key: &str,
+        user: &Secret,
+        password: &Secret,
+        helper: bool,
+    ) -> Change {
+        let auth = encode_auth(user, password);
+        let auths = object_at(&mut self.doc, "auths");
+        let change = match auths.get(key) {
+            None => Change::Added,
+            Some(old) if old.get("auth").and_then(Value::as_str) == Some(auth.as_str()) => {
+                Change::Unchanged
+            }
+            Some(_) => Change::Updated,
+        };
+        let entry = auths
+            .entry(key.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
+        }
+        let obj = entry.as_object_mut().expect("an object");
+        for stale in ["username", "password", "identitytoken", "registrytoken"] {
+            obj.remove(stale);
+        }
+        obj.insert("auth".into(), Value::String(auth));
+        let mut helper_changed = false;
+        if helper {
+            let helpers = object_at(&mut self.doc, "credHelpers");
+            if helpers.get(key).and_then(Value::as_str) != Some(HELPER_NAME) {
+                helpers.insert(key.to_string(), Value::String(HELPER_NAME.into()));
+                helper_changed = true;
+            }
+        }
+        match change {
+            Change::Unchanged if helper_changed => Change::Updated,
+            c => c,
+        }
+    }
+
+    /// Removes berth's entry for a registry, restoring the credential helper it replaced.
+    pub fn remove_login(&mut self, key: &str, previous_helper: Option<&str>) -> bool {
+        let mut removed = false;
+        if let Some(Value::Object(auths)) = self.doc.get_mut("auths") {
+            removed |= auths.shift_remove(key).is_some();
+        }
+        if let Some(Value::Object(helpers)) = self.doc.get_mut("credHelpers")
+            && helpers.get(key).and_then(Value::as_str) == Some(HELPER_NAME)
+        {
+            match previous_helper {
+                Some(prev) => {
+                    helpers.insert(key.to_string(), Value::String(prev.to_string()));
+                }
+                None => {
+                    helpers.shift_remove(key);
+                }
+            }
+            removed = true;
+        }
+        removed
+    }
+
+    /// The user and password stored in `auths` for a registry (the `auth` field, or the
+    /// older `username`/`password` fields).
+    pub fn login(&self, key: &str) -> Option<(Secret, Secret)> {
+        let entry = self.doc.get("auths")?.get(key)?;
+        if let Some(auth) = entry.get("auth").and_then(Value::as_str) {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(auth.trim())
+                .ok()?;
+            let text = String::from_utf8(bytes).ok()?;
+            let (user, pass) = text.split_once(':')?;
+            return Some((Secret::new(user), Secret::new(pass)));
+        }
+        let user = entry.get("username")?.as_str()?;
+        let pass = entry.get("password")?.as_str()?;
+        Some((Secret::new(user), Secret::new(pass)))
+    }
+
+    /// The registries that have an `auths` entry.
+    pub fn auth_keys(&self) -> Vec<String> {
+        self.doc
+            .get("auths")
+            .and_then(Value::as_object)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Whether anything differs from the file as loaded.
+    pub fn is_changed(&self) -> bool {
+        self.doc != self.loaded
+    }
+
+    /// The file's new content: tab-indented like the Docker CLI writes it.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let fmt = serde_json::ser::PrettyFormatter::with_indent(b"\t");
+        let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+        serde::Serialize::serialize(&self.doc, &mut ser).expect("a JSON map serialises");
+        out.push(b'\n');
+        out
+    }
+
+    /// Writes the config if anything changed (atomically, mode 0600, given owner).
+    pub fn save(&self, owner: Ownership) -> Result<atomic::Outcome, ConfigError> {
+        if !self.is_changed() {
+            // Nothing to write; still make sure an existing file has the right mode and owner.
+            if self.path.exists() {
+                let bytes =
+                    fs::read(atomic::resolve_symlinks(&self.path).unwrap_or(self.path.clone()))
+                        .map_err(|source| ConfigError::Read {
+                            path: self.path.clone(),
+                            source,
+                        })?;
+                atomic::write(&self.path, &bytes, owner).map_err(|source| ConfigError::Write {
+                    path: self.path.clone(),
+                    source,
+                })?;
+            }
+            return Ok(atomic::Outcome::Unchanged);
+        }
+        atomic::write(&self.path, &self.to_bytes(), owner).map_err(|source| ConfigError::Write {
+            path: self.path.clone(),
+            source,
+        })
+    }
+}
+
+/// Parses a config's text, checking the keys berth touches have Docker's shapes.
+fn parse(path: &Path, text: &[u8]) -> Result<Map<String, Value>, ConfigError> {
+    if text.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok(Map::new());
+    }
+    let value: Value = serde_json::from_slice(text).map_err(|e| ConfigError::Malformed {
+        path: path.to_path_buf(),
+        kind: crate::secrets::json_error_kind(&e),
+        line: e.line(),
+        column: e.column(),
+    })?;
+    let Value::Object(doc) = value else {
+        return Err(ConfigError::Shape {
+            path: path.to_path_buf(),
+            what: "the top level is not a JSON object".into(),
+        });
+    };
+    for key in ["auths", "credHelpers"] {
+        if let Some(v) = doc.get(key)
+            && !v.is_object()
+        {
+            return Err(ConfigError::Shape {
+                path: path.to_path_buf(),
+                what: format!("\"{key}\" is not a JSON object"),
+            });
+        }
+    }
+    if let Some(Value::Object(helpers)) = doc.get("credHelpers")
+        && let Some((k, _)) = helpers.iter().find(|(_, v)| !v.is_string())
+    {
+        return Err(ConfigError::Shape {
+            path: path.to_path_buf(),
+            what: format!("credHelpers[\"{k}\"] is not a string"),
+        });
+    }
+    if let Some(v) = doc.get("credsStore")
+        && !v.is_string()
+    {
+        return Err(ConfigError::Shape {
+            path: path.to_path_buf(),
+            what: "\"credsStore\" is not a string".into(),
+        });
+    }
+    Ok(doc)
+}
+
+fn object_at<'a>(doc: &'a mut Map<String, Value>, key: &str) -> &'a mut Map<String, Value> {
+    let v = doc
+        .entry(key.to_string())
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !v.is_object() {
+        *v = Value::Object(Map::new());
+    }
+    v.as_object_mut().expect("an object")
+}
+
+/// `base64(user:password)`, as Docker stores it.
+pub fn encode_auth(user: &Secret, password: &Secret) -> String {
+    let mut plain = zeroize::Zeroizing::new(String::with_capacity(
+        user.expose().len() + password.expose().len() + 1,
+    ));
+    plain.push_str(user.expose());
+    plain.push(':');
+    plain.push_str(password.expose());
+    base64::engine::general_purpose::STANDARD.encode(plain.as_bytes())
+}
+
+/// One entry berth manages.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ManagedEntry {
+    /// The secret identifier it came from.
+    pub id: String,
+    /// Whether berth set itself as the credential helper.
+    pub helper: bool,
+    /// The credential helper that was set before berth replaced it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_helper: Option<String>,
+}
+
+/// berth's record of the entries it manages in one config (no secrets).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Managed {
+    /// Format version.
+    pub version: u32,
+    /// Registry key -> entry.
+    pub entries: BTreeMap<String, ManagedEntry>,
+}
+
+impl Managed {
+    /// Loads the record; a missing or unreadable one is empty (it only ever narrows what
+    /// berth removes).
+    pub fn load(location: &Location) -> Managed {
+        fs::read(location.managed_file())
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// Writes the record (atomically, 0600).
+    pub fn save(
+        &self,
+        location: &Location,
+        owner: Ownership,
+    ) -> Result<atomic::Outcome, ConfigError> {
+        let path = location.managed_file();
+        let mut bytes = serde_json::to_vec_pretty(&Managed {
+            version: 1,
+            entries: self.entries.clone(),
+        })
+        .expect("the record serialises");
+        bytes.push(b'\n');
+        atomic::write(&path, &bytes, owner).map_err(|source| ConfigError::Write { path, source })
+    }
+}
+
+/// An exclusive lock among berth processes editing one config folder (the Docker CLI does
+/// not lock, so this only keeps berth's own writers in turn).
+pub struct ConfigLock(#[allow(dead_code)] nix::fcntl::Flock<fs::File>);
+
+impl ConfigLock {
+    /// Takes the lock, waiting for another berth process to finish.
+    pub fn acquire(location: &Location, owner: Ownership) -> io::Result<ConfigLock> {
+        let path = location.lock_file();
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        if let Some((uid, gid)) = owner.owner {
+            let _ = nix::unistd::fchown(&file, Some(uid), Some(gid));
+        }
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map(ConfigLock)
+            .map_err(|(_, errno)| io::Error::from(errno))
+    }
+}
+
+/// Whether `docker-credential-berth` can be found on `PATH` (or in the folders the feature
+/// installs to), so that naming berth as a credential helper is safe.
+pub fn helper_installed() -> bool {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.push("/usr/local/bin".into());
+    dirs.iter().any(|d| is_executable(&d.join(HELPER_PROGRAM)))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_text(text: &str) -> Result<DockerConfig, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let loc = Location {
+            dir: dir.path().to_path_buf(),
+        };
+        fs::write(loc.file(), text).unwrap();
+        DockerConfig::load(&loc)
+    }
+
+    #[test]
+    fn malformed_json_names_line_and_column_and_no_content() {
+        let err =
+            load_text("{\n  \"auths\": {\n    \"x\": {\"auth\": \"c2VjcmV0\"\n  }\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("line 5"), "{msg}");
+        assert!(!msg.contains("c2VjcmV0"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_shapes_are_refused() {
+        for (text, what) in [
+            ("[]", "top level"),
+            ("{\"auths\": []}", "\"auths\""),
+            ("{\"credHelpers\": {\"x\": 1}}", "credHelpers[\"x\"]"),
+            ("{\"credsStore\": 3}", "credsStore"),
+        ] {
+            let msg = load_text(text).unwrap_err().to_string();
+            assert!(msg.contains(what), "{text}: {msg}");
+        }
+    }
+
+    #[test]
+    fn empty_file_is_an_empty_config() {
+        assert!(!load_text("  \n").unwrap().is_changed());
+    }
+
+    #[test]
+    fn set_login_keeps_everything_else_in_order() {
+        let mut c = load_text(
+            "{\"zeta\": 1, \"auths\": {\"other.io\": {\"auth\": \"dTpw\", \"email\": \"e\"}, \
+             \"mine.io\": {\"identitytoken\": \"t\", \"email\": \"e\"}}, \"credsStore\": \"desktop\", \"alpha\": {\"x\": [1]}}",
+        )
+        .unwrap();
+        let (u, p) = (Secret::new("me"), Secret::new("pw"));
+        assert_eq!(c.set_login("mine.io", &u, &p, true), Change::Updated);
+        assert_eq!(c.set_login("new.io", &u, &p, false), Change::Added);
+        assert_eq!(c.set_login("new.io", &u, &p, false), Change::Unchanged);
+        let text = String::from_utf8(c.to_bytes()).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        assert_eq!(
+            keys,
+            ["zeta", "auths", "credsStore", "alpha", "credHelpers"]
+        );
+        assert_eq!(v["auths"]["other.io"]["auth"], "dTpw");
+        assert_eq!(v["auths"]["mine.io"]["email"], "e");
+        assert!(v["auths"]["mine.io"].get("identitytoken").is_none());
+        assert_eq!(v["credHelpers"]["mine.io"], "berth");
+        let (lu, lp) = c.login("mine.io").unwrap();
+        assert_eq!((lu.expose(), lp.expose()), ("me", "pw"));
+    }
+
+    #[test]
+    fn auth_round_trips_any_characters() {
+        let mut c = load_text("{}").unwrap();
+        let p = Secret::new("a:b\"c\\d€🔑 '\n");
+        c.set_login("x.io", &Secret::new("u"), &p, false);
+        assert_eq!(c.login("x.io").unwrap().1, p);
+    }
+
+    #[test]
+    fn remove_login_restores_the_previous_helper() {
+        let mut c =
+            load_text("{\"credHelpers\": {\"x.io\": \"berth\"}, \"auths\": {\"x.io\": {}}}")
+                .unwrap();
+        assert!(c.remove_login("x.io", Some("ecr-login")));
+        assert_eq!(c.cred_helper("x.io"), Some("ecr-login"));
+        assert!(c.auth_keys().is_empty());
+    }
+}

@@ -1,0 +1,448 @@
+//! Putting registry logins into a user's Docker config: the core of `berth inject`, used by
+//! the command, by the daemon and by the hooks alike.
+//!
+//! Three steps, kept apart so that each caller uses what it needs: [`obtain_login`] turns a
+//! registry's secrets into a login (for ECR with access keys, by asking ECR for a token);
+//! [`write_entries`] puts logins into the config under a lock, with the record of what
+//! berth manages; and [`inject`] does both for every registry found and reports what it
+//! did, by identifier and server only.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use crate::account::{Account, AccountError};
+use crate::atomic::{self, Ownership};
+use crate::docker_config::{
+    self, Change, ConfigError, ConfigLock, DockerConfig, Location, Managed, ManagedEntry,
+};
+use crate::ecr::client::TokenRequest;
+use crate::ecr::{EcrClient, EcrError, EndpointVars};
+use crate::registry::RegistryKind;
+use crate::secret::Secret;
+use crate::secrets::{Discovery, Registry};
+
+/// A registry login, ready to be written.
+#[derive(Clone, Debug)]
+pub struct Login {
+    /// The user.
+    pub user: Secret,
+    /// The password or token.
+    pub password: Secret,
+    /// When it stops working, if known.
+    pub expires_at: Option<SystemTime>,
+}
+
+/// Gets the login of one registry: the secrets themselves, or for ECR with access keys a
+/// token from ECR (transient errors are retried a few times with backoff).
+pub async fn obtain_login(
+    client: &EcrClient,
+    endpoints: &EndpointVars,
+    registry: &Registry,
+) -> Result<Login, EcrError> {
+    let RegistryKind::EcrAccessKeys(host) = &registry.kind else {
+        return Ok(Login {
+            user: registry.user.clone(),
+            password: registry.password.clone(),
+            expires_at: None,
+        });
+    };
+    let endpoint = endpoints.endpoint_for(host);
+    let request = TokenRequest {
+        host,
+        endpoint: &endpoint,
+        access_key_id: &registry.user,
+        secret_access_key: &registry.password,
+        session_token: registry.session_token.as_ref(),
+    };
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match client.get_authorization_token(&request).await {
+            Ok(token) => {
+                return Ok(Login {
+                    user: token.user,
+                    password: token.password,
+                    expires_at: token.expires_at,
+                });
+            }
+            Err(e) if e.is_transient() && attempt < 3 => {
+                let delay =
+                    Duration::from_millis(500 << attempt).mul_f64(0.8 + 0.4 * fastrand::f64());
+                tracing::warn!(id = %registry.id, error = %e, attempt, "ECR token request failed; retrying");
+                tokio::time::sleep(delay).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Whether berth names itself as the credential helper of its registries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HelperMode {
+    /// When `docker-credential-berth` is installed.
+    #[default]
+    Auto,
+    /// Always (the caller knows the helper will be on the user's PATH).
+    Always,
+    /// Never: `auths` entries only.
+    Never,
+}
+
+impl HelperMode {
+    fn enabled(self) -> bool {
+        match self {
+            HelperMode::Auto => docker_config::helper_installed(),
+            HelperMode::Always => true,
+            HelperMode::Never => false,
+        }
+    }
+}
+
+/// The user and config berth writes for.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The user.
+    pub account: Account,
+    /// Their Docker config.
+    pub location: Location,
+}
+
+impl Target {
+    /// The target for a user name (or the current user), with `DOCKER_CONFIG` if given.
+    pub fn resolve(
+        user: Option<&str>,
+        docker_config: Option<PathBuf>,
+    ) -> Result<Target, AccountError> {
+        let account = match user {
+            Some(name) => {
+                let current = Account::current()?;
+                if current.name == name {
+                    current
+                } else {
+                    Account::by_name(name)?
+                }
+            }
+            None => Account::current()?,
+        };
+        let location = Location::for_account(&account, docker_config);
+        Ok(Target { account, location })
+    }
+
+    fn ownership(&self, mode: u32) -> Result<Ownership, AccountError> {
+        Ok(Ownership {
+            mode,
+            owner: self.account.file_owner()?,
+        })
+    }
+}
+
+/// Why nothing (more) could be written.
+#[derive(Debug, thiserror::Error)]
+pub enum InjectError {
+    /// The target user.
+    #[error(transparent)]
+    Account(#[from] AccountError),
+    /// The config file.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The config folder.
+    #[error("cannot prepare {path}: {source}")]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// One login to write.
+#[derive(Clone, Debug)]
+pub struct Entry<'a> {
+    /// The secret identifier it came from.
+    pub id: &'a str,
+    /// The registry's key in the config.
+    pub key: &'a str,
+    /// The login.
+    pub login: &'a Login,
+}
+
+/// How to write.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteOptions {
+    /// Compute everything, write nothing.
+    pub dry_run: bool,
+    /// Credential helper use.
+    pub helper: HelperMode,
+    /// Remove berth's entries for registries not in this write.
+    pub prune: bool,
+}
+
+/// What a write did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct WriteReport {
+    /// The config file.
+    pub path: PathBuf,
+    /// Whether the file was (or, in a dry run, would be) rewritten.
+    pub written: bool,
+    /// Each entry's change, by key.
+    pub changes: Vec<(String, Change)>,
+    /// Keys of berth's entries that were removed (with `prune`).
+    pub removed: Vec<String>,
+    /// Whether berth is the credential helper of its entries.
+    pub helper: bool,
+    /// Warnings about the config.
+    pub notes: Vec<String>,
+}
+
+/// Writes logins into the target's config, under berth's lock, keeping everything else.
+pub fn write_entries(
+    target: &Target,
+    entries: &[Entry<'_>],
+    opts: WriteOptions,
+) -> Result<WriteReport, InjectError> {
+    let file_owner = target.ownership(0o600)?;
+    let dir = &target.location.dir;
+    if !opts.dry_run {
+        atomic::ensure_dir(dir, target.ownership(0o700)?).map_err(|source| {
+            InjectError::Folder {
+                path: dir.clone(),
+                source,
+            }
+        })?;
+    }
+    let _lock = if opts.dry_run || !dir.is_dir() {
+        None
+    } else {
+        Some(
+            ConfigLock::acquire(&target.location, file_owner).map_err(|source| {
+                InjectError::Folder {
+                    path: dir.clone(),
+                    source,
+                }
+            })?,
+        )
+    };
+    let mut config = DockerConfig::load(&target.location)?;
+    let mut managed = Managed::load(&target.location);
+    let before = managed.clone();
+    let helper = opts.helper.enabled();
+    let mut notes = Vec::new();
+    if let (Some(store), false) = (config.creds_store(), helper) {
+        notes.push(format!(
+            "{} sets a default credsStore ({store}), so the docker CLI ignores berth's auths entries; \
+             install the helper with `ln -s \"$(command -v berth)\" /usr/local/bin/docker-credential-berth` \
+             and run berth again",
+            config.path().display()
+        ));
+    }
+    let mut changes = Vec::new();
+    for entry in entries {
+        let previous_helper = match config.cred_helper(entry.key) {
+            Some(h) if h != docker_config::HELPER_NAME => Some(h.to_string()),
+            _ => managed
+                .entries
+                .get(entry.key)
+                .and_then(|m| m.previous_helper.clone()),
+        };
+        if previous_helper.is_some() && !helper {
+            notes.push(format!(
+                "{} names credential helper {} for {}, which the docker CLI asks before berth's entry",
+                config.path().display(),
+                previous_helper.as_deref().unwrap_or_default(),
+                entry.key
+            ));
+        }
+        let change = config.set_login(entry.key, &entry.login.user, &entry.login.password, helper);
+        managed.entries.insert(
+            entry.key.to_string(),
+            ManagedEntry {
+                id: entry.id.to_string(),
+                helper,
+                previous_helper,
+            },
+        );
+        changes.push((entry.key.to_string(), change));
+    }
+    let mut removed = Vec::new();
+    if opts.prune {
+        let keep: Vec<&str> = entries.iter().map(|e| e.key).collect();
+        let stale: Vec<String> = managed
+            .entries
+            .keys()
+            .filter(|k| !keep.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for key in stale {
+            let entry = managed.entries.remove(&key).expect("a managed key");
+            if config.remove_login(&key, entry.previous_helper.as_deref()) {
+                removed.push(key);
+            }
+        }
+    }
+    let written = config.is_changed();
+    if !opts.dry_run {
+        if managed != before {
+            managed.save(&target.location, file_owner)?;
+        }
+        config.save(file_owner)?;
+    }
+    Ok(WriteReport {
+        path: config.path().to_path_buf(),
+        written,
+        changes,
+        removed,
+        helper,
+        notes,
+    })
+}
+
+/// What `berth inject` did for one registry.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RegistryReport {
+    /// The secret identifier.
+    pub id: String,
+    /// The registry's key in the config.
+    pub server: String,
+    /// How berth logs in (`ecr-access-keys`, `ecr-token`, `docker-hub`, `other`).
+    pub kind: &'static str,
+    /// Where its secrets were read.
+    pub source: String,
+    /// What happened to its entry; absent when it failed or in a dry run that found no
+    /// config change.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub change: Option<Change>,
+    /// When its login expires, RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What `berth inject` did.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Report {
+    /// The user written for.
+    pub user: String,
+    /// The config file.
+    pub config: PathBuf,
+    /// Nothing was written.
+    pub dry_run: bool,
+    /// Whether the file was (or would be) rewritten.
+    pub written: bool,
+    /// Whether berth is the credential helper of its entries.
+    pub credential_helper: bool,
+    /// Every registry found.
+    pub registries: Vec<RegistryReport>,
+    /// Entries removed by `--prune`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub removed: Vec<String>,
+    /// Problems with the secrets or the config, each naming what to fix.
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// Whether any registry failed.
+    pub fn has_errors(&self) -> bool {
+        self.registries.iter().any(|r| r.error.is_some())
+    }
+}
+
+/// Discovered registries -> logins -> config: the whole of `berth inject`.
+pub async fn inject(
+    discovery: &Discovery,
+    target: &Target,
+    client: &EcrClient,
+    endpoints: &EndpointVars,
+    opts: WriteOptions,
+) -> Result<(Report, Vec<(String, Login)>), InjectError> {
+    inject_with(discovery, target, client, endpoints, opts, &|_| None).await
+}
+
+/// [`inject`], taking the login `reuse` gives for a registry instead of obtaining one
+/// (the daemon reuses ECR tokens that are still fresh).
+pub async fn inject_with(
+    discovery: &Discovery,
+    target: &Target,
+    client: &EcrClient,
+    endpoints: &EndpointVars,
+    opts: WriteOptions,
+    reuse: &(dyn Fn(&Registry) -> Option<Login> + Sync),
+) -> Result<(Report, Vec<(String, Login)>), InjectError> {
+    let mut warnings: Vec<String> = discovery.findings.iter().map(|f| f.to_string()).collect();
+    let mut reports = Vec::new();
+    let mut logins: Vec<(String, Login)> = Vec::new();
+    let results = futures_util::future::join_all(discovery.registries.iter().map(|r| async move {
+        match reuse(r) {
+            Some(login) => (r, Ok(login)),
+            None => (r, obtain_login(client, endpoints, r).await),
+        }
+    }))
+    .await;
+    for (registry, result) in results {
+        let mut report = RegistryReport {
+            id: registry.id.clone(),
+            server: registry.server.config_key().to_string(),
+            kind: registry.kind.name(),
+            source: registry.source.to_string(),
+            change: None,
+            expires_at: None,
+            error: None,
+        };
+        match result {
+            Ok(login) => {
+                report.expires_at = login
+                    .expires_at
+                    .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+                if let RegistryKind::EcrToken(_) = registry.kind {
+                    warnings.push(format!(
+                        "registry {}: the password is a ready ECR token, which expires within 12 hours \
+                         and cannot be renewed; give an access key id and secret access key instead",
+                        registry.id
+                    ));
+                }
+                logins.push((registry.id.clone(), login));
+            }
+            Err(e) => report.error = Some(format!("registry {}: {e}", registry.id)),
+        }
+        reports.push(report);
+    }
+    let entries: Vec<Entry<'_>> = logins
+        .iter()
+        .map(|(id, login)| Entry {
+            id,
+            key: reports
+                .iter()
+                .find(|r| &r.id == id)
+                .map(|r| r.server.as_str())
+                .unwrap_or_default(),
+            login,
+        })
+        .collect();
+    // Prune only when the secrets were read in full: with none at all (a prebuild, a
+    // missing secrets file), removing entries would undo earlier work.
+    let opts = WriteOptions {
+        prune: opts.prune && !discovery.registries.is_empty(),
+        ..opts
+    };
+    let written = write_entries(target, &entries, opts)?;
+    for (key, change) in &written.changes {
+        if let Some(r) = reports.iter_mut().find(|r| &r.server == key) {
+            r.change = Some(*change);
+        }
+    }
+    warnings.extend(written.notes);
+    Ok((
+        Report {
+            user: target.account.name.clone(),
+            config: written.path,
+            dry_run: opts.dry_run,
+            written: written.written,
+            credential_helper: written.helper,
+            registries: reports,
+            removed: written.removed,
+            warnings,
+        },
+        logins,
+    ))
+}

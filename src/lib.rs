@@ -1,0 +1,28 @@
+//! berth: private registry credentials and pre-pulled images in every dev container.
+//!
+//! berth reads registry secrets of the GitHub Codespaces convention
+//! (`<ID>_CONTAINER_REGISTRY_SERVER`, `_USER`, `_PASSWORD`), swaps AWS access keys for ECR
+//! tokens and keeps them fresh, writes the remote user's Docker config at the moment
+//! Codespaces would, and pre-pulls private images through Docker-in-Docker. Where things
+//! live:
+//!
+//! - secrets are read in [`secrets`], servers normalised in [`registry`];
+//! - ECR hosts, tokens and renewal are in [`ecr`];
+//! - `config.json` is edited in [`docker_config`], written by [`atomic`], for an
+//!   [`account`]; [`inject`] ties these together;
+//! - every option is in [`settings`]; the command line in [`cli`] and [`commands`].
+
+pub mod account;
+pub mod atomic;
+pub mod cli;
+pub mod clock;
+pub mod commands;
+pub mod docker_config;
+pub mod ecr;
+pub mod inject;
+pub mod logging;
+pub mod registry;
+pub mod secret;
+pub mod secrets;
+pub mod settings;
+pub mod tls;

@@ -1,0 +1,550 @@
+//! Every configurable value, with one source of truth.
+//!
+//! Each option has a default, may be set by the feature's options file (written by the
+//! feature's `install.sh` from `devcontainer.json`), then by a `BERTH_*` variable, then by a
+//! command-line flag. [`OPTIONS`] lists them all: `berth --help` prints it, and the feature's
+//! options map onto it one to one. A value that cannot be understood is reported and the
+//! default is used, so that a typo never fails a container's lifecycle.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::inject::HelperMode;
+
+/// The options file the feature writes.
+pub const DEFAULT_OPTIONS_FILE: &str = "/usr/local/share/berth/options.env";
+
+/// One option.
+#[derive(Clone, Copy, Debug)]
+pub struct OptionSpec {
+    /// The feature option (`devcontainer.json`), if it is one.
+    pub feature: Option<&'static str>,
+    /// The variable (and options file key).
+    pub env: &'static str,
+    /// The default, as text.
+    pub default: &'static str,
+    /// What it does.
+    pub help: &'static str,
+}
+
+const fn opt(
+    feature: &'static str,
+    env: &'static str,
+    default: &'static str,
+    help: &'static str,
+) -> OptionSpec {
+    OptionSpec {
+        feature: if feature.is_empty() {
+            None
+        } else {
+            Some(feature)
+        },
+        env,
+        default,
+        help,
+    }
+}
+
+/// Every option.
+pub const OPTIONS: &[OptionSpec] = &[
+    opt(
+        "images",
+        "BERTH_IMAGES",
+        "",
+        "images to pre-pull, separated by commas or blanks",
+    ),
+    opt(
+        "injectAt",
+        "BERTH_INJECT_AT",
+        "postCreate",
+        "when credentials are written: postCreate (as Codespaces does), onCreate, or start (as soon as secrets are known)",
+    ),
+    opt(
+        "waitForDocker",
+        "BERTH_WAIT_FOR_DOCKER",
+        "true",
+        "the postCreate hook waits until the Docker engine answers (up to dockerTimeout)",
+    ),
+    opt(
+        "dockerTimeout",
+        "BERTH_DOCKER_TIMEOUT",
+        "90",
+        "seconds to wait for the Docker engine to answer",
+    ),
+    opt(
+        "waitForPulls",
+        "BERTH_WAIT_FOR_PULLS",
+        "false",
+        "the postCreate hook waits until the pre-pulls finish (up to pullTimeout)",
+    ),
+    opt(
+        "pullTimeout",
+        "BERTH_PULL_TIMEOUT",
+        "900",
+        "seconds one image's pull may take, retries included; also the longest the postCreate hook waits for pulls",
+    ),
+    opt(
+        "pullConcurrency",
+        "BERTH_PULL_CONCURRENCY",
+        "4",
+        "images pulled at the same time (1 to 32)",
+    ),
+    opt(
+        "platform",
+        "BERTH_PLATFORM",
+        "",
+        "platform to pull, such as linux/arm64 (default: the engine's own)",
+    ),
+    opt(
+        "discover",
+        "BERTH_DISCOVER",
+        "false",
+        "also pre-pull the images named by compose files (image:) and Dockerfiles (FROM) in the workspace",
+    ),
+    opt(
+        "discoverPublic",
+        "BERTH_DISCOVER_PUBLIC",
+        "false",
+        "with discover, also pull discovered images whose registry has no berth credentials",
+    ),
+    opt(
+        "logLevel",
+        "BERTH_LOG_LEVEL",
+        "info",
+        "log detail: error, warn, info, debug or trace",
+    ),
+    opt(
+        "failOnError",
+        "BERTH_FAIL_ON_ERROR",
+        "false",
+        "a hook fails the lifecycle command when berth fails (default: report and carry on)",
+    ),
+    opt(
+        "credentialHelper",
+        "BERTH_CREDENTIAL_HELPER",
+        "auto",
+        "name berth as the credential helper of its registries: auto (when docker-credential-berth is installed), always, never",
+    ),
+    opt(
+        "",
+        "BERTH_REMOTE_USER",
+        "",
+        "the user whose Docker config is written (the feature sets the dev container's remote user; default: the user berth runs as)",
+    ),
+    opt(
+        "",
+        "BERTH_STATE_DIR",
+        "",
+        "state folder: socket, phase record, log (default: /var/lib/berth as root, else ~/.local/state/berth)",
+    ),
+    opt(
+        "",
+        "BERTH_HOOK_TIMEOUT",
+        "60",
+        "seconds a hook waits for the daemon to finish writing credentials",
+    ),
+    opt(
+        "",
+        "BERTH_SECRETS_FILE",
+        "",
+        "a JSON secrets file (the Dev Containers CLI's --secrets-file form) read besides the environment",
+    ),
+    opt(
+        "",
+        "BERTH_CODESPACES_DIR",
+        "/workspaces/.codespaces/shared",
+        "where Codespaces keeps its secrets files",
+    ),
+    opt(
+        "",
+        "BERTH_WORKSPACE",
+        "",
+        "workspace folder searched by discover (default: the hook's working folder)",
+    ),
+    opt(
+        "",
+        "BERTH_OPTIONS_FILE",
+        DEFAULT_OPTIONS_FILE,
+        "the options file written by the feature",
+    ),
+];
+
+/// When credentials are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum InjectAt {
+    /// When the postCreate hook runs: after onCreate and updateContent, as Codespaces.
+    #[default]
+    PostCreate,
+    /// When the onCreate hook runs, so that the user's onCreateCommand can pull.
+    OnCreate,
+    /// As soon as any secrets are known.
+    Start,
+}
+
+impl InjectAt {
+    fn parse(v: &str) -> Option<Self> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "postcreate" | "postcreatecommand" => Some(InjectAt::PostCreate),
+            "oncreate" | "oncreatecommand" => Some(InjectAt::OnCreate),
+            "start" | "asap" => Some(InjectAt::Start),
+            _ => None,
+        }
+    }
+
+    /// Its name as in `devcontainer.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            InjectAt::PostCreate => "postCreate",
+            InjectAt::OnCreate => "onCreate",
+            InjectAt::Start => "start",
+        }
+    }
+}
+
+/// The settings in force.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Images to pre-pull, as given.
+    pub images: Vec<String>,
+    /// When credentials are written.
+    pub inject_at: InjectAt,
+    /// The postCreate hook waits for the engine.
+    pub wait_for_docker: bool,
+    /// How long to wait for the engine.
+    pub docker_timeout: Duration,
+    /// The postCreate hook waits for the pulls.
+    pub wait_for_pulls: bool,
+    /// One pull's deadline, and the longest wait for pulls.
+    pub pull_timeout: Duration,
+    /// Images pulled at once.
+    pub pull_concurrency: usize,
+    /// Platform to pull.
+    pub platform: Option<String>,
+    /// Search the workspace for images.
+    pub discover: bool,
+    /// Keep discovered images of registries without credentials.
+    pub discover_public: bool,
+    /// Log level.
+    pub log_level: String,
+    /// Hooks fail on errors.
+    pub fail_on_error: bool,
+    /// Credential helper use.
+    pub credential_helper: HelperMode,
+    /// The remote user.
+    pub remote_user: Option<String>,
+    /// State folder.
+    pub state_dir: PathBuf,
+    /// How long a hook waits for injection.
+    pub hook_timeout: Duration,
+    /// A secrets file.
+    pub secrets_file: Option<PathBuf>,
+    /// Codespaces' secrets folder.
+    pub codespaces_dir: PathBuf,
+    /// The workspace to search.
+    pub workspace: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Settings from the options file and the process environment.
+    pub fn from_env() -> (Settings, Vec<String>) {
+        Self::load(&|k| std::env::var(k).ok())
+    }
+
+    /// Settings from the options file and a variable lookup. Returns warnings for values
+    /// that were not understood (their defaults are used).
+    pub fn load(lookup: &dyn Fn(&str) -> Option<String>) -> (Settings, Vec<String>) {
+        let file_path = lookup("BERTH_OPTIONS_FILE")
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| DEFAULT_OPTIONS_FILE.to_string());
+        let file = std::fs::read_to_string(&file_path)
+            .map(|text| parse_options_file(&text))
+            .unwrap_or_default();
+        let mut values = Values {
+            raw: OPTIONS
+                .iter()
+                .map(|o| {
+                    let found = lookup(o.env).map(|v| (v, o.env.to_string())).or_else(|| {
+                        file.get(o.env)
+                            .map(|v| (v.clone(), format!("{} in {file_path}", o.env)))
+                    });
+                    (o.env, found)
+                })
+                .collect(),
+            warnings: Vec::new(),
+        };
+        let inject_at = values.parse(
+            "BERTH_INJECT_AT",
+            "postCreate, onCreate or start",
+            InjectAt::parse,
+        );
+        let credential_helper = values.parse(
+            "BERTH_CREDENTIAL_HELPER",
+            "auto, always or never",
+            |v| match v.trim().to_ascii_lowercase().as_str() {
+                "auto" | "" => Some(HelperMode::Auto),
+                "always" | "true" => Some(HelperMode::Always),
+                "never" | "false" => Some(HelperMode::Never),
+                _ => None,
+            },
+        );
+        let pull_concurrency =
+            values.parse("BERTH_PULL_CONCURRENCY", "a number from 1 to 32", |v| {
+                v.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=32).contains(n))
+            });
+        let log_level = values.parse(
+            "BERTH_LOG_LEVEL",
+            "error, warn, info, debug or trace",
+            |v| {
+                let v = v.trim().to_ascii_lowercase();
+                ["error", "warn", "info", "debug", "trace"]
+                    .contains(&v.as_str())
+                    .then_some(v)
+            },
+        );
+        let settings = Settings {
+            images: split_list(&values.text("BERTH_IMAGES")),
+            inject_at,
+            wait_for_docker: values.flag("BERTH_WAIT_FOR_DOCKER"),
+            docker_timeout: values.seconds("BERTH_DOCKER_TIMEOUT"),
+            wait_for_pulls: values.flag("BERTH_WAIT_FOR_PULLS"),
+            pull_timeout: values.seconds("BERTH_PULL_TIMEOUT"),
+            pull_concurrency,
+            platform: values.optional("BERTH_PLATFORM"),
+            discover: values.flag("BERTH_DISCOVER"),
+            discover_public: values.flag("BERTH_DISCOVER_PUBLIC"),
+            log_level,
+            fail_on_error: values.flag("BERTH_FAIL_ON_ERROR"),
+            credential_helper,
+            remote_user: values.optional("BERTH_REMOTE_USER"),
+            state_dir: values
+                .optional("BERTH_STATE_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(default_state_dir),
+            hook_timeout: values.seconds("BERTH_HOOK_TIMEOUT"),
+            secrets_file: values.optional("BERTH_SECRETS_FILE").map(PathBuf::from),
+            codespaces_dir: PathBuf::from(values.text("BERTH_CODESPACES_DIR")),
+            workspace: values.optional("BERTH_WORKSPACE").map(PathBuf::from),
+        };
+        (settings, values.warnings)
+    }
+}
+
+/// The raw value of each option and where it came from, parsed one option at a time.
+struct Values {
+    raw: HashMap<&'static str, Option<(String, String)>>,
+    warnings: Vec<String>,
+}
+
+impl Values {
+    fn spec(env: &str) -> &'static OptionSpec {
+        OPTIONS
+            .iter()
+            .find(|o| o.env == env)
+            .expect("a known option")
+    }
+
+    fn text(&self, env: &str) -> String {
+        match self.raw.get(env) {
+            Some(Some((v, _))) => v.clone(),
+            _ => Self::spec(env).default.to_string(),
+        }
+    }
+
+    fn optional(&self, env: &str) -> Option<String> {
+        Some(self.text(env).trim().to_string()).filter(|v| !v.is_empty())
+    }
+
+    fn parse<T>(&mut self, env: &str, expected: &str, f: impl Fn(&str) -> Option<T>) -> T {
+        if let Some(v) = f(&self.text(env)) {
+            return v;
+        }
+        let spec = Self::spec(env);
+        let origin = match self.raw.get(env) {
+            Some(Some((_, origin))) => origin.clone(),
+            _ => env.to_string(),
+        };
+        self.warnings.push(format!(
+            "{origin} is not understood (expected {expected}); using the default {}",
+            spec.default
+        ));
+        f(spec.default).expect("defaults parse")
+    }
+
+    fn flag(&mut self, env: &str) -> bool {
+        self.parse(env, "true or false", parse_bool)
+    }
+
+    fn seconds(&mut self, env: &str) -> Duration {
+        self.parse(env, "a number of seconds", |v| {
+            v.trim().parse::<u64>().ok().map(Duration::from_secs)
+        })
+    }
+}
+
+/// `/var/lib/berth` for root, else `$XDG_STATE_HOME/berth` or `~/.local/state/berth`.
+fn default_state_dir() -> PathBuf {
+    if nix::unistd::Uid::effective().is_root() {
+        return PathBuf::from("/var/lib/berth");
+    }
+    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        return Path::new(&x).join("berth");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    Path::new(&home).join(".local/state/berth")
+}
+
+fn parse_bool(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" | "" => Some(false),
+        _ => None,
+    }
+}
+
+/// Items separated by commas and/or blanks.
+pub fn split_list(v: &str) -> Vec<String> {
+    v.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// `KEY=value` lines, values bare, 'single-quoted' (with `'\''` for a quote) or
+/// "double-quoted" (with backslash escapes); `#` comments and `export ` are allowed.
+pub fn parse_options_file(text: &str) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        out.insert(k.trim().to_string(), unquote_shell(v.trim()));
+    }
+    out
+}
+
+fn unquote_shell(v: &str) -> String {
+    let mut out = String::new();
+    let mut chars = v.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                for c in chars.by_ref() {
+                    if c == '\'' {
+                        break;
+                    }
+                    out.push(c);
+                }
+            }
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => {
+                            if let Some(n) = chars.next() {
+                                out.push(n);
+                            }
+                        }
+                        c => out.push(c),
+                    }
+                }
+            }
+            '\\' => {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The options table, for `--help`.
+pub fn help_table() -> String {
+    let mut out = String::from(
+        "Options (feature option / variable, default): set in devcontainer.json, the options file, or as BERTH_* variables\n",
+    );
+    for o in OPTIONS {
+        let name = match o.feature {
+            Some(f) => format!("{f} / {}", o.env),
+            None => o.env.to_string(),
+        };
+        let default = if o.default.is_empty() {
+            "(none)"
+        } else {
+            o.default
+        };
+        out.push_str(&format!("  {name} [{default}]\n      {}\n", o.help));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(pairs: &[(&str, &str)]) -> (Settings, Vec<String>) {
+        let pairs: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::load(&move |k| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn defaults() {
+        let (s, w) = load(&[("BERTH_OPTIONS_FILE", "/nonexistent")]);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(s.inject_at, InjectAt::PostCreate);
+        assert!(s.wait_for_docker && !s.wait_for_pulls && !s.fail_on_error);
+        assert_eq!(s.pull_concurrency, 4);
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("options.env");
+        std::fs::write(
+            &f,
+            "# written by install.sh\nBERTH_IMAGES='a.io/x:1, b.io/y:2'\nBERTH_INJECT_AT=\"onCreate\"\nBERTH_WAIT_FOR_PULLS=true\nBERTH_REMOTE_USER='it'\\''s'\n",
+        )
+        .unwrap();
+        let file = f.to_str().unwrap();
+        let (s, w) = load(&[
+            ("BERTH_OPTIONS_FILE", file),
+            ("BERTH_WAIT_FOR_PULLS", "false"),
+        ]);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(s.images, ["a.io/x:1", "b.io/y:2"]);
+        assert_eq!(s.inject_at, InjectAt::OnCreate);
+        assert!(!s.wait_for_pulls, "the variable wins over the file");
+        assert_eq!(s.remote_user.as_deref(), Some("it's"));
+    }
+
+    #[test]
+    fn bad_values_warn_and_fall_back() {
+        let (s, w) = load(&[
+            ("BERTH_OPTIONS_FILE", "/nonexistent"),
+            ("BERTH_INJECT_AT", "later"),
+            ("BERTH_PULL_CONCURRENCY", "0"),
+            ("BERTH_WAIT_FOR_DOCKER", "maybe"),
+        ]);
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(
+            w[0].contains("BERTH_INJECT_AT") || w.iter().any(|m| m.contains("BERTH_INJECT_AT"))
+        );
+        assert_eq!(s.inject_at, InjectAt::PostCreate);
+        assert_eq!(s.pull_concurrency, 4);
+        assert!(s.wait_for_docker);
+    }
+}
