@@ -28,6 +28,29 @@ pub struct Cli {
 pub enum Command {
     /// Write registry credentials from the secrets into a user's Docker config, once.
     Inject(InjectArgs),
+    /// Report a lifecycle phase to the daemon (the feature's lifecycle commands run this).
+    Hook {
+        /// onCreate, updateContent, postCreate, postStart or postAttach.
+        phase: crate::phase::Phase,
+    },
+    /// Run the lifecycle daemon (the feature's entrypoint starts it with --background).
+    Daemon {
+        /// Start detached and return once it listens.
+        #[arg(long)]
+        background: bool,
+    },
+    /// Show the lifecycle timeline, the registries and the pulls.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show berth's log.
+    Logs {
+        /// Keep printing as the log grows.
+        #[arg(short, long)]
+        follow: bool,
+    },
     /// Docker credential helper protocol; also run as `docker-credential-berth`.
     #[command(hide = true)]
     CredentialHelper {

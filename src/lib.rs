@@ -10,6 +10,9 @@
 //! - ECR hosts, tokens and renewal are in [`ecr`];
 //! - `config.json` is edited in [`docker_config`], written by [`atomic`], for an
 //!   [`account`]; [`inject`] ties these together;
+//! - phases are in [`phase`], tracked in [`state`], handled in [`lifecycle`] by the
+//!   [`daemon`] or, without one, by the [`hook`] itself; the daemon speaks [`protocol`];
+//! - the Docker engine is found and awaited in [`engine`]; [`status`] tells what happened;
 //! - every option is in [`settings`]; the command line in [`cli`] and [`commands`].
 
 pub mod account;
@@ -17,12 +20,20 @@ pub mod atomic;
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod daemon;
 pub mod docker_config;
 pub mod ecr;
+pub mod engine;
+pub mod hook;
 pub mod inject;
+pub mod lifecycle;
 pub mod logging;
+pub mod phase;
+pub mod protocol;
 pub mod registry;
 pub mod secret;
 pub mod secrets;
 pub mod settings;
+pub mod state;
+pub mod status;
 pub mod tls;

@@ -2,7 +2,11 @@
 //! and turning a result into an exit code.
 
 pub mod credential_helper;
+pub mod daemon;
+pub mod hook;
 pub mod inject;
+pub mod logs;
+pub mod status;
 
 use std::process::ExitCode;
 
@@ -21,6 +25,19 @@ pub fn run(cli: Cli) -> ExitCode {
             report_setting_warnings(&warnings);
             runtime().block_on(inject::run(args, settings))
         }
+        Command::Hook { phase } => {
+            init_file_logging(&settings);
+            report_setting_warnings(&warnings);
+            return hook::run(phase, settings);
+        }
+        Command::Daemon { background } => {
+            if !background {
+                report_setting_warnings_stderr(&warnings);
+            }
+            daemon::run(background, settings)
+        }
+        Command::Status { json } => status::run(json, settings),
+        Command::Logs { follow } => logs::run(follow, settings),
         Command::CredentialHelper { action } => return credential_helper::run(&action),
     };
     match result {
@@ -47,6 +64,31 @@ fn init_stderr_logging(settings: &Settings) {
         stderr: true,
         file: None,
     });
+}
+
+/// Hooks log to the state folder's file only: their stdout is the creation log.
+fn init_file_logging(settings: &Settings) {
+    let state = crate::state::StateDir::new(settings.state_dir.clone());
+    let file = state.path.is_dir().then(|| {
+        (
+            state.log(),
+            crate::atomic::Ownership {
+                mode: 0o640,
+                owner: None,
+            },
+        )
+    });
+    crate::logging::init(&crate::logging::LogTarget {
+        level: settings.log_level.clone(),
+        stderr: false,
+        file,
+    });
+}
+
+fn report_setting_warnings_stderr(warnings: &[String]) {
+    for w in warnings {
+        eprintln!("berth: {w}");
+    }
 }
 
 fn report_setting_warnings(warnings: &[String]) {

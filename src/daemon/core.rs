@@ -1,0 +1,446 @@
+//! The daemon's shared state and its handling of hooks.
+//!
+//! [`Core`] is what the workers share: the [`Lifecycle`], what the daemon remembers (phases
+//! seen, when each ECR token was obtained: replayed from the event record at start, so a
+//! restarted daemon does not redo work), the engine's state, and the channels to the
+//! renewer. A hook's request is handled here from start to end, with bounded waits.
+
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::docker_config::DockerConfig;
+use crate::engine::{self, DockerHost, Engine};
+use crate::inject::{Login, Target};
+use crate::lifecycle::{HookInput, Injection, Lifecycle, Sink, now_ms, say};
+use crate::phase::Phase;
+use crate::protocol::Level;
+use crate::registry::RegistryKind;
+use crate::secrets::{self, Discovery, Registry};
+use crate::state::{Event, Record, time_of};
+use crate::status::{DaemonInfo, Status};
+
+/// Where the engine stands.
+#[derive(Clone, Debug)]
+pub enum EngineState {
+    /// Not answering yet; why.
+    Waiting(String),
+    /// Answering.
+    Ready(Engine),
+}
+
+/// A token to keep fresh.
+#[derive(Clone, Debug)]
+pub struct RenewJob {
+    /// The registry.
+    pub registry: Registry,
+    /// Whose config to rewrite.
+    pub target: Target,
+    /// ECR endpoints in force.
+    pub endpoints: crate::ecr::EndpointVars,
+    /// When the current token was obtained.
+    pub obtained_at: SystemTime,
+    /// When it expires.
+    pub expires_at: Option<SystemTime>,
+}
+
+/// Receivers handed to the workers.
+pub struct Channels {
+    /// Renewal jobs.
+    pub renew: mpsc::Receiver<RenewJob>,
+}
+
+/// When a token was obtained and expires (ms since the epoch).
+#[derive(Clone, Copy, Debug)]
+struct TokenMemo {
+    obtained_at: u64,
+    expires_at: Option<u64>,
+    /// A keyed hash of the access keys it came from, when known in this process.
+    keys: Option<u64>,
+}
+
+/// What the daemon remembers.
+#[derive(Default)]
+struct Memory {
+    /// Bytes of the event record already read.
+    offset: u64,
+    /// Phases seen since the container was created.
+    phases: BTreeSet<Phase>,
+    /// ECR tokens, by registry key.
+    tokens: HashMap<String, TokenMemo>,
+}
+
+/// The daemon's shared state.
+pub struct Core {
+    /// What every phase needs.
+    pub life: Lifecycle,
+    /// The daemon's stop.
+    pub cancel: CancellationToken,
+    inject_lock: tokio::sync::Mutex<()>,
+    /// The engine's state.
+    pub engine: watch::Sender<EngineState>,
+    /// The engine to wait for (a hook may name another one).
+    pub engine_host: watch::Sender<Option<DockerHost>>,
+    renew_tx: mpsc::Sender<RenewJob>,
+    memory: Mutex<Memory>,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+impl Core {
+    /// A core that knows what the event record tells.
+    pub fn new(life: Lifecycle, cancel: CancellationToken) -> (Core, Channels) {
+        let (renew_tx, renew) = mpsc::channel(64);
+        let host = life.expected_engine(&Default::default());
+        let core = Core {
+            life,
+            cancel,
+            inject_lock: tokio::sync::Mutex::new(()),
+            engine: watch::channel(EngineState::Waiting("not checked yet".into())).0,
+            engine_host: watch::channel(host).0,
+            renew_tx,
+            memory: Mutex::new(Memory::default()),
+            hasher: Default::default(),
+        };
+        core.catch_up();
+        (core, Channels { renew })
+    }
+
+    /// Reads events appended since the last call (by this daemon, a hook working alone, or
+    /// an earlier daemon) into memory.
+    pub fn catch_up(&self) {
+        let mut mem = self.memory.lock().expect("memory lock");
+        let (records, offset) = self.life.state.events().read_from(mem.offset);
+        if offset < mem.offset {
+            *mem = Memory::default();
+        }
+        mem.offset = offset;
+        for r in &records {
+            apply(&mut mem, r);
+        }
+    }
+
+    /// Work at daemon start: with `injectAt=start`, write credentials if the daemon's own
+    /// environment or Codespaces' files hold secrets.
+    pub async fn start(self: &Arc<Self>) {
+        let phases = self.memory.lock().expect("memory lock").phases.clone();
+        if !phases.is_empty() {
+            tracing::info!(phases = ?phases, "restored the lifecycle so far");
+        }
+        let after_creation = phases.contains(&Phase::PostCreate);
+        if !(self.life.injects_at_start() || after_creation) {
+            return;
+        }
+        let input = HookInput {
+            phase: None,
+            uid: nix::unistd::Uid::effective().as_raw(),
+            secrets: secrets::from_environment(),
+            env: Default::default(),
+            cwd: None,
+        };
+        let mut log_only = |_: Level, _: String| {};
+        let discovery = self.life.discover(&input, &mut log_only);
+        if discovery.registries.is_empty() {
+            return;
+        }
+        self.inject(&input, &discovery, &mut log_only).await;
+    }
+
+    /// Handles one hook from start to end; `false` if anything berth tried failed.
+    pub async fn handle_hook(self: &Arc<Self>, input: HookInput, sink: Sink<'_>) -> bool {
+        let phase = input.phase.unwrap_or(Phase::PostStart);
+        if let Some(h) = input.env.get("DOCKER_HOST")
+            && let Ok(host) = DockerHost::from_value(Some(h))
+        {
+            self.engine_host.send_if_modified(|cur| {
+                let changed = cur.as_ref() != Some(&host);
+                *cur = Some(host.clone());
+                changed
+            });
+        }
+        let discovery = self.life.discover(&input, sink);
+        self.life.begin(&input, &discovery, sink);
+        self.memory
+            .lock()
+            .expect("memory lock")
+            .phases
+            .insert(phase);
+        let mut ok = discovery.findings.iter().all(|f| !f.is_fatal_for_set());
+        if self.life.injects(phase) {
+            ok &= self.inject(&input, &discovery, sink).await;
+        } else {
+            self.life.defer(phase, sink);
+            self.say_engine(&input, sink).await;
+        }
+        if phase >= Phase::PostCreate && self.life.settings.wait_for_docker {
+            ok &= self.wait_engine(&input, sink).await;
+        }
+        ok
+    }
+
+    /// Writes credentials (one writer at a time), reusing fresh ECR tokens, and hands ECR
+    /// registries to the renewer.
+    pub async fn inject(
+        self: &Arc<Self>,
+        input: &HookInput,
+        discovery: &Discovery,
+        sink: Sink<'_>,
+    ) -> bool {
+        let _writer = self.inject_lock.lock().await;
+        let target = self.life.target_for(input);
+        let reuse = |r: &Registry| self.reuse_login(r, &target);
+        let Some(injection) = self.life.inject(input, discovery, &reuse, sink).await else {
+            return false;
+        };
+        self.after_injection(&injection).await;
+        !injection.report.has_errors()
+    }
+
+    async fn after_injection(&self, injection: &Injection) {
+        for (registry, login) in &injection.logins {
+            if !matches!(registry.kind, RegistryKind::EcrAccessKeys(_)) {
+                continue;
+            }
+            let key = registry.server.config_key().to_string();
+            let keys = Some(self.fingerprint(registry));
+            let memo = {
+                let mut mem = self.memory.lock().expect("memory lock");
+                let expires_at = login.expires_at.map(crate::state::millis);
+                let memo = mem.tokens.entry(key).or_insert(TokenMemo {
+                    obtained_at: now_ms(),
+                    expires_at,
+                    keys,
+                });
+                if memo.expires_at != expires_at || memo.keys.is_some_and(|k| Some(k) != keys) {
+                    *memo = TokenMemo {
+                        obtained_at: now_ms(),
+                        expires_at,
+                        keys,
+                    };
+                }
+                memo.keys = keys;
+                *memo
+            };
+            let job = RenewJob {
+                registry: registry.clone(),
+                target: injection.target.clone(),
+                endpoints: injection.endpoints.clone(),
+                obtained_at: time_of(memo.obtained_at),
+                expires_at: memo.expires_at.map(time_of),
+            };
+            let _ = self.renew_tx.send(job).await;
+        }
+    }
+
+    /// The login in the config for an ECR registry whose token is not yet half-way to
+    /// expiry (and came from the same keys, when this process knows them).
+    fn reuse_login(&self, registry: &Registry, target: &Target) -> Option<Login> {
+        if !matches!(registry.kind, RegistryKind::EcrAccessKeys(_)) {
+            return None;
+        }
+        let key = registry.server.config_key();
+        let memo = *self.memory.lock().expect("memory lock").tokens.get(key)?;
+        if memo.keys.is_some_and(|k| k != self.fingerprint(registry)) {
+            return None;
+        }
+        let expires = memo.expires_at?;
+        let now = now_ms();
+        if now >= memo.obtained_at + expires.saturating_sub(memo.obtained_at) / 2 || expires <= now
+        {
+            return None;
+        }
+        let (user, password) = DockerConfig::load(&target.location).ok()?.login(key)?;
+        tracing::info!(id = %registry.id, expires = %crate::status::when(expires), "reusing a fresh ECR token");
+        Some(Login {
+            user,
+            password,
+            expires_at: Some(time_of(expires)),
+        })
+    }
+
+    /// Records a renewed token.
+    pub fn renewed(&self, registry: &Registry, expires_at: Option<SystemTime>) {
+        let key = registry.server.config_key().to_string();
+        let keys = Some(self.fingerprint(registry));
+        self.memory.lock().expect("memory lock").tokens.insert(
+            key,
+            TokenMemo {
+                obtained_at: now_ms(),
+                expires_at: expires_at.map(crate::state::millis),
+                keys,
+            },
+        );
+    }
+
+    /// A keyed hash of a registry's access keys, known only to this process.
+    fn fingerprint(&self, registry: &Registry) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        registry.user.expose().hash(&mut h);
+        registry.password.expose().hash(&mut h);
+        registry
+            .session_token
+            .as_ref()
+            .map(|t| t.expose())
+            .hash(&mut h);
+        h.finish()
+    }
+
+    /// Says whether the engine answers now, without waiting.
+    async fn say_engine(&self, input: &HookInput, sink: Sink<'_>) {
+        let label = input.label();
+        if let EngineState::Ready(e) = &*self.engine.borrow() {
+            say(
+                sink,
+                Level::Info,
+                format!(
+                    "berth: {label}: Docker engine answers at {} (API {})",
+                    e.host, e.api_version
+                ),
+            );
+            return;
+        }
+        let Some(host) = self.life.expected_engine(&input.env) else {
+            say(
+                sink,
+                Level::Info,
+                format!("berth: {label}: no Docker engine in this container"),
+            );
+            return;
+        };
+        match engine::ping(&host, Duration::from_secs(1)).await {
+            Ok(e) => say(
+                sink,
+                Level::Info,
+                format!(
+                    "berth: {label}: Docker engine answers at {host} (API {})",
+                    e.api_version
+                ),
+            ),
+            Err(why) => say(
+                sink,
+                Level::Info,
+                format!(
+                    "berth: {label}: Docker engine not reachable at {host} yet ({why}); normal in a prebuild, where Docker-in-Docker does not run"
+                ),
+            ),
+        }
+    }
+
+    /// Waits, within `dockerTimeout`, until the engine answers.
+    async fn wait_engine(&self, input: &HookInput, sink: Sink<'_>) -> bool {
+        let label = input.label();
+        let Some(host) = self.life.expected_engine(&input.env) else {
+            say(
+                sink,
+                Level::Info,
+                format!("berth: {label}: no Docker engine in this container; not waiting for one"),
+            );
+            return true;
+        };
+        let mut rx = self.engine.subscribe();
+        if let EngineState::Ready(e) = &*rx.borrow() {
+            say(
+                sink,
+                Level::Info,
+                format!(
+                    "berth: {label}: Docker engine answers at {} (API {})",
+                    e.host, e.api_version
+                ),
+            );
+            return true;
+        }
+        let bound = self.life.settings.docker_timeout;
+        say(
+            sink,
+            Level::Info,
+            format!(
+                "berth: {label}: waiting up to {} s for the Docker engine at {host}",
+                bound.as_secs()
+            ),
+        );
+        let started = std::time::Instant::now();
+        let ready =
+            tokio::time::timeout(bound, rx.wait_for(|s| matches!(s, EngineState::Ready(_)))).await;
+        match ready {
+            Ok(Ok(state)) => {
+                if let EngineState::Ready(e) = &*state {
+                    say(
+                        sink,
+                        Level::Info,
+                        format!(
+                            "berth: {label}: Docker engine answered after {:.1} s (API {})",
+                            started.elapsed().as_secs_f64(),
+                            e.api_version
+                        ),
+                    );
+                }
+                true
+            }
+            _ => {
+                let why = match &*self.engine.borrow() {
+                    EngineState::Waiting(w) => w.clone(),
+                    EngineState::Ready(_) => String::new(),
+                };
+                say(
+                    sink,
+                    Level::Warn,
+                    format!(
+                        "berth: {label}: the Docker engine did not answer within {} s ({why}); carrying on",
+                        bound.as_secs()
+                    ),
+                );
+                false
+            }
+        }
+    }
+
+    /// The status: the event record, with the daemon's own facts.
+    pub fn status(&self) -> Status {
+        let records = self.life.state.events().read_all();
+        let mut status = Status::from_records(&records);
+        status.daemon = Some(DaemonInfo {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        });
+        status
+    }
+}
+
+/// Folds one recorded event into memory.
+fn apply(mem: &mut Memory, r: &Record) {
+    let (server, expires_at) = match &r.event {
+        Event::Phase { phase, .. } => {
+            mem.phases.insert(*phase);
+            return;
+        }
+        Event::Injected {
+            server,
+            expires_at: Some(exp),
+            ..
+        } => (server, Some(*exp)),
+        Event::Renewed {
+            server, expires_at, ..
+        } => (server, *expires_at),
+        _ => return,
+    };
+    // The same token seen again (an unchanged write, or this daemon's own record) keeps
+    // its first time and what this process knows of its keys.
+    if mem
+        .tokens
+        .get(server)
+        .is_some_and(|m| m.expires_at == expires_at)
+    {
+        return;
+    }
+    mem.tokens.insert(
+        server.clone(),
+        TokenMemo {
+            obtained_at: r.at,
+            expires_at,
+            keys: None,
+        },
+    );
+}

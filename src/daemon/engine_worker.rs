@@ -1,0 +1,73 @@
+//! The `engine` worker: waits for the Docker engine and publishes its state.
+//!
+//! The engine usually starts beside berth (Docker-in-Docker), or never exists. The worker
+//! waits for its socket to appear by watching the folder (no CPU while there is none), then
+//! pings within `dockerTimeout`; an engine that exists but does not answer is retried with
+//! a growing pause. Hooks and pulls wait on the published state, never on their own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::Core;
+use super::core::EngineState;
+use crate::engine::{self, EngineError};
+use crate::state::Event;
+
+/// Runs until the daemon stops.
+pub async fn run(core: Arc<Core>) -> anyhow::Result<()> {
+    let mut host_rx = core.engine_host.subscribe();
+    let mut pause = Duration::from_secs(5);
+    loop {
+        let host = host_rx.borrow_and_update().clone();
+        let Some(host) = host else {
+            core.engine.send_replace(EngineState::Waiting(
+                "no Docker engine in this container".into(),
+            ));
+            tokio::select! {
+                _ = core.cancel.cancelled() => return Ok(()),
+                r = host_rx.changed() => { if r.is_err() { return Ok(()); } continue; }
+            }
+        };
+        core.engine
+            .send_replace(EngineState::Waiting(format!("waiting for {host}")));
+        if let engine::DockerHost::Unix(path) = &host {
+            tokio::select! {
+                _ = core.cancel.cancelled() => return Ok(()),
+                _ = host_rx.changed() => continue,
+                r = engine::wait_for_path(path) => { r?; }
+            }
+        }
+        let bound = core.life.settings.docker_timeout;
+        let result = tokio::select! {
+            _ = host_rx.changed() => continue,
+            r = engine::wait_ready(&host, bound, &core.cancel) => r,
+        };
+        match result {
+            Ok(engine) => {
+                tracing::info!(host = %engine.host, api = %engine.api_version, "docker engine answers");
+                core.life.record(Event::EngineReady {
+                    host: engine.host.to_string(),
+                    api_version: engine.api_version.clone(),
+                });
+                core.engine.send_replace(EngineState::Ready(engine));
+                // Until another engine is named, or the daemon stops.
+                tokio::select! {
+                    _ = core.cancel.cancelled() => return Ok(()),
+                    r = host_rx.changed() => { if r.is_err() { return Ok(()); } }
+                }
+            }
+            Err(EngineError::Cancelled) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = pause.as_secs(), "docker engine not ready");
+                core.engine
+                    .send_replace(EngineState::Waiting(e.to_string()));
+                tokio::select! {
+                    _ = core.cancel.cancelled() => return Ok(()),
+                    _ = host_rx.changed() => {}
+                    _ = tokio::time::sleep(pause) => {}
+                }
+                pause = (pause * 2).min(Duration::from_secs(120));
+            }
+        }
+    }
+}

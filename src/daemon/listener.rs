@@ -1,0 +1,119 @@
+//! The `listener` worker: the daemon's socket.
+//!
+//! Each connection is checked by its peer credentials (root, the remote user and the
+//! daemon's own user only; the socket's mode already keeps others out), then carries one
+//! request. A hook's request is answered with lines as the work proceeds and a final
+//! verdict; a status request with the status.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use super::Core;
+use crate::lifecycle::HookInput;
+use crate::protocol::{FORWARDED_VARS, Level, MAX_LINE, Request, Response};
+use crate::secrets::{NamedSecret, Source};
+
+/// Accepts connections until the daemon stops.
+pub async fn run(core: Arc<Core>, listener: UnixListener) -> anyhow::Result<()> {
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = core.cancel.cancelled() => break,
+            accepted = listener.accept() => {
+                let (stream, _) = accepted.context("accepting a connection")?;
+                let core = core.clone();
+                connections.spawn(async move {
+                    if let Err(e) = serve(core, stream).await {
+                        tracing::warn!(error = %format!("{e:#}"), "connection failed");
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    // In-flight hooks see the connection close and carry on by themselves.
+    connections.abort_all();
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn serve(core: Arc<Core>, stream: UnixStream) -> anyhow::Result<()> {
+    let cred = stream.peer_cred().context("reading peer credentials")?;
+    let uid = cred.uid();
+    let (read, mut write) = stream.into_split();
+    if !allowed(&core, uid) {
+        tracing::warn!(uid, pid = ?cred.pid(), "refused a connection from a user that is neither root nor the remote user");
+        let reason = format!(
+            "uid {uid} may not use berth's daemon: only root and the remote user {} may",
+            core.life.remote.name
+        );
+        send(&mut write, &Response::Refused { reason }).await?;
+        return Ok(());
+    }
+    let mut reader = BufReader::new(read).take(MAX_LINE as u64);
+    let mut line = String::new();
+    tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line))
+        .await
+        .context("no request within 10 s")??;
+    let request: Request = serde_json::from_str(&line).context("a malformed request")?;
+    match request {
+        Request::Status => send(&mut write, &Response::Status(Box::new(core.status()))).await,
+        Request::Hook(hook) => {
+            let input = HookInput {
+                phase: Some(hook.phase),
+                uid,
+                secrets: hook
+                    .secrets
+                    .into_iter()
+                    .map(|s| NamedSecret {
+                        name: s.name,
+                        value: s.value,
+                        source: Source::Environment,
+                    })
+                    .collect(),
+                env: hook
+                    .env
+                    .into_iter()
+                    .filter(|(k, _)| FORWARDED_VARS.contains(&k.as_str()))
+                    .collect(),
+                cwd: hook.cwd,
+            };
+            let (tx, mut rx) = mpsc::unbounded_channel::<(Level, String)>();
+            let forward = async {
+                while let Some((level, text)) = rx.recv().await {
+                    send(&mut write, &Response::Line { level, text }).await?;
+                }
+                anyhow::Ok(write)
+            };
+            let work = async {
+                let mut sink = move |level: Level, text: String| {
+                    let _ = tx.send((level, text));
+                };
+                core.handle_hook(input, &mut sink).await
+            };
+            let (ok, write) = tokio::join!(work, forward);
+            let mut write = write?;
+            send(&mut write, &Response::Done { ok }).await
+        }
+    }
+}
+
+fn allowed(core: &Core, uid: u32) -> bool {
+    uid == 0
+        || uid == core.life.remote.uid.as_raw()
+        || uid == nix::unistd::Uid::effective().as_raw()
+}
+
+async fn send<W: AsyncWriteExt + Unpin>(w: &mut W, response: &Response) -> anyhow::Result<()> {
+    let mut line = serde_json::to_vec(response)?;
+    line.push(b'\n');
+    w.write_all(&line).await?;
+    w.flush().await?;
+    Ok(())
+}

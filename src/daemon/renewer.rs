@@ -1,0 +1,128 @@
+//! The `renewer` worker: keeps ECR tokens fresh.
+//!
+//! Each ECR registry with access keys gets one renewal loop ([`crate::ecr::renewal`]): a new
+//! job for a registry replaces its loop. A renewed token is written to the config like any
+//! login; a failed renewal is recorded and leaves the last good token in place.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::Core;
+use super::core::RenewJob;
+use crate::clock::SystemClock;
+use crate::ecr::client::TokenRequest;
+use crate::ecr::renewal::{self, Renewal, Schedule};
+use crate::inject::{self, Entry, Login, WriteOptions};
+use crate::registry::RegistryKind;
+use crate::state::{Event, millis};
+
+/// Runs until the daemon stops.
+pub async fn run(core: Arc<Core>, mut jobs: mpsc::Receiver<RenewJob>) -> anyhow::Result<()> {
+    let mut loops: HashMap<String, CancellationToken> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = core.cancel.cancelled() => break,
+            job = jobs.recv() => {
+                let Some(job) = job else { break };
+                let id = job.registry.id.clone();
+                if let Some(old) = loops.remove(&id) {
+                    old.cancel();
+                }
+                let token = core.cancel.child_token();
+                loops.insert(id, token.clone());
+                tasks.spawn(renew(core.clone(), job, token));
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    for t in loops.values() {
+        t.cancel();
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn renew(core: Arc<Core>, job: RenewJob, cancel: CancellationToken) {
+    let RegistryKind::EcrAccessKeys(host) = &job.registry.kind else {
+        return;
+    };
+    let schedule = Schedule::default();
+    let client = match core.life.ecr_client() {
+        Ok(c) => c.clone(),
+        Err(e) => {
+            tracing::error!(id = %job.registry.id, error = %e, "cannot renew");
+            return;
+        }
+    };
+    let endpoint = job.endpoints.endpoint_for(host);
+    let since = std::time::SystemTime::now()
+        .duration_since(job.obtained_at)
+        .unwrap_or_default();
+    let first = schedule
+        .after_success(job.obtained_at, job.expires_at)
+        .saturating_sub(since);
+    tracing::info!(id = %job.registry.id, next_in = first.as_secs(), "token renewal scheduled");
+    let registry = &job.registry;
+    let key = registry.server.config_key().to_string();
+    let fetch = || {
+        let request = TokenRequest {
+            host,
+            endpoint: &endpoint,
+            access_key_id: &registry.user,
+            secret_access_key: &registry.password,
+            session_token: registry.session_token.as_ref(),
+        };
+        let client = client.clone();
+        async move { client.get_authorization_token(&request).await }
+    };
+    let apply = |r: Renewal<'_>| match r {
+        Renewal::Renewed(token) => {
+            let login = Login {
+                user: token.user.clone(),
+                password: token.password.clone(),
+                expires_at: token.expires_at,
+            };
+            let entry = Entry {
+                id: &registry.id,
+                key: &key,
+                login: &login,
+            };
+            let opts = WriteOptions {
+                dry_run: false,
+                helper: core.life.settings.credential_helper,
+                prune: false,
+            };
+            match inject::write_entries(&job.target, &[entry], opts) {
+                Ok(_) => {
+                    core.renewed(registry, token.expires_at);
+                    core.life.record(Event::Renewed {
+                        id: registry.id.clone(),
+                        server: key.clone(),
+                        expires_at: token.expires_at.map(millis),
+                    });
+                    tracing::info!(id = %registry.id, "token renewed");
+                }
+                Err(e) => {
+                    core.life.record(Event::RenewFailed {
+                        id: registry.id.clone(),
+                        error: e.to_string(),
+                    });
+                    tracing::warn!(id = %registry.id, error = %e, "renewed token not written");
+                }
+            }
+        }
+        Renewal::Failed(e) => {
+            core.life.record(Event::RenewFailed {
+                id: registry.id.clone(),
+                error: e.to_string(),
+            });
+            tracing::warn!(id = %registry.id, error = %e, "token renewal failed; the last token stays");
+        }
+    };
+    renewal::run(&SystemClock, &schedule, &cancel, first, fetch, apply).await;
+}

@@ -1,0 +1,56 @@
+//! The `watcher` worker: the state folder, through notify.
+//!
+//! A hook that could not reach the daemon records its phase itself; the daemon learns of it
+//! here, when the event record changes, without polling. The folder is watched rather than
+//! the file (a watch on a file follows its inode), and an overflowed event queue makes the
+//! daemon re-read the whole record.
+
+use std::sync::Arc;
+
+use notify::Watcher as _;
+use tokio::sync::mpsc;
+
+use super::Core;
+
+/// Watches until the daemon stops.
+pub async fn run(core: Arc<Core>) -> anyhow::Result<()> {
+    let (tx, mut rx) = mpsc::channel::<bool>(16);
+    let events_name = core
+        .life
+        .state
+        .events()
+        .path()
+        .file_name()
+        .map(|n| n.to_os_string());
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        let relevant = match &res {
+            Ok(ev) => {
+                ev.need_rescan()
+                    || ev
+                        .paths
+                        .iter()
+                        .any(|p| p.file_name() == events_name.as_deref())
+            }
+            Err(_) => true,
+        };
+        if relevant {
+            // A full channel already holds a wake-up: dropping this one loses nothing.
+            let _ = tx.try_send(res.map(|e| e.need_rescan()).unwrap_or(true));
+        }
+    })?;
+    watcher.watch(&core.life.state.path, notify::RecursiveMode::NonRecursive)?;
+    loop {
+        tokio::select! {
+            _ = core.cancel.cancelled() => return Ok(()),
+            msg = rx.recv() => match msg {
+                Some(rescan) => {
+                    if rescan {
+                        tracing::debug!("event queue overflowed; re-reading the record");
+                    }
+                    core.catch_up();
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! The Docker engine: where it is, waiting for it to answer, and talking to it right.
+//!
+//! In a dev container the engine is usually Docker-in-Docker, started by another feature's
+//! entrypoint at the same moment as berth, and it can take tens of seconds to answer. berth
+//! finds it through `DOCKER_HOST` or `/var/run/docker.sock`; if the socket does not exist
+//! yet it watches the folder for it (no polling), then pings with backoff until the API
+//! answers, within a bound, and negotiates the API version (Docker 20.10 speaks 1.41, which
+//! rejects bollard's default). Every client made here also re-encodes `X-Registry-Auth` in
+//! the base64url alphabet the engine decodes, so that passwords with any characters reach
+//! the registry.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bollard::Docker;
+use notify::Watcher as _;
+use tokio_util::sync::CancellationToken;
+
+/// The engine's default socket.
+pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+/// Where the engine listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DockerHost {
+    /// A unix socket.
+    Unix(PathBuf),
+    /// A TCP address (`tcp://host:port`), without TLS.
+    Tcp(String),
+}
+
+impl DockerHost {
+    /// From a `DOCKER_HOST` value, or the default socket.
+    pub fn from_value(value: Option<&str>) -> Result<DockerHost, EngineError> {
+        let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(DockerHost::Unix(PathBuf::from(DEFAULT_SOCKET)));
+        };
+        if let Some(path) = v.strip_prefix("unix://") {
+            return Ok(DockerHost::Unix(PathBuf::from(path)));
+        }
+        if v.starts_with("tcp://") || v.starts_with("http://") {
+            return Ok(DockerHost::Tcp(v.to_string()));
+        }
+        if v.starts_with('/') {
+            return Ok(DockerHost::Unix(PathBuf::from(v)));
+        }
+        Err(EngineError::UnsupportedHost(v.to_string()))
+    }
+
+    /// From the process's `DOCKER_HOST`.
+    pub fn from_env() -> Result<DockerHost, EngineError> {
+        Self::from_value(std::env::var("DOCKER_HOST").ok().as_deref())
+    }
+}
+
+impl std::fmt::Display for DockerHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DockerHost::Unix(p) => write!(f, "unix://{}", p.display()),
+            DockerHost::Tcp(a) => f.write_str(a),
+        }
+    }
+}
+
+/// Why the engine cannot be used.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EngineError {
+    /// A `DOCKER_HOST` berth does not speak.
+    #[error(
+        "DOCKER_HOST {0:?} is not supported; use unix:///path/to/docker.sock or tcp://host:port"
+    )]
+    UnsupportedHost(String),
+    /// The engine did not answer within the bound.
+    #[error(
+        "the Docker engine at {host} did not answer within {seconds} s ({last}); is Docker-in-Docker installed and starting?"
+    )]
+    NotReady {
+        /// Where.
+        host: String,
+        /// The bound.
+        seconds: u64,
+        /// The last thing that went wrong.
+        last: String,
+    },
+    /// Waiting was cancelled (the daemon is stopping).
+    #[error("stopped while waiting for the Docker engine")]
+    Cancelled,
+}
+
+/// An engine that answered.
+#[derive(Clone, Debug)]
+pub struct Engine {
+    /// The client, with the negotiated API version.
+    pub docker: Docker,
+    /// Where it is.
+    pub host: DockerHost,
+    /// The API version in use.
+    pub api_version: String,
+}
+
+/// A client for `host` (no request is made). Requests time out after `timeout_secs` waiting
+/// for response headers.
+pub fn client(host: &DockerHost, timeout_secs: u64) -> Result<Docker, bollard::errors::Error> {
+    let docker = match host {
+        DockerHost::Unix(p) => Docker::connect_with_unix(
+            &p.to_string_lossy(),
+            timeout_secs,
+            bollard::API_DEFAULT_VERSION,
+        )?,
+        DockerHost::Tcp(a) => {
+            Docker::connect_with_http(a, timeout_secs, bollard::API_DEFAULT_VERSION)?
+        }
+    };
+    Ok(docker.with_request_modifier(fix_registry_auth))
+}
+
+/// Re-encodes `X-Registry-Auth` from bollard's standard base64 to the base64url the engine
+/// decodes; without this, passwords whose encoding has `+` or `/` silently pull anonymously.
+fn fix_registry_auth(mut req: bollard::BollardRequest) -> bollard::BollardRequest {
+    let headers = req.headers_mut();
+    if let Some(value) = headers.get("X-Registry-Auth") {
+        let fixed = value
+            .to_str()
+            .ok()
+            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
+            .map(|json| base64::engine::general_purpose::URL_SAFE.encode(json))
+            .and_then(|v| http::HeaderValue::from_str(&v).ok());
+        if let Some(v) = fixed {
+            headers.insert("X-Registry-Auth", v);
+        }
+    }
+    req
+}
+
+/// One ping with version negotiation, or why not.
+pub async fn ping(host: &DockerHost, timeout: Duration) -> Result<Engine, String> {
+    if let DockerHost::Unix(p) = host
+        && !p.exists()
+    {
+        return Err(format!("{} does not exist", p.display()));
+    }
+    let docker = client(host, timeout.as_secs().max(1)).map_err(|e| e.to_string())?;
+    let attempt = async {
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| e.to_string())?;
+        docker.ping().await.map_err(|e| e.to_string())?;
+        Ok::<_, String>(docker)
+    };
+    let docker = tokio::time::timeout(timeout, attempt)
+        .await
+        .map_err(|_| "no answer".to_string())??;
+    let api_version = docker.client_version().to_string();
+    Ok(Engine {
+        docker,
+        host: host.clone(),
+        api_version,
+    })
+}
+
+/// Waits until the engine answers, within `bound`: first for the socket to appear
+/// (watching its folder), then pinging with backoff.
+pub async fn wait_ready(
+    host: &DockerHost,
+    bound: Duration,
+    cancel: &CancellationToken,
+) -> Result<Engine, EngineError> {
+    let deadline = Instant::now() + bound;
+    let not_ready = |last: String| EngineError::NotReady {
+        host: host.to_string(),
+        seconds: bound.as_secs(),
+        last,
+    };
+    if let DockerHost::Unix(path) = host {
+        let left = deadline.saturating_duration_since(Instant::now());
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+            r = tokio::time::timeout(left, wait_for_path(path)) => {
+                if r.is_err() {
+                    return Err(not_ready(format!("{} does not exist", path.display())));
+                }
+            }
+        }
+    }
+    let mut delay = Duration::from_millis(50);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let last = match ping(
+            host,
+            left.min(Duration::from_secs(5))
+                .max(Duration::from_millis(200)),
+        )
+        .await
+        {
+            Ok(engine) => return Ok(engine),
+            Err(e) => e,
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(not_ready(last));
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(EngineError::Cancelled),
+            _ = tokio::time::sleep(delay.min(left)) => {}
+        }
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Completes when `path` exists, watching its folder (and, while that is missing, the
+/// nearest existing ancestor) for changes instead of polling.
+pub async fn wait_for_path(path: &Path) -> Result<(), notify::Error> {
+    loop {
+        if path.exists() {
+            return Ok(());
+        }
+        let watch_dir = path
+            .ancestors()
+            .skip(1)
+            .find(|a| a.is_dir())
+            .unwrap_or(Path::new("/"))
+            .to_path_buf();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
+        let mut watcher =
+            notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
+                let _ = tx.try_send(());
+            })?;
+        watcher.watch(&watch_dir, notify::RecursiveMode::NonRecursive)?;
+        // The path may have appeared between the check and the watch.
+        if path.exists() {
+            return Ok(());
+        }
+        // Any change in the folder: check again (re-watching a deeper folder if one appeared).
+        if rx.recv().await.is_none() {
+            return Ok(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_host_values() {
+        assert_eq!(
+            DockerHost::from_value(None).unwrap(),
+            DockerHost::Unix(DEFAULT_SOCKET.into())
+        );
+        assert_eq!(
+            DockerHost::from_value(Some("unix:///tmp/d.sock")).unwrap(),
+            DockerHost::Unix("/tmp/d.sock".into())
+        );
+        assert_eq!(
+            DockerHost::from_value(Some("tcp://127.0.0.1:2375")).unwrap(),
+            DockerHost::Tcp("tcp://127.0.0.1:2375".into())
+        );
+        assert!(DockerHost::from_value(Some("ssh://me@host")).is_err());
+    }
+
+    #[test]
+    fn registry_auth_is_reencoded_as_base64url() {
+        let json = r#"{"password":"???>>>~~~"}"#;
+        let std = base64::engine::general_purpose::STANDARD.encode(json);
+        assert!(std.contains('/') || std.contains('+'));
+        let req = http::Request::builder()
+            .header("X-Registry-Auth", std)
+            .body(bollard::body_full(bytes_empty()))
+            .unwrap();
+        let fixed = fix_registry_auth(req);
+        let v = fixed.headers()["X-Registry-Auth"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(!v.contains('/') && !v.contains('+'));
+        let back = base64::engine::general_purpose::URL_SAFE.decode(v).unwrap();
+        assert_eq!(back, json.as_bytes());
+    }
+
+    fn bytes_empty() -> bytes::Bytes {
+        bytes::Bytes::new()
+    }
+
+    #[tokio::test]
+    async fn waits_for_a_path_to_appear_without_polling() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("sub").join("docker.sock");
+        let t2 = target.clone();
+        let waiter = tokio::spawn(async move { wait_for_path(&t2).await });
+        tokio::task::yield_now().await;
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(&target, b"").unwrap();
+        tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+    }
+}

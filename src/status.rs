@@ -1,0 +1,463 @@
+//! What `berth status` shows: the phase timeline, the registries and the pulls, derived
+//! from the event record (so it works without a daemon), with the daemon's live progress
+//! laid over it when the daemon answers.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::state::{Event, Handler, Record, time_of};
+
+/// Everything `berth status` knows.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Status {
+    /// The running daemon, if one answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<DaemonInfo>,
+    /// What happened, in order.
+    pub timeline: Vec<TimelineEntry>,
+    /// Each registry's latest state.
+    pub registries: Vec<RegistryStatus>,
+    /// Each image's latest state.
+    pub pulls: Vec<PullStatus>,
+}
+
+/// The daemon that answered.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct DaemonInfo {
+    /// Its pid.
+    pub pid: u32,
+    /// Its version.
+    pub version: String,
+}
+
+/// One line of the timeline.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct TimelineEntry {
+    /// When (ms since the epoch).
+    pub at: u64,
+    /// The phase, for phase entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// What happened, in words.
+    pub what: String,
+}
+
+/// A registry's state.
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct RegistryStatus {
+    /// The secret identifier.
+    pub id: String,
+    /// The registry key.
+    pub server: String,
+    /// Its kind.
+    pub kind: String,
+    /// When its login was last written or confirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected_at: Option<u64>,
+    /// When its token expires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// When its token was last renewed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed_at: Option<u64>,
+    /// The last error, if the latest attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Where a pull stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullState {
+    /// Waiting for credentials, the engine, or a free slot.
+    Queued,
+    /// Downloading.
+    Pulling,
+    /// Waiting before a retry.
+    Retrying,
+    /// Finished.
+    Done,
+    /// Failed for good.
+    Failed,
+}
+
+/// An image's pull.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct PullStatus {
+    /// The image.
+    pub image: String,
+    /// Its state.
+    pub state: PullState,
+    /// Its digest, when done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Bytes downloaded so far.
+    #[serde(default)]
+    pub bytes: u64,
+    /// Bytes to download, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// Layers done and in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<(u32, u32)>,
+    /// Seconds taken, when done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds: Option<f64>,
+    /// Attempts made.
+    #[serde(default)]
+    pub attempts: u32,
+    /// Why it failed (last attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl PullStatus {
+    /// A pull not started yet.
+    pub fn queued(image: &str) -> Self {
+        PullStatus {
+            image: image.to_string(),
+            state: PullState::Queued,
+            digest: None,
+            bytes: 0,
+            total: None,
+            layers: None,
+            seconds: None,
+            attempts: 0,
+            error: None,
+        }
+    }
+}
+
+impl Status {
+    /// The status the event record tells.
+    pub fn from_records(records: &[Record]) -> Status {
+        let mut status = Status::default();
+        let mut regs: BTreeMap<String, RegistryStatus> = BTreeMap::new();
+        let mut pulls: BTreeMap<String, PullStatus> = BTreeMap::new();
+        for r in records {
+            let mut line = |phase: Option<&str>, what: String| {
+                status.timeline.push(TimelineEntry {
+                    at: r.at,
+                    phase: phase.map(str::to_string),
+                    what,
+                })
+            };
+            match &r.event {
+                Event::DaemonStarted { pid, version } => {
+                    line(None, format!("daemon started (pid {pid}, berth {version})"))
+                }
+                Event::DaemonStopped { pid } => line(None, format!("daemon stopped (pid {pid})")),
+                Event::Phase {
+                    phase,
+                    uid,
+                    handler,
+                    ids,
+                } => {
+                    let by = match handler {
+                        Handler::Daemon => "",
+                        Handler::Hook => ", handled without the daemon",
+                    };
+                    let found = if ids.is_empty() {
+                        "no registry secrets".to_string()
+                    } else {
+                        format!("secrets for {}", ids.join(", "))
+                    };
+                    line(
+                        Some(phase.name()),
+                        format!("{phase} hook ran (uid {uid}{by}); {found}"),
+                    )
+                }
+                Event::Deferred { phase, until } => {
+                    line(Some(phase.name()), format!("credentials deferred {until}"))
+                }
+                Event::Injected {
+                    id,
+                    server,
+                    kind,
+                    change,
+                    config,
+                    expires_at,
+                } => {
+                    let e = regs.entry(id.clone()).or_default();
+                    e.id = id.clone();
+                    e.server = server.clone();
+                    e.kind = kind.clone();
+                    e.injected_at = Some(r.at);
+                    e.expires_at = *expires_at;
+                    e.error = None;
+                    let change = serde_json::to_value(change)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    line(
+                        None,
+                        format!("{id} ({server}) written to {} ({change})", config.display()),
+                    )
+                }
+                Event::InjectFailed { id, error } => {
+                    if let Some(e) = regs.get_mut(id) {
+                        e.error = Some(error.clone());
+                    } else if id != "*" {
+                        regs.insert(
+                            id.clone(),
+                            RegistryStatus {
+                                id: id.clone(),
+                                error: Some(error.clone()),
+                                ..Default::default()
+                            },
+                        );
+                    }
+                    line(None, format!("failed: {error}"))
+                }
+                Event::Renewed {
+                    id,
+                    server,
+                    expires_at,
+                } => {
+                    let e = regs.entry(id.clone()).or_default();
+                    e.id = id.clone();
+                    e.server = server.clone();
+                    e.renewed_at = Some(r.at);
+                    e.expires_at = *expires_at;
+                    e.error = None;
+                    line(None, format!("{id} ({server}) token renewed"))
+                }
+                Event::RenewFailed { id, error } => {
+                    if let Some(e) = regs.get_mut(id) {
+                        e.error = Some(error.clone());
+                    }
+                    line(None, format!("{id}: renewal failed: {error}"))
+                }
+                Event::EngineReady { host, api_version } => line(
+                    None,
+                    format!("Docker engine answered at {host} (API {api_version})"),
+                ),
+                Event::PullStarted { image } => {
+                    let p = pulls
+                        .entry(image.clone())
+                        .or_insert_with(|| PullStatus::queued(image));
+                    p.state = PullState::Pulling;
+                    p.attempts += 1;
+                }
+                Event::PullDone {
+                    image,
+                    digest,
+                    bytes,
+                    seconds,
+                    already_present,
+                } => {
+                    let p = pulls
+                        .entry(image.clone())
+                        .or_insert_with(|| PullStatus::queued(image));
+                    p.state = PullState::Done;
+                    p.digest = digest.clone();
+                    p.bytes = *bytes;
+                    p.seconds = Some(*seconds);
+                    p.error = None;
+                    let what = if *already_present {
+                        format!("{image} already present")
+                    } else {
+                        format!("pulled {image} ({} in {seconds:.1} s)", human_bytes(*bytes))
+                    };
+                    line(None, what)
+                }
+                Event::PullFailed {
+                    image,
+                    error,
+                    attempts,
+                } => {
+                    let p = pulls
+                        .entry(image.clone())
+                        .or_insert_with(|| PullStatus::queued(image));
+                    p.state = PullState::Failed;
+                    p.error = Some(error.clone());
+                    p.attempts = *attempts;
+                    line(
+                        None,
+                        format!("pull of {image} failed after {attempts} attempt(s): {error}"),
+                    )
+                }
+            }
+        }
+        status.registries = regs.into_values().collect();
+        status.pulls = pulls.into_values().collect();
+        status
+    }
+
+    /// The human form of `berth status`.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        match &self.daemon {
+            Some(d) => {
+                let _ = writeln!(out, "daemon: running (pid {}, berth {})", d.pid, d.version);
+            }
+            None => out.push_str("daemon: not running\n"),
+        }
+        out.push_str("\ntimeline:\n");
+        if self.timeline.is_empty() {
+            out.push_str("  (nothing yet)\n");
+        }
+        for t in &self.timeline {
+            let _ = writeln!(out, "  {}  {}", when(t.at), t.what);
+        }
+        out.push_str("\nregistries:\n");
+        if self.registries.is_empty() {
+            out.push_str("  (none)\n");
+        }
+        for r in &self.registries {
+            let mut what = match r.injected_at {
+                Some(at) => format!("written {}", when(at)),
+                None => "not written".to_string(),
+            };
+            if let Some(at) = r.renewed_at {
+                let _ = write!(what, ", renewed {}", when(at));
+            }
+            if let Some(at) = r.expires_at {
+                let _ = write!(what, ", token expires {}", when(at));
+            }
+            if let Some(e) = &r.error {
+                let _ = write!(what, "; last error: {e}");
+            }
+            let _ = writeln!(out, "  {}  {}  {}  {what}", r.id, r.server, r.kind);
+        }
+        out.push_str("\npulls:\n");
+        if self.pulls.is_empty() {
+            out.push_str("  (none)\n");
+        }
+        for p in &self.pulls {
+            let state = serde_json::to_value(p.state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let mut what = state;
+            match p.state {
+                PullState::Done => {
+                    if let Some(d) = &p.digest {
+                        let _ = write!(what, "  {}", short_digest(d));
+                    }
+                    if let Some(s) = p.seconds {
+                        let _ = write!(what, "  {} in {s:.1} s", human_bytes(p.bytes));
+                    }
+                }
+                PullState::Pulling | PullState::Retrying => {
+                    let _ = write!(what, "  {}", human_bytes(p.bytes));
+                    if let Some(t) = p.total {
+                        let _ = write!(what, " of {}", human_bytes(t));
+                    }
+                    if let Some((d, n)) = p.layers {
+                        let _ = write!(what, ", {d}/{n} layers");
+                    }
+                }
+                _ => {}
+            }
+            if let Some(e) = &p.error {
+                let _ = write!(what, "  ({e})");
+            }
+            let _ = writeln!(out, "  {}  {what}", p.image);
+        }
+        out
+    }
+}
+
+/// An RFC 3339 time, to the second, UTC.
+pub fn when(ms: u64) -> String {
+    humantime::format_rfc3339_seconds(time_of(ms)).to_string()
+}
+
+/// `sha256:0123456789ab`.
+fn short_digest(d: &str) -> &str {
+    let end = d.find(':').map(|i| i + 13).unwrap_or(12).min(d.len());
+    &d[..end]
+}
+
+/// Bytes in B, kB, MB or GB (decimal, as docker prints them).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "kB", "MB", "GB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1000.0 && unit < UNITS.len() - 1 {
+        v /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::docker_config::Change;
+    use crate::phase::Phase;
+
+    #[test]
+    fn timeline_and_latest_states() {
+        let rec = |at, event| Record { at, event };
+        let records = vec![
+            rec(
+                1,
+                Event::DaemonStarted {
+                    pid: 7,
+                    version: "0.1.0".into(),
+                },
+            ),
+            rec(
+                2,
+                Event::Phase {
+                    phase: Phase::OnCreate,
+                    uid: 1000,
+                    handler: Handler::Daemon,
+                    ids: vec!["A".into()],
+                },
+            ),
+            rec(
+                3,
+                Event::Deferred {
+                    phase: Phase::OnCreate,
+                    until: "to postCreate".into(),
+                },
+            ),
+            rec(
+                4,
+                Event::Injected {
+                    id: "A".into(),
+                    server: "a.io".into(),
+                    kind: "other".into(),
+                    change: Change::Added,
+                    config: "/c".into(),
+                    expires_at: None,
+                },
+            ),
+            rec(
+                5,
+                Event::PullDone {
+                    image: "a.io/x:1".into(),
+                    digest: Some("sha256:abc".into()),
+                    bytes: 2_500_000,
+                    seconds: 1.5,
+                    already_present: false,
+                },
+            ),
+        ];
+        let s = Status::from_records(&records);
+        assert_eq!(s.timeline.len(), 5);
+        assert_eq!(s.registries.len(), 1);
+        assert_eq!(s.registries[0].injected_at, Some(4));
+        assert_eq!(s.pulls[0].state, PullState::Done);
+        let text = s.render();
+        assert!(
+            text.contains("onCreate hook ran (uid 1000); secrets for A"),
+            "{text}"
+        );
+        assert!(text.contains("2.5 MB in 1.5 s"), "{text}");
+    }
+
+    #[test]
+    fn bytes_read_like_docker() {
+        assert_eq!(human_bytes(999), "999 B");
+        assert_eq!(human_bytes(1_500), "1.5 kB");
+        assert_eq!(human_bytes(104_857_600), "104.9 MB");
+    }
+}
