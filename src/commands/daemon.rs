@@ -45,7 +45,11 @@ pub fn run(background: bool, settings: Settings) -> anyhow::Result<ExitCode> {
         PollTimeout::try_from(Duration::from_secs(10)).unwrap_or(PollTimeout::MAX),
     )?;
     let mut answer = [0u8; 16];
-    let n = if waited > 0 { std::fs::File::from(read).read(&mut answer).unwrap_or(0) } else { 0 };
+    let n = if waited > 0 {
+        std::fs::File::from(read).read(&mut answer).unwrap_or(0)
+    } else {
+        0
+    };
     match String::from_utf8_lossy(&answer[..n]).trim() {
         "ready" => println!("berth: daemon started (pid {})", child.id()),
         "already" => println!(
