@@ -200,13 +200,7 @@ impl Lifecycle {
         let target = self.target_for(input);
         let endpoints =
             EndpointVars::from_lookup(|n| input.env.get(n).cloned()).or(&EndpointVars::from_env());
-        let client = match self.ecr_client() {
-            Ok(c) => c,
-            Err(e) => {
-                say(sink, Level::Error, format!("berth: {e}"));
-                return None;
-            }
-        };
+        let client = self.ecr_client();
         let opts = WriteOptions {
             dry_run: false,
             helper: self.settings.credential_helper,
@@ -297,13 +291,9 @@ impl Lifecycle {
         })
     }
 
-    /// The ECR client, made on first use (it loads the system's certificates).
-    pub fn ecr_client(&self) -> Result<&EcrClient, crate::ecr::EcrError> {
-        if let Some(c) = self.ecr.get() {
-            return Ok(c);
-        }
-        let c = EcrClient::new()?;
-        Ok(self.ecr.get_or_init(|| c))
+    /// The ECR client (its HTTPS client is made on first use).
+    pub fn ecr_client(&self) -> &EcrClient {
+        self.ecr.get_or_init(EcrClient::new)
     }
 
     /// The engine to wait for, if this container seems to have one: `DOCKER_HOST` (the

@@ -114,7 +114,7 @@ async fn ecr_api_gives_tokens_and_checks_signatures() {
         tb.get("BERTH_TB_ECR_ACCOUNT")
     ))
     .unwrap();
-    let client = berth::ecr::EcrClient::new().unwrap();
+    let client = berth::ecr::EcrClient::new();
     let endpoint = tb.get("BERTH_TB_ECR_ENDPOINT");
     let key = berth::secret::Secret::new(tb.get("BERTH_TB_ECR_ACCESS_KEY_ID"));
     let good = berth::secret::Secret::new(tb.get("BERTH_TB_ECR_SECRET_ACCESS_KEY"));

@@ -30,7 +30,7 @@ pub async fn run(args: InjectArgs, settings: Settings) -> anyhow::Result<ExitCod
         tracing::warn!(problem = %note, "secrets file entry skipped");
     }
     let discovery = Discovery::from_layers(&layers);
-    let client = EcrClient::new()?;
+    let client = EcrClient::new();
     let opts = WriteOptions {
         dry_run: args.dry_run,
         helper: settings.credential_helper,

@@ -49,10 +49,9 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// A small runtime: berth's work is I/O, and two threads are plenty.
+/// A one-thread runtime: a command's work is a little I/O.
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("the tokio runtime starts")

@@ -52,13 +52,7 @@ async fn renew(core: Arc<Core>, job: RenewJob, cancel: CancellationToken) {
         return;
     };
     let schedule = Schedule::default();
-    let client = match core.life.ecr_client() {
-        Ok(c) => c.clone(),
-        Err(e) => {
-            tracing::error!(id = %job.registry.id, error = %e, "cannot renew");
-            return;
-        }
-    };
+    let client = core.life.ecr_client().clone();
     let endpoint = job.endpoints.endpoint_for(host);
     let since = std::time::SystemTime::now()
         .duration_since(job.obtained_at)

@@ -113,27 +113,35 @@ pub struct TokenRequest<'a> {
     pub session_token: Option<&'a Secret>,
 }
 
-/// A client for the ECR API.
-#[derive(Clone, Debug)]
+/// A client for the ECR API. Its HTTPS client (which loads the system's certificates) is
+/// made on the first call, so that berth pays nothing for it without ECR registries.
+#[derive(Clone, Debug, Default)]
 pub struct EcrClient {
-    http: reqwest::Client,
+    http: std::sync::Arc<std::sync::OnceLock<reqwest::Client>>,
 }
 
 impl EcrClient {
     /// A client with bounded connect and request times, proxies from the environment, and
     /// the system's root certificates.
-    pub fn new() -> Result<EcrClient, EcrError> {
+    pub fn new() -> EcrClient {
+        EcrClient::default()
+    }
+
+    fn http(&self, endpoint: &str) -> Result<&reqwest::Client, EcrError> {
+        if let Some(c) = self.http.get() {
+            return Ok(c);
+        }
         crate::tls::install_crypto_provider();
-        let http = reqwest::Client::builder()
+        let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
             .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| EcrError::Unreachable {
-                endpoint: "(client)".into(),
+                endpoint: endpoint.to_string(),
                 reason: e.to_string(),
             })?;
-        Ok(EcrClient { http })
+        Ok(self.http.get_or_init(|| client))
     }
 
     /// Calls GetAuthorizationToken once.
@@ -169,7 +177,7 @@ impl EcrClient {
         let (instructions, _) = sign(signable, &params)
             .map_err(|e| self.malformed(endpoint, format!("cannot sign: {e}")))?
             .into_parts();
-        let mut builder = self.http.post(&url).body(body.to_vec());
+        let mut builder = self.http(endpoint)?.post(&url).body(body.to_vec());
         for (name, value) in headers {
             builder = builder.header(name, value);
         }
