@@ -218,3 +218,121 @@ pub fn both_registries() -> Vec<(String, String)> {
     ));
     v
 }
+
+/// A loopback HTTP server for faults a real part cannot produce: each request (counted
+/// from 0) is answered with `answer(n)` = (status, body). It serves until dropped.
+pub struct FakeServer {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    addr: std::net::SocketAddr,
+}
+
+impl FakeServer {
+    /// Starts serving.
+    pub fn start(answer: impl Fn(usize) -> (u16, String) + Send + 'static) -> FakeServer {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (c, s) = (count.clone(), stop.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut length = 0usize;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let n = c.fetch_add(1, Ordering::SeqCst);
+                let (status, body) = answer(n);
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        FakeServer {
+            url: format!("http://{addr}"),
+            count,
+            stop,
+            addr,
+        }
+    }
+
+    /// Requests answered so far.
+    pub fn requests(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.addr); // wakes the accept loop
+    }
+}
+
+/// An ECR GetAuthorizationToken answer: `AWS:<password>`, expiring at `expires_at`.
+pub fn ecr_answer(password: &str, expires_at: std::time::SystemTime) -> String {
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("AWS:{password}"));
+    let secs = expires_at
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    format!(
+        r#"{{"authorizationData":[{{"authorizationToken":"{token}","expiresAt":{secs},"proxyEndpoint":"https://x"}}]}}"#
+    )
+}
+
+/// A loopback port nothing listens on.
+pub fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Runs a few lines of Python with the test bed's boto3 (a real AWS client), returning
+/// its stdout; the test bed's ECR endpoint and keys are in its environment.
+pub fn boto3(script: &str) -> String {
+    let tb = testbed();
+    let out = run(std::process::Command::new(format!(
+        "{}/venv/bin/python",
+        tb.get("BERTH_TESTBED_DIR")
+    ))
+    .args(["-c", script])
+    .env_clear()
+    .env("ENDPOINT", tb.get("BERTH_TB_ECR_ENDPOINT"))
+    .env("KEY", tb.get("BERTH_TB_ECR_ACCESS_KEY_ID"))
+    .env("SECRET", tb.get("BERTH_TB_ECR_SECRET_ACCESS_KEY"))
+    .env("ROLE", tb.get("BERTH_TB_ECR_ROLE_ARN"))
+    .env("AWS_CONFIG_FILE", "/dev/null")
+    .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"));
+    assert!(out.status.success(), "boto3: {}", text(&out));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// An ECR registry host of the test bed's account in `region`.
+pub fn ecr_host(region: &str) -> String {
+    format!(
+        "{}.dkr.ecr.{region}.amazonaws.com",
+        testbed().get("BERTH_TB_ECR_ACCOUNT")
+    )
+}
