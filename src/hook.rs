@@ -128,9 +128,9 @@ fn ask(socket: &Path, request: &Request, bound: Duration) -> Asked {
     };
     line.push(b'\n');
     let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-    if let Err(e) = stream.write_all(&line) {
-        return Asked::Unreachable(e.to_string());
-    }
+    // A daemon that refuses this user answers before reading: the write may then fail,
+    // and the answer is still there to read.
+    let written = stream.write_all(&line);
     let mut reader = BufReader::new(stream);
     let mut buf = String::new();
     loop {
@@ -142,9 +142,10 @@ fn ask(socket: &Path, request: &Request, bound: Duration) -> Asked {
         buf.clear();
         match (&mut reader).take(MAX_LINE as u64).read_line(&mut buf) {
             Ok(0) => {
-                return Asked::Unreachable(
-                    "the daemon closed the connection before finishing".into(),
-                );
+                return Asked::Unreachable(match &written {
+                    Err(e) => e.to_string(),
+                    Ok(()) => "the daemon closed the connection before finishing".into(),
+                });
             }
             Ok(_) => {}
             Err(e)
@@ -155,7 +156,7 @@ fn ask(socket: &Path, request: &Request, bound: Duration) -> Asked {
             {
                 return Asked::TimedOut;
             }
-            Err(e) => return Asked::Unreachable(e.to_string()),
+            Err(e) => return Asked::Unreachable(written.err().unwrap_or(e).to_string()),
         }
         match serde_json::from_str::<Response>(&buf) {
             Ok(Response::Line { text, .. }) => println!("{text}"),

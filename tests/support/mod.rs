@@ -13,6 +13,8 @@ use std::sync::OnceLock;
 
 use base64::Engine as _;
 
+pub mod lifecycle;
+
 /// The test bed's variables.
 pub struct Testbed {
     vars: HashMap<String, String>,
