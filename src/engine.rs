@@ -223,8 +223,10 @@ pub async fn wait_for_path(path: &Path) -> Result<(), notify::Error> {
             .to_path_buf();
         let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
         let mut watcher =
-            notify::recommended_watcher(move |_res: notify::Result<notify::Event>| {
-                let _ = tx.try_send(());
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                if res.as_ref().map_or(true, is_change) {
+                    let _ = tx.try_send(());
+                }
             })?;
         watcher.watch(&watch_dir, notify::RecursiveMode::NonRecursive)?;
         // The path may have appeared between the check and the watch.
@@ -238,9 +240,27 @@ pub async fn wait_for_path(path: &Path) -> Result<(), notify::Error> {
     }
 }
 
+/// Whether a notify event is a change (a file made, written, renamed or removed, or a
+/// rescan), not a mere read: reading a watched folder's files must not wake its watcher.
+pub fn is_change(ev: &notify::Event) -> bool {
+    ev.need_rescan() || !matches!(ev.kind, notify::EventKind::Access(_))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_are_not_changes() {
+        use notify::event::{AccessKind, CreateKind, EventKind, ModifyKind};
+        let ev = |kind| notify::Event::new(kind);
+        assert!(!is_change(&ev(EventKind::Access(AccessKind::Any))));
+        assert!(is_change(&ev(EventKind::Modify(ModifyKind::Any))));
+        assert!(is_change(&ev(EventKind::Create(CreateKind::File))));
+        assert!(is_change(
+            &ev(EventKind::Access(AccessKind::Any)).set_flag(notify::event::Flag::Rescan)
+        ));
+    }
 
     #[test]
     fn docker_host_values() {

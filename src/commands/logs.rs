@@ -23,8 +23,11 @@ pub fn run(follow: bool, settings: Settings) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let (tx, rx) = std::sync::mpsc::channel();
-    let mut watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
-        let _ = tx.send(());
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        // Our own reads of the log raise access events: only changes matter.
+        if res.as_ref().map_or(true, crate::engine::is_change) {
+            let _ = tx.send(());
+        }
     })?;
     let dir = path.parent().unwrap_or(Path::new("."));
     watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;

@@ -23,13 +23,16 @@ pub async fn run(core: Arc<Core>) -> anyhow::Result<()> {
         .file_name()
         .map(|n| n.to_os_string());
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        // Reads raise access events too (the daemon's own reads among them): only a change
+        // of the record matters.
         let relevant = match &res {
             Ok(ev) => {
                 ev.need_rescan()
-                    || ev
-                        .paths
-                        .iter()
-                        .any(|p| p.file_name() == events_name.as_deref())
+                    || (crate::engine::is_change(ev)
+                        && ev
+                            .paths
+                            .iter()
+                            .any(|p| p.file_name() == events_name.as_deref()))
             }
             Err(_) => true,
         };
