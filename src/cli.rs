@@ -45,6 +45,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Pull images now with berth's credentials (default: the configured images).
+    Pull {
+        /// Images to pull.
+        images: Vec<String>,
+    },
     /// Show berth's log.
     Logs {
         /// Keep printing as the log grows.

@@ -367,6 +367,43 @@ pub fn encode_auth(user: &Secret, password: &Secret) -> String {
     base64::engine::general_purpose::STANDARD.encode(plain.as_bytes())
 }
 
+/// The credentials the Docker CLI would use for a registry, looked up as it does:
+/// `credHelpers[key]`, then the default `credsStore`, then `auths`. A helper is run as
+/// `docker-credential-NAME get`; one that fails or knows nothing gives `None`.
+pub fn lookup(location: &Location, key: &str) -> Option<(Secret, Secret)> {
+    let config = DockerConfig::load(location).ok()?;
+    let helper = config
+        .cred_helper(key)
+        .map(str::to_string)
+        .or_else(|| config.creds_store().map(str::to_string));
+    match helper {
+        Some(h) if h != HELPER_NAME => helper_get(&h, key).or_else(|| config.login(key)),
+        _ => config.login(key),
+    }
+}
+
+/// Asks a credential helper for a registry's credentials.
+fn helper_get(helper: &str, key: &str) -> Option<(Secret, Secret)> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(format!("docker-credential-{helper}"))
+        .arg("get")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    child.stdin.take()?.write_all(key.as_bytes()).ok()?;
+    let out = child.wait_with_output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    let user = v.get("Username")?.as_str()?;
+    let secret = v.get("Secret")?.as_str()?;
+    // "<token>" marks an identity token, which the pull API cannot take as a password.
+    (user != "<token>" && !secret.is_empty()).then(|| (Secret::new(user), Secret::new(secret)))
+}
+
 /// One entry berth manages.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ManagedEntry {

@@ -32,6 +32,7 @@ pub mod lifecycle;
 pub mod logging;
 pub mod phase;
 pub mod protocol;
+pub mod pull;
 pub mod registry;
 pub mod secret;
 pub mod secrets;

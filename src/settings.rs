@@ -52,7 +52,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         "images",
         "BERTH_IMAGES",
         "",
-        "images to pre-pull, separated by commas or blanks",
+        "images to pre-pull, separated by commas or blanks (the option's and the variable's are both pulled)",
     ),
     opt(
         "injectAt",
@@ -307,7 +307,20 @@ impl Settings {
             },
         );
         let settings = Settings {
-            images: split_list(&values.text("BERTH_IMAGES")),
+            images: {
+                // Both lists are pulled: the feature's option and the variable.
+                let mut images = split_list(
+                    file.get("BERTH_IMAGES")
+                        .map(String::as_str)
+                        .unwrap_or_default(),
+                );
+                for i in split_list(&lookup("BERTH_IMAGES").unwrap_or_default()) {
+                    if !images.contains(&i) {
+                        images.push(i);
+                    }
+                }
+                images
+            },
             inject_at,
             wait_for_docker: values.flag("BERTH_WAIT_FOR_DOCKER"),
             docker_timeout: values.seconds("BERTH_DOCKER_TIMEOUT"),

@@ -6,6 +6,7 @@ pub mod daemon;
 pub mod hook;
 pub mod inject;
 pub mod logs;
+pub mod pull;
 pub mod status;
 
 use std::process::ExitCode;
@@ -38,6 +39,11 @@ pub fn run(cli: Cli) -> ExitCode {
         }
         Command::Status { json } => status::run(json, settings),
         Command::Logs { follow } => logs::run(follow, settings),
+        Command::Pull { images } => {
+            init_stderr_logging(&settings);
+            report_setting_warnings(&warnings);
+            runtime().block_on(pull::run(images, settings))
+        }
         Command::CredentialHelper { action } => return credential_helper::run(&action),
     };
     match result {

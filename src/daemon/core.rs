@@ -5,7 +5,7 @@
 //! restarted daemon does not redo work), the engine's state, and the channels to the
 //! renewer. A hook's request is handled here from start to end, with bounded waits.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -19,10 +19,11 @@ use crate::inject::{Login, Target};
 use crate::lifecycle::{HookInput, Injection, Lifecycle, Sink, now_ms, say};
 use crate::phase::Phase;
 use crate::protocol::Level;
+use crate::pull::{self, PullSpec};
 use crate::registry::RegistryKind;
 use crate::secrets::{self, Discovery, Registry};
 use crate::state::{Event, Record, time_of};
-use crate::status::{DaemonInfo, Status};
+use crate::status::{DaemonInfo, PullState, PullStatus, Status};
 
 /// Where the engine stands.
 #[derive(Clone, Debug)]
@@ -52,7 +53,12 @@ pub struct RenewJob {
 pub struct Channels {
     /// Renewal jobs.
     pub renew: mpsc::Receiver<RenewJob>,
+    /// Images to pull.
+    pub pulls: mpsc::Receiver<Vec<PullSpec>>,
 }
+
+/// Every pull this daemon knows of, by image.
+pub type Board = BTreeMap<String, PullStatus>;
 
 /// When a token was obtained and expires (ms since the epoch).
 #[derive(Clone, Copy, Debug)]
@@ -72,6 +78,10 @@ struct Memory {
     phases: BTreeSet<Phase>,
     /// ECR tokens, by registry key.
     tokens: HashMap<String, TokenMemo>,
+    /// Digests of images pulled, by image.
+    pulled: HashMap<String, String>,
+    /// The latest login of each registry, by registry key, with its identifier.
+    logins: HashMap<String, (String, Login)>,
 }
 
 /// The daemon's shared state.
@@ -86,6 +96,9 @@ pub struct Core {
     /// The engine to wait for (a hook may name another one).
     pub engine_host: watch::Sender<Option<DockerHost>>,
     renew_tx: mpsc::Sender<RenewJob>,
+    pull_tx: mpsc::Sender<Vec<PullSpec>>,
+    /// The pulls, for status and waiting.
+    pub pulls: watch::Sender<Board>,
     memory: Mutex<Memory>,
     hasher: std::collections::hash_map::RandomState,
 }
@@ -94,6 +107,7 @@ impl Core {
     /// A core that knows what the event record tells.
     pub fn new(life: Lifecycle, cancel: CancellationToken) -> (Core, Channels) {
         let (renew_tx, renew) = mpsc::channel(64);
+        let (pull_tx, pulls) = mpsc::channel(64);
         let host = life.expected_engine(&Default::default());
         let core = Core {
             life,
@@ -102,11 +116,13 @@ impl Core {
             engine: watch::channel(EngineState::Waiting("not checked yet".into())).0,
             engine_host: watch::channel(host).0,
             renew_tx,
+            pull_tx,
+            pulls: watch::channel(Board::new()).0,
             memory: Mutex::new(Memory::default()),
             hasher: Default::default(),
         };
         core.catch_up();
-        (core, Channels { renew })
+        (core, Channels { renew, pulls })
     }
 
     /// Reads events appended since the last call (by this daemon, a hook working alone, or
@@ -178,6 +194,9 @@ impl Core {
         if phase >= Phase::PostCreate && self.life.settings.wait_for_docker {
             ok &= self.wait_engine(&input, sink).await;
         }
+        if phase == Phase::PostCreate && self.life.settings.wait_for_pulls {
+            ok &= self.wait_pulls(&input, sink).await;
+        }
         ok
     }
 
@@ -196,10 +215,20 @@ impl Core {
             return false;
         };
         self.after_injection(&injection).await;
+        self.request_pulls(input, sink).await;
         !injection.report.has_errors()
     }
 
     async fn after_injection(&self, injection: &Injection) {
+        {
+            let mut mem = self.memory.lock().expect("memory lock");
+            for (registry, login) in &injection.logins {
+                mem.logins.insert(
+                    registry.server.config_key().to_string(),
+                    (registry.id.clone(), login.clone()),
+                );
+            }
+        }
         for (registry, login) in &injection.logins {
             if !matches!(registry.kind, RegistryKind::EcrAccessKeys(_)) {
                 continue;
@@ -262,10 +291,14 @@ impl Core {
     }
 
     /// Records a renewed token.
-    pub fn renewed(&self, registry: &Registry, expires_at: Option<SystemTime>) {
+    pub fn renewed(&self, registry: &Registry, login: &Login) {
         let key = registry.server.config_key().to_string();
         let keys = Some(self.fingerprint(registry));
-        self.memory.lock().expect("memory lock").tokens.insert(
+        let expires_at = login.expires_at;
+        let mut mem = self.memory.lock().expect("memory lock");
+        mem.logins
+            .insert(key.clone(), (registry.id.clone(), login.clone()));
+        mem.tokens.insert(
             key,
             TokenMemo {
                 obtained_at: now_ms(),
@@ -286,6 +319,207 @@ impl Core {
             .map(|t| t.expose())
             .hash(&mut h);
         h.finish()
+    }
+
+    /// The current login of a registry.
+    pub fn current_login(&self, key: &str) -> Option<Login> {
+        self.memory
+            .lock()
+            .expect("memory lock")
+            .logins
+            .get(key)
+            .map(|(_, l)| l.clone())
+    }
+
+    /// The digest this container recorded for an image it pulled.
+    pub fn recorded_digest(&self, image: &str) -> Option<String> {
+        self.memory
+            .lock()
+            .expect("memory lock")
+            .pulled
+            .get(image)
+            .cloned()
+    }
+
+    /// Changes one pull on the board.
+    pub fn update_pull(&self, image: &str, f: impl FnOnce(&mut PullStatus)) {
+        self.pulls.send_modify(|board| {
+            let p = board
+                .entry(image.to_string())
+                .or_insert_with(|| PullStatus::queued(image));
+            f(p);
+        });
+    }
+
+    /// Puts the images this phase wants on the board and hands the new ones to the puller.
+    async fn request_pulls(&self, input: &HookInput, sink: Sink<'_>) {
+        let settings = &self.life.settings;
+        let mut listed = settings.images.clone();
+        listed.extend(crate::settings::split_list(
+            input
+                .env
+                .get("BERTH_IMAGES")
+                .map(String::as_str)
+                .unwrap_or_default(),
+        ));
+        let workspace = settings
+            .discover
+            .then(|| settings.workspace.clone().or_else(|| input.cwd.clone()))
+            .flatten();
+        let logins = self.memory.lock().expect("memory lock").logins.clone();
+        let wanted = pull::wanted(
+            &listed,
+            workspace.as_deref(),
+            settings.discover_public,
+            &|i| logins.contains_key(i.server().config_key()),
+        );
+        let label = input.label();
+        for n in wanted.invalid.iter().chain(&wanted.notes) {
+            say(sink, Level::Warn, format!("berth: {label}: {n}"));
+        }
+        let images = wanted.images;
+        if images.is_empty() {
+            return;
+        }
+        if self.life.expected_engine(&input.env).is_none() {
+            for i in &images {
+                self.update_pull(&i.to_string(), |p| {
+                    p.state = PullState::Failed;
+                    p.error = Some("no Docker engine in this container".into());
+                });
+            }
+            say(
+                sink,
+                Level::Warn,
+                format!(
+                    "berth: {label}: {} image(s) to pre-pull, but no Docker engine in this container; add Docker-in-Docker",
+                    images.len()
+                ),
+            );
+            return;
+        }
+        let mut claimed = Vec::new();
+        self.pulls.send_modify(|board| {
+            for image in images {
+                let key = image.to_string();
+                let busy = board.get(&key).is_some_and(|p| {
+                    matches!(
+                        p.state,
+                        PullState::Queued
+                            | PullState::Pulling
+                            | PullState::Retrying
+                            | PullState::Done
+                    )
+                });
+                if busy {
+                    continue;
+                }
+                board.insert(key, PullStatus::queued(&image.to_string()));
+                let login = logins.get(image.server().config_key());
+                claimed.push(PullSpec {
+                    login: login.map(|(_, l)| l.clone()),
+                    id: login.map(|(id, _)| id.clone()),
+                    image,
+                });
+            }
+        });
+        if claimed.is_empty() {
+            return;
+        }
+        let names: Vec<String> = claimed.iter().map(|s| s.image.to_string()).collect();
+        say(
+            sink,
+            Level::Info,
+            format!("berth: {label}: pre-pulling {}", names.join(", ")),
+        );
+        let _ = self.pull_tx.send(claimed).await;
+    }
+
+    /// Waits, within `pullTimeout`, until no pull is queued or running, saying each result.
+    async fn wait_pulls(&self, input: &HookInput, sink: Sink<'_>) -> bool {
+        let label = input.label();
+        let active = |b: &Board| {
+            b.values().any(|p| {
+                matches!(
+                    p.state,
+                    PullState::Queued | PullState::Pulling | PullState::Retrying
+                )
+            })
+        };
+        let mut rx = self.pulls.subscribe();
+        if rx.borrow().is_empty() {
+            return true;
+        }
+        let bound = self.life.settings.pull_timeout;
+        say(
+            sink,
+            Level::Info,
+            format!(
+                "berth: {label}: waiting up to {} s for the pre-pulls",
+                bound.as_secs()
+            ),
+        );
+        let started = std::time::Instant::now();
+        let mut told: BTreeSet<String> = BTreeSet::new();
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            let board = rx.borrow_and_update().clone();
+            for (image, p) in &board {
+                if told.contains(image) {
+                    continue;
+                }
+                match p.state {
+                    PullState::Done => {
+                        let secs = p.seconds.unwrap_or_default();
+                        say(
+                            sink,
+                            Level::Info,
+                            format!(
+                                "berth: {label}: pulled {image} ({} in {secs:.1} s)",
+                                crate::status::human_bytes(p.bytes)
+                            ),
+                        );
+                    }
+                    PullState::Failed => say(
+                        sink,
+                        Level::Error,
+                        format!("berth: {label}: {}", p.error.clone().unwrap_or_default()),
+                    ),
+                    _ => continue,
+                }
+                told.insert(image.clone());
+            }
+            if !active(&board) {
+                let failed = board
+                    .values()
+                    .filter(|p| p.state == PullState::Failed)
+                    .count();
+                say(
+                    sink,
+                    Level::Info,
+                    format!(
+                        "berth: {label}: pre-pulls finished in {:.1} s ({} pulled, {failed} failed)",
+                        started.elapsed().as_secs_f64(),
+                        board.len() - failed
+                    ),
+                );
+                return failed == 0;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                say(
+                    sink,
+                    Level::Warn,
+                    format!(
+                        "berth: {label}: pre-pulls still running after {} s; carrying on (berth status shows them)",
+                        bound.as_secs()
+                    ),
+                );
+                return false;
+            }
+        }
     }
 
     /// Says whether the engine answers now, without waiting.
@@ -401,6 +635,12 @@ impl Core {
     pub fn status(&self) -> Status {
         let records = self.life.state.events().read_all();
         let mut status = Status::from_records(&records);
+        for (image, live) in self.pulls.borrow().iter() {
+            match status.pulls.iter_mut().find(|p| &p.image == image) {
+                Some(p) => *p = live.clone(),
+                None => status.pulls.push(live.clone()),
+            }
+        }
         status.daemon = Some(DaemonInfo {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_string(),
@@ -414,6 +654,14 @@ fn apply(mem: &mut Memory, r: &Record) {
     let (server, expires_at) = match &r.event {
         Event::Phase { phase, .. } => {
             mem.phases.insert(*phase);
+            return;
+        }
+        Event::PullDone {
+            image,
+            digest: Some(d),
+            ..
+        } => {
+            mem.pulled.insert(image.clone(), d.clone());
             return;
         }
         Event::Injected {

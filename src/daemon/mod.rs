@@ -12,6 +12,7 @@
 mod core;
 mod engine_worker;
 mod listener;
+mod puller;
 mod renewer;
 mod signals;
 mod watcher;
@@ -113,6 +114,10 @@ async fn supervise(life: Lifecycle, ready: ReadyPipe) -> anyhow::Result<()> {
     workers.spawn(named(
         "renewer",
         Box::pin(renewer::run(core.clone(), channels.renew)),
+    ));
+    workers.spawn(named(
+        "puller",
+        Box::pin(puller::run(core.clone(), channels.pulls)),
     ));
     core.start().await;
 

@@ -93,7 +93,7 @@ async fn renew(core: Arc<Core>, job: RenewJob, cancel: CancellationToken) {
             };
             match inject::write_entries(&job.target, &[entry], opts) {
                 Ok(_) => {
-                    core.renewed(registry, token.expires_at);
+                    core.renewed(registry, &login);
                     core.life.record(Event::Renewed {
                         id: registry.id.clone(),
                         server: key.clone(),

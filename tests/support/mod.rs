@@ -13,6 +13,7 @@ use std::sync::OnceLock;
 
 use base64::Engine as _;
 
+pub mod engine;
 pub mod lifecycle;
 
 /// The test bed's variables.

@@ -1,0 +1,180 @@
+//! The `puller` worker: pre-pulls images once credentials are in place.
+//!
+//! A request (after each injection) names images; each one not already on its way is put
+//! on the board as queued and pulled by its own task, which waits for the engine to
+//! answer, then for one of `pullConcurrency` slots, then pulls with the registry's current
+//! login. An image this container pulled before (recorded) and that the engine still holds
+//! with that digest is not asked of the registry again. Progress goes to the board (for
+//! `berth status` and `waitForPulls`) and, at a calm pace, to the log.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+use super::Core;
+use super::core::EngineState;
+use crate::pull::{self, PullConfig, PullEvent, PullSpec};
+use crate::state::Event;
+use crate::status::{PullState, human_bytes};
+
+/// How often a pull's progress is logged.
+const LOG_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs until the daemon stops.
+pub async fn run(
+    core: Arc<Core>,
+    mut requests: mpsc::Receiver<Vec<PullSpec>>,
+) -> anyhow::Result<()> {
+    let slots = Arc::new(Semaphore::new(core.life.settings.pull_concurrency));
+    let mut tasks = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = core.cancel.cancelled() => break,
+            specs = requests.recv() => {
+                let Some(specs) = specs else { break };
+                for spec in specs {
+                    tasks.spawn(pull_one(core.clone(), spec, slots.clone()));
+                }
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
+    let image = spec.image.to_string();
+    let mut engine_rx = core.engine.subscribe();
+    let engine = tokio::select! {
+        _ = core.cancel.cancelled() => return,
+        state = engine_rx.wait_for(|s| matches!(s, EngineState::Ready(_))) => match state.as_deref() {
+            Ok(EngineState::Ready(e)) => e.clone(),
+            _ => return,
+        },
+    };
+    let _slot = tokio::select! {
+        _ = core.cancel.cancelled() => return,
+        slot = slots.acquire() => match slot { Ok(s) => s, Err(_) => return },
+    };
+    if let Some(digest) = core.recorded_digest(&image)
+        && holds(&engine.docker, &spec.image, &digest).await
+    {
+        tracing::info!(image = %image, digest = %digest, "already pulled earlier; the engine still has it");
+        core.update_pull(&image, |p| {
+            p.state = PullState::Done;
+            p.digest = Some(digest.clone());
+            p.seconds = Some(0.0);
+        });
+        core.life.record(Event::PullDone {
+            image,
+            digest: Some(digest),
+            bytes: 0,
+            seconds: 0.0,
+            already_present: true,
+        });
+        return;
+    }
+    // The login as it is now (an ECR token may have been renewed while this waited).
+    if let Some(login) = core.current_login(spec.image.server().config_key()) {
+        spec.login = Some(login);
+    }
+    let cfg = PullConfig {
+        platform: core.life.settings.platform.clone(),
+        deadline: core.life.settings.pull_timeout,
+        ..PullConfig::default()
+    };
+    core.life.record(Event::PullStarted {
+        image: image.clone(),
+    });
+    tracing::info!(image = %image, registry = %spec.image.server(), credentials = spec.login.is_some(), "pulling");
+    let mut last_log = Instant::now();
+    let mut on = |ev: PullEvent<'_>| match ev {
+        PullEvent::Attempt(n) => core.update_pull(&image, |p| {
+            p.state = PullState::Pulling;
+            p.attempts = n;
+        }),
+        PullEvent::Progress(pr) => {
+            core.update_pull(&image, |p| {
+                p.bytes = pr.bytes;
+                p.total = Some(pr.total);
+                p.layers = Some((pr.layers_done, pr.layers));
+            });
+            if last_log.elapsed() >= LOG_EVERY {
+                last_log = Instant::now();
+                tracing::info!(
+                    image = %image,
+                    layers = %format!("{}/{}", pr.layers_done, pr.layers),
+                    downloaded = %human_bytes(pr.bytes),
+                    of = %human_bytes(pr.total),
+                    rate = %format!("{}/s", human_bytes(pr.rate as u64)),
+                    "pull progress"
+                );
+            }
+        }
+        PullEvent::Retrying {
+            attempt,
+            delay,
+            reason,
+        } => {
+            core.update_pull(&image, |p| {
+                p.state = PullState::Retrying;
+                p.error = Some(reason.to_string());
+            });
+            tracing::warn!(image = %image, attempt, retry_in_ms = delay.as_millis() as u64, reason = %reason, "pull failed; retrying");
+        }
+    };
+    match pull::pull(&engine.docker, &spec, &cfg, &core.cancel, &mut on).await {
+        Ok(done) => {
+            tracing::info!(
+                image = %image,
+                digest = done.digest.as_deref().unwrap_or("?"),
+                downloaded = %human_bytes(done.bytes),
+                seconds = %format!("{:.1}", done.seconds),
+                attempts = done.attempts,
+                "pulled"
+            );
+            core.update_pull(&image, |p| {
+                p.state = PullState::Done;
+                p.digest = done.digest.clone();
+                p.bytes = done.bytes;
+                p.seconds = Some(done.seconds);
+                p.error = None;
+            });
+            core.life.record(Event::PullDone {
+                image,
+                digest: done.digest,
+                bytes: done.bytes,
+                seconds: done.seconds,
+                already_present: done.already_present,
+            });
+        }
+        Err(pull::PullError::Cancelled { .. }) => {}
+        Err(e) => {
+            tracing::error!(image = %image, error = %e, "pull failed");
+            core.update_pull(&image, |p| {
+                p.state = PullState::Failed;
+                p.error = Some(e.to_string());
+            });
+            core.life.record(Event::PullFailed {
+                image,
+                error: e.to_string(),
+                attempts: e.attempts(),
+            });
+        }
+    }
+}
+
+/// Whether the engine holds the image with this digest (a local question, no registry).
+async fn holds(docker: &bollard::Docker, image: &crate::image::ImageRef, digest: &str) -> bool {
+    match docker.inspect_image(&image.canonical()).await {
+        Ok(i) => i
+            .repo_digests
+            .unwrap_or_default()
+            .iter()
+            .any(|d| d.ends_with(&format!("@{digest}"))),
+        Err(_) => false,
+    }
+}

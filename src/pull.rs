@@ -1,0 +1,560 @@
+//! Where images are pulled: one image into the engine through bollard, with the
+//! credentials of its registry, retried while the failure is transient, with progress.
+//!
+//! The engine already downloads three layers at a time and shares identical layers
+//! between concurrent pulls; berth adds what it lacks: a tag or digest always sent (an
+//! empty tag pulls every tag), an idle timeout and an overall deadline (bollard's timeout
+//! covers only the response headers, and a stalled stream never ends by itself), retries
+//! with exponential backoff and jitter for what may pass (5xx, resets, an engine restarting,
+//! `toomanyrequests`) and none for what will not (unauthorized, denied, unknown manifest),
+//! with an error naming the image, the registry and the secret to check.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use bollard::query_parameters::CreateImageOptionsBuilder;
+use futures_util::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use crate::image::ImageRef;
+use crate::inject::Login;
+
+/// One image to pull.
+#[derive(Clone, Debug)]
+pub struct PullSpec {
+    /// The image.
+    pub image: ImageRef,
+    /// Its registry's login, if berth has one.
+    pub login: Option<Login>,
+    /// The secret identifier the login came from, for messages.
+    pub id: Option<String>,
+}
+
+/// How pulls behave.
+#[derive(Clone, Debug)]
+pub struct PullConfig {
+    /// Platform to pull (`linux/arm64`); the engine's own when `None`.
+    pub platform: Option<String>,
+    /// A pull that reports nothing for this long is abandoned (and retried).
+    pub idle_timeout: Duration,
+    /// The most one image may take, retries included.
+    pub deadline: Duration,
+    /// Attempts at most.
+    pub max_attempts: u32,
+    /// The first retry delay; doubled each time.
+    pub backoff_base: Duration,
+    /// The longest retry delay.
+    pub backoff_max: Duration,
+}
+
+impl Default for PullConfig {
+    fn default() -> Self {
+        PullConfig {
+            platform: None,
+            idle_timeout: Duration::from_secs(90),
+            deadline: Duration::from_secs(900),
+            max_attempts: 5,
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where one image's pull stands.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Progress {
+    /// Layers finished (pulled or already there).
+    pub layers_done: u32,
+    /// Layers in all.
+    pub layers: u32,
+    /// Bytes downloaded.
+    pub bytes: u64,
+    /// Bytes to download, as far as known.
+    pub total: u64,
+    /// Download rate over the pull so far, bytes per second.
+    pub rate: f64,
+}
+
+/// What happened, for the caller to show.
+#[derive(Debug)]
+pub enum PullEvent<'a> {
+    /// An attempt starts (from 1).
+    Attempt(u32),
+    /// Progress, at most every `PROGRESS_EVERY`, and once at the end.
+    Progress(&'a Progress),
+    /// An attempt failed and another follows after `delay`.
+    Retrying {
+        /// The attempt that failed.
+        attempt: u32,
+        /// The wait before the next.
+        delay: Duration,
+        /// Why it failed.
+        reason: &'a str,
+    },
+}
+
+/// How often progress is reported while pulling.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
+
+/// A finished pull.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pulled {
+    /// The manifest digest.
+    pub digest: Option<String>,
+    /// Bytes downloaded.
+    pub bytes: u64,
+    /// Seconds taken, retries included.
+    pub seconds: f64,
+    /// The engine had the image already.
+    pub already_present: bool,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+/// Why an image was not pulled.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PullError {
+    /// A failure that retrying will not mend.
+    #[error("pull of {image} failed: {reason}; {hint}")]
+    Permanent {
+        /// The image.
+        image: String,
+        /// The engine's words.
+        reason: String,
+        /// What to check.
+        hint: String,
+    },
+    /// Transient failures until the attempts or the deadline ran out.
+    #[error("pull of {image} failed after {attempts} attempts: {reason}")]
+    Exhausted {
+        /// The image.
+        image: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        reason: String,
+    },
+    /// The daemon is stopping.
+    #[error("pull of {image} stopped")]
+    Cancelled {
+        /// The image.
+        image: String,
+    },
+}
+
+impl PullError {
+    /// Attempts made before giving up.
+    pub fn attempts(&self) -> u32 {
+        match self {
+            PullError::Exhausted { attempts, .. } => *attempts,
+            _ => 1,
+        }
+    }
+}
+
+/// Whether a failure may pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Retry.
+    Transient,
+    /// Do not.
+    Permanent,
+}
+
+/// Sorts an engine or registry message into transient or permanent.
+pub fn classify(message: &str) -> Kind {
+    let m = message.to_ascii_lowercase();
+    const TRANSIENT_FIRST: &[&str] = &["toomanyrequests", "too many requests", "rate limit"];
+    const PERMANENT: &[&str] = &[
+        "unauthorized",
+        "authentication required",
+        "no basic auth credentials",
+        "denied",
+        "forbidden",
+        "manifest unknown",
+        "not found",
+        "does not exist",
+        "invalid reference",
+        "no matching manifest",
+        "name unknown",
+        "unsupported",
+    ];
+    if TRANSIENT_FIRST.iter().any(|p| m.contains(p)) {
+        return Kind::Transient;
+    }
+    if PERMANENT.iter().any(|p| m.contains(p)) {
+        return Kind::Permanent;
+    }
+    Kind::Transient
+}
+
+/// What to check for a permanent failure.
+fn hint(spec: &PullSpec, reason: &str) -> String {
+    let registry = spec.image.server();
+    let m = reason.to_ascii_lowercase();
+    let auth = [
+        "unauthorized",
+        "authentication required",
+        "no basic auth",
+        "denied",
+        "forbidden",
+    ];
+    if auth.iter().any(|p| m.contains(p)) {
+        return match &spec.id {
+            Some(id) => format!(
+                "check the secrets {id}_CONTAINER_REGISTRY_USER and {id}_CONTAINER_REGISTRY_PASSWORD for {registry}, and that this user may pull the image"
+            ),
+            None => format!(
+                "berth has no credentials for {registry}: add <ID>_CONTAINER_REGISTRY_SERVER, _USER and _PASSWORD secrets for it"
+            ),
+        };
+    }
+    format!("check that {} exists on {registry}", spec.image)
+}
+
+/// The engine's credentials for a login.
+fn credentials(spec: &PullSpec) -> Option<DockerCredentials> {
+    spec.login.as_ref().map(|l| DockerCredentials {
+        username: Some(l.user.expose().to_string()),
+        password: Some(l.password.expose().to_string()),
+        serveraddress: Some(spec.image.server().config_key().to_string()),
+        ..Default::default()
+    })
+}
+
+/// Pulls one image, retrying transient failures.
+pub async fn pull(
+    docker: &Docker,
+    spec: &PullSpec,
+    cfg: &PullConfig,
+    cancel: &CancellationToken,
+    on: &mut (dyn FnMut(PullEvent<'_>) + Send),
+) -> Result<Pulled, PullError> {
+    let started = Instant::now();
+    let deadline = started + cfg.deadline;
+    let image = spec.image.to_string();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        on(PullEvent::Attempt(attempt));
+        let left = deadline.saturating_duration_since(Instant::now());
+        let result = tokio::select! {
+            _ = cancel.cancelled() => return Err(PullError::Cancelled { image }),
+            r = tokio::time::timeout(left, attempt_once(docker, spec, cfg, on)) => {
+                r.unwrap_or_else(|_| Err((Kind::Transient, format!("the {} s deadline passed", cfg.deadline.as_secs()))))
+            }
+        };
+        let reason = match result {
+            Ok(mut pulled) => {
+                pulled.seconds = started.elapsed().as_secs_f64();
+                pulled.attempts = attempt;
+                return Ok(pulled);
+            }
+            Err((Kind::Permanent, reason)) => {
+                let hint = hint(spec, &reason);
+                return Err(PullError::Permanent {
+                    image,
+                    reason,
+                    hint,
+                });
+            }
+            Err((Kind::Transient, reason)) => reason,
+        };
+        let exp = attempt.saturating_sub(1).min(16);
+        let delay = cfg
+            .backoff_base
+            .saturating_mul(1 << exp)
+            .min(cfg.backoff_max)
+            .mul_f64(0.5 + fastrand::f64());
+        if attempt >= cfg.max_attempts || Instant::now() + delay >= deadline {
+            return Err(PullError::Exhausted {
+                image,
+                attempts: attempt,
+                reason,
+            });
+        }
+        on(PullEvent::Retrying {
+            attempt,
+            delay,
+            reason: &reason,
+        });
+        tokio::select! {
+            _ = cancel.cancelled() => return Err(PullError::Cancelled { image }),
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// One attempt: the stream to its end, or the first error, or the idle timeout.
+async fn attempt_once(
+    docker: &Docker,
+    spec: &PullSpec,
+    cfg: &PullConfig,
+    on: &mut (dyn FnMut(PullEvent<'_>) + Send),
+) -> Result<Pulled, (Kind, String)> {
+    let mut opts = CreateImageOptionsBuilder::default()
+        .from_image(&spec.image.repository())
+        .tag(&spec.image.pull_tag());
+    if let Some(p) = &cfg.platform {
+        opts = opts.platform(p);
+    }
+    let stream = docker.create_image(Some(opts.build()), None, credentials(spec));
+    let mut stream = std::pin::pin!(stream);
+    let mut tracker = Tracker::new();
+    loop {
+        let next = tokio::time::timeout(cfg.idle_timeout, stream.next()).await;
+        let item = match next {
+            Err(_) => {
+                return Err((
+                    Kind::Transient,
+                    format!("no progress for {} s", cfg.idle_timeout.as_secs()),
+                ));
+            }
+            Ok(None) => break,
+            Ok(Some(item)) => item,
+        };
+        match item {
+            Ok(info) => {
+                if let Some(err) = info.error_detail.and_then(|e| e.message) {
+                    return Err((classify(&err), err));
+                }
+                tracker.update(
+                    info.id.as_deref(),
+                    info.status.as_deref(),
+                    info.progress_detail.as_ref(),
+                );
+                if let Some(p) = tracker.due() {
+                    on(PullEvent::Progress(&p));
+                }
+            }
+            Err(e) => {
+                let message = engine_error_message(&e);
+                let kind =
+                    match &e {
+                        bollard::errors::Error::DockerResponseServerError {
+                            status_code, ..
+                        } if *status_code == 404 => Kind::Permanent,
+                        bollard::errors::Error::DockerResponseServerError { message, .. }
+                        | bollard::errors::Error::DockerStreamError { error: message } => {
+                            classify(message)
+                        }
+                        _ => Kind::Transient, // the engine went away, a reset, a timeout
+                    };
+                return Err((kind, message));
+            }
+        }
+    }
+    let progress = tracker.progress();
+    on(PullEvent::Progress(&progress));
+    Ok(Pulled {
+        digest: tracker.digest,
+        bytes: progress.bytes,
+        seconds: 0.0,
+        already_present: tracker.up_to_date,
+        attempts: 0,
+    })
+}
+
+fn engine_error_message(e: &bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+        bollard::errors::Error::DockerStreamError { error } => error.clone(),
+        other => format!("the Docker engine: {other}"),
+    }
+}
+
+/// One layer's download.
+#[derive(Clone, Copy, Debug, Default)]
+struct Layer {
+    current: u64,
+    total: u64,
+    downloaded: bool,
+    done: bool,
+}
+
+/// Follows the engine's progress messages for one pull.
+struct Tracker {
+    layers: BTreeMap<String, Layer>,
+    started: Instant,
+    last: Option<Instant>,
+    digest: Option<String>,
+    up_to_date: bool,
+}
+
+impl Tracker {
+    fn new() -> Self {
+        Tracker {
+            layers: BTreeMap::new(),
+            started: Instant::now(),
+            last: None,
+            digest: None,
+            up_to_date: false,
+        }
+    }
+
+    fn update(
+        &mut self,
+        id: Option<&str>,
+        status: Option<&str>,
+        detail: Option<&bollard::models::ProgressDetail>,
+    ) {
+        let status = status.unwrap_or_default();
+        if let Some(d) = status.strip_prefix("Digest: ") {
+            self.digest = Some(d.trim().to_string());
+            return;
+        }
+        if status.starts_with("Status: Image is up to date") {
+            self.up_to_date = true;
+            return;
+        }
+        let Some(id) = id else { return };
+        if status.starts_with("Pulling from") || status.starts_with("Status:") {
+            return;
+        }
+        let layer = self.layers.entry(id.to_string()).or_default();
+        let num = |v: Option<i64>| v.and_then(|n| u64::try_from(n).ok());
+        match status {
+            "Downloading" => {
+                if let Some(d) = detail {
+                    layer.current = num(d.current).unwrap_or(layer.current);
+                    layer.total = num(d.total).unwrap_or(layer.total);
+                }
+                layer.downloaded = true;
+            }
+            "Download complete" | "Verifying Checksum" => {
+                layer.current = layer.total.max(layer.current);
+                layer.downloaded = true;
+            }
+            "Pull complete" | "Already exists" => {
+                layer.current = layer.total.max(layer.current);
+                layer.done = true;
+            }
+            _ => {}
+        }
+    }
+
+    fn progress(&self) -> Progress {
+        let downloaded: Vec<&Layer> = self.layers.values().filter(|l| l.downloaded).collect();
+        let bytes: u64 = downloaded.iter().map(|l| l.current).sum();
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        Progress {
+            layers_done: self.layers.values().filter(|l| l.done).count() as u32,
+            layers: self.layers.len() as u32,
+            bytes,
+            total: downloaded.iter().map(|l| l.total.max(l.current)).sum(),
+            rate: bytes as f64 / secs,
+        }
+    }
+
+    /// Progress, if enough time passed since the last report.
+    fn due(&mut self) -> Option<Progress> {
+        let now = Instant::now();
+        if self
+            .last
+            .is_some_and(|t| now.duration_since(t) < PROGRESS_EVERY)
+        {
+            return None;
+        }
+        self.last = Some(now);
+        Some(self.progress())
+    }
+}
+
+/// The images to pre-pull: `listed` (the feature option and `BERTH_IMAGES`), and with
+/// `discover` those named in the workspace's compose files and Dockerfiles, keeping only
+/// the discovered images whose registry has credentials (`credentialed`) unless `public`.
+pub fn wanted(
+    listed: &[String],
+    discover: Option<&std::path::Path>,
+    public: bool,
+    credentialed: &dyn Fn(&ImageRef) -> bool,
+) -> Wanted {
+    let mut w = Wanted::default();
+    for raw in listed {
+        match ImageRef::parse(raw) {
+            Ok(i) if !w.images.contains(&i) => w.images.push(i),
+            Ok(_) => {}
+            Err(e) => w.invalid.push(format!("{e}; not pulled")),
+        }
+    }
+    if let Some(workspace) = discover {
+        let found = crate::discover::discover(workspace);
+        w.notes.extend(found.notes);
+        let images = &mut w.images;
+        for f in found.images {
+            if images.contains(&f.image) {
+                continue;
+            }
+            if public || credentialed(&f.image) {
+                images.push(f.image);
+            } else {
+                tracing::debug!(image = %f.image, file = %f.file.display(), "discovered image of a registry without credentials; not pulled");
+            }
+        }
+    }
+    w
+}
+
+/// The images to pull, and what was left out.
+#[derive(Debug, Default)]
+pub struct Wanted {
+    /// The images, without duplicates, in order.
+    pub images: Vec<ImageRef>,
+    /// Names that are not image references, each with its error: failures.
+    pub invalid: Vec<String>,
+    /// What discovery skipped, and why: information.
+    pub notes: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_sorted() {
+        for m in [
+            "unauthorized: authentication required",
+            "Get \"http://127.0.0.1:5000/v2/x/manifests/1\": no basic auth credentials",
+            "pull access denied for x, repository does not exist or may require 'docker login'",
+            "manifest for x:1 not found: manifest unknown: manifest unknown",
+            "denied: requested access to the resource is denied",
+        ] {
+            assert_eq!(classify(m), Kind::Permanent, "{m}");
+        }
+        for m in [
+            "toomanyrequests: You have reached your pull rate limit. denied?",
+            "Get \"http://127.0.0.1:5000/v2/\": dial tcp 127.0.0.1:5000: connect: connection refused",
+            "received unexpected HTTP status: 503 Service Unavailable",
+            "read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by peer",
+            "unexpected EOF",
+        ] {
+            assert_eq!(classify(m), Kind::Transient, "{m}");
+        }
+    }
+
+    #[test]
+    fn progress_counts_downloaded_layers_only() {
+        let mut t = Tracker::new();
+        let d = |c, t| bollard::models::ProgressDetail {
+            current: Some(c),
+            total: Some(t),
+        };
+        t.update(Some("1.0"), Some("Pulling from team/app"), None);
+        t.update(Some("aaa"), Some("Already exists"), None);
+        t.update(Some("bbb"), Some("Pulling fs layer"), None);
+        t.update(Some("bbb"), Some("Downloading"), Some(&d(500, 1000)));
+        let p = t.progress();
+        assert_eq!(
+            (p.layers_done, p.layers, p.bytes, p.total),
+            (1, 2, 500, 1000)
+        );
+        t.update(Some("bbb"), Some("Download complete"), None);
+        t.update(Some("bbb"), Some("Pull complete"), None);
+        t.update(None, Some("Digest: sha256:abc"), None);
+        let p = t.progress();
+        assert_eq!((p.layers_done, p.bytes), (2, 1000));
+        assert_eq!(t.digest.as_deref(), Some("sha256:abc"));
+    }
+}
