@@ -1,0 +1,351 @@
+//! Issue 7: the feature end to end, under the real Dev Containers CLI, in a dev container
+//! whose own dockerd runs inside it (Docker-in-Docker), with a --secrets-file holding both
+//! test registries and an ECR registry served by the test bed's ECR API.
+//!
+//! The feature used is the one `scripts/package-feature` staged in target/feature/offline
+//! (the shipped feature without `installsAfter`, which the CLI would fetch from ghcr.io).
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use base64::Engine as _;
+use support::*;
+
+/// A Docker-in-Docker feature for the test: its entrypoint starts dockerd and goes on.
+const DIND_INSTALL: &str = r#"#!/bin/sh
+set -e
+cat > /usr/local/share/dind-entrypoint.sh <<'SCRIPT'
+#!/bin/sh
+# A restarted container keeps the last run's pid files, which stop dockerd from starting.
+find /run /var/run -iname 'docker*.pid' -delete 2>/dev/null || :
+find /run /var/run -iname 'container*.pid' -delete 2>/dev/null || :
+dockerd --storage-driver=vfs --bridge=none --iptables=false --ip-forward=false >/tmp/dockerd.log 2>&1 &
+exec "$@"
+SCRIPT
+chmod +x /usr/local/share/dind-entrypoint.sh
+"#;
+
+/// The staged feature, or a plain failure saying how to make it.
+fn staged_feature() -> PathBuf {
+    let dir = repo().join("target/feature/offline/src/berth");
+    assert!(
+        dir.join("berth").is_file() && dir.join("devcontainer-feature.json").is_file(),
+        "{} is missing: run scripts/package-feature (scripts/test does)",
+        dir.display()
+    );
+    dir
+}
+
+/// A workspace with berth and Docker-in-Docker, whose user commands record what they saw.
+struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    fn new(berth_options: serde_json::Value) -> Workspace {
+        let tb = testbed();
+        let dir = scratch();
+        let dc = dir.path().join("ws/.devcontainer");
+        std::fs::create_dir_all(dc.join("dind")).unwrap();
+        copy_dir(&staged_feature(), &dc.join("berth"));
+        std::fs::write(
+            dc.join("dind/devcontainer-feature.json"),
+            r#"{"id": "dind", "version": "1.0.0", "name": "Docker-in-Docker for tests", "entrypoint": "/usr/local/share/dind-entrypoint.sh"}"#,
+        )
+        .unwrap();
+        std::fs::write(dc.join("dind/install.sh"), DIND_INSTALL).unwrap();
+        std::fs::set_permissions(
+            dc.join("dind/install.sh"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let (one, two) = (tb.get("BERTH_TB_REG1_TINY"), tb.get("BERTH_TB_REG2_TINY"));
+        let config = serde_json::json!({
+            "image": tb.get("BERTH_TB_IMAGE_DIND"),
+            "runArgs": ["--network=host", "--cap-add=SYS_ADMIN", "--cap-add=NET_ADMIN", "--cap-add=MKNOD",
+                        "--security-opt=seccomp=unconfined", "--security-opt=apparmor=unconfined", "--tmpfs=/var/lib/docker:exec"],
+            "remoteUser": "dev",
+            "containerEnv": {"AWS_ENDPOINT_URL_ECR": tb.get("BERTH_TB_ECR_ENDPOINT")},
+            "features": {"./dind": {}, "./berth": berth_options},
+            // As in Codespaces, onCreate cannot pull (it waits for the engine, to fail for
+            // the right reason), and postCreate can; it first notes which images are there.
+            "onCreateCommand": format!("for i in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; docker pull {one} > /tmp/oncreate.log 2>&1 && echo PULLED >> /tmp/oncreate.log || echo FAILED >> /tmp/oncreate.log"),
+            "postCreateCommand": format!("docker image inspect -f '{{{{.Id}}}}' {one} {two} > /tmp/postcreate.before 2>&1; echo rc=$? >> /tmp/postcreate.before; (docker pull {one} && docker pull {two}) > /tmp/postcreate.log 2>&1; echo rc=$? >> /tmp/postcreate.log"),
+        });
+        std::fs::write(
+            dc.join("devcontainer.json"),
+            serde_json::to_vec_pretty(&config).unwrap(),
+        )
+        .unwrap();
+        let mut secrets = serde_json::Map::new();
+        for (k, v) in both_registries() {
+            secrets.insert(k, v.into());
+        }
+        for (k, v) in registry_env(
+            "ECR",
+            &ecr_host("eu-west-1"),
+            tb.get("BERTH_TB_ECR_ACCESS_KEY_ID"),
+            tb.get("BERTH_TB_ECR_SECRET_ACCESS_KEY"),
+        ) {
+            secrets.insert(k, v.into());
+        }
+        std::fs::write(
+            dir.path().join("secrets.json"),
+            serde_json::to_vec(&secrets).unwrap(),
+        )
+        .unwrap();
+        Workspace { dir }
+    }
+
+    fn folder(&self) -> PathBuf {
+        self.dir.path().join("ws")
+    }
+
+    fn cli(&self) -> Command {
+        let mut cmd = Command::new(testbed().get("BERTH_TB_DEVCONTAINER"));
+        cmd.env("DOCKER_HOST", testbed().get("BERTH_TB_DOCKER_HOST"));
+        cmd
+    }
+
+    /// `devcontainer up`, with the secrets file or without (a prebuild has no user secrets).
+    fn up(&self, extra: &[&str], with_secrets: bool) -> Output {
+        let mut cmd = self.cli();
+        cmd.args(["up", "--workspace-folder"])
+            .arg(self.folder())
+            .args(extra);
+        if with_secrets {
+            cmd.arg("--secrets-file")
+                .arg(self.dir.path().join("secrets.json"));
+        }
+        run(&mut cmd)
+    }
+
+    /// A command in the container, as the remote user.
+    fn exec(&self, args: &[&str]) -> Output {
+        run(self
+            .cli()
+            .args(["exec", "--workspace-folder"])
+            .arg(self.folder())
+            .args(args))
+    }
+
+    fn exec_ok(&self, args: &[&str]) -> String {
+        let out = self.exec(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn docker(&self, args: &[&str]) -> Output {
+        run(Command::new("docker")
+            .env("DOCKER_HOST", testbed().get("BERTH_TB_DOCKER_HOST"))
+            .args(args))
+    }
+
+    fn container(&self) -> String {
+        let out = self.docker(&[
+            "ps",
+            "-aq",
+            "--filter",
+            &format!(
+                "label=devcontainer.local_folder={}",
+                self.folder().display()
+            ),
+        ]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Workspace {
+    fn drop(&mut self) {
+        let id = self.container();
+        if !id.is_empty() {
+            self.docker(&["rm", "-f", &id]);
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn credentials_arrive_after_on_create_images_before_post_create_and_survive_a_restart() {
+    let tb = testbed();
+    let ws = Workspace::new(serde_json::json!({
+        "images": format!("{} {}", tb.get("BERTH_TB_REG1_TINY"), tb.get("BERTH_TB_REG2_TINY")),
+        "waitForPulls": true,
+    }));
+    let up = ws.up(&[], true);
+    let said = text(&up);
+    assert!(up.status.success(), "{said}");
+    assert!(
+        said.contains("berth: onCreate: credentials deferred to postCreate"),
+        "{said}"
+    );
+    assert!(
+        said.contains("berth: postCreate: pre-pulls finished")
+            && said.contains("(2 pulled, 0 failed)"),
+        "{said}"
+    );
+
+    // The user's onCreateCommand could not pull: no credentials yet, as in Codespaces.
+    let on_create = ws.exec_ok(&["cat", "/tmp/oncreate.log"]);
+    assert!(
+        on_create.contains("FAILED") && on_create.contains("no basic auth credentials"),
+        "{on_create}"
+    );
+    // When the user's postCreateCommand started, the images were in the inner engine; its
+    // own pulls then worked.
+    let before = ws.exec_ok(&["cat", "/tmp/postcreate.before"]);
+    assert!(
+        before.contains("rc=0") && before.matches("sha256:").count() == 2,
+        "{before}"
+    );
+    assert!(ws.exec_ok(&["cat", "/tmp/postcreate.log"]).contains("rc=0"));
+
+    // The remote user's config: both registries, and the ECR token swapped from the keys.
+    let config: serde_json::Value =
+        serde_json::from_str(&ws.exec_ok(&["cat", "/home/dev/.docker/config.json"])).unwrap();
+    let auth = |server: &str| {
+        let a = config["auths"][server]["auth"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{server} in {config}"));
+        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(a).unwrap()).unwrap()
+    };
+    assert!(
+        auth(&ecr_host("eu-west-1")).starts_with("AWS:"),
+        "ECR token"
+    );
+    assert_eq!(
+        auth(tb.get("BERTH_TB_REG1")),
+        format!(
+            "{}:{}",
+            tb.get("BERTH_TB_REG1_USER"),
+            tb.get("BERTH_TB_REG1_PASSWORD")
+        )
+    );
+    assert_eq!(config["credHelpers"][tb.get("BERTH_TB_REG2")], "berth");
+    assert_eq!(
+        ws.exec_ok(&["stat", "-c", "%U:%a", "/home/dev/.docker/config.json"])
+            .trim(),
+        "dev:600"
+    );
+
+    // berth status in the container tells the story.
+    let status = ws.exec_ok(&["berth", "status"]);
+    for line in [
+        "daemon: running",
+        "onCreate hook ran (uid 1000)",
+        "credentials deferred",
+        "postCreate hook ran",
+        "REG1 (",
+        "written to /home/dev/.docker/config.json (added)",
+        "postStart hook ran",
+        "postAttach hook ran",
+    ] {
+        assert!(status.contains(line), "{line:?} in\n{status}");
+    }
+    assert!(
+        status.contains(&format!("{}  done", tb.get("BERTH_TB_REG1_TINY"))),
+        "{status}"
+    );
+
+    // A restart: the container stops and starts again; postStart runs; berth comes back and
+    // the inner engine (whose images were on a tmpfs) gets them again.
+    let id = ws.container();
+    assert!(ws.docker(&["stop", &id]).status.success());
+    let up = ws.up(&[], true);
+    let said = text(&up);
+    assert!(up.status.success(), "{said}");
+    assert!(
+        said.contains("berth: postStart: credentials for ECR")
+            && said.contains("already in /home/dev/.docker/config.json"),
+        "{said}"
+    );
+    let pull = ws.exec(&["docker", "pull", "-q", tb.get("BERTH_TB_REG2_TINY")]);
+    assert!(pull.status.success(), "{}", text(&pull));
+    let status = ws.exec_ok(&["berth", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let starts = status["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["what"].as_str().unwrap().starts_with("daemon started"))
+        .count();
+    assert_eq!(starts, 2, "{status:#}");
+}
+
+#[test]
+fn a_prebuild_explains_what_it_defers_and_the_rest_of_the_lifecycle_completes_it() {
+    let ws = Workspace::new(serde_json::json!({}));
+    // A prebuild: only onCreate and updateContent, and no user secrets.
+    let pre = ws.up(&["--prebuild"], false);
+    let said = text(&pre);
+    assert!(pre.status.success(), "{said}");
+    for line in [
+        "berth: onCreate: no registry secrets here (as in a prebuild",
+        "berth: onCreate: credentials deferred to postCreate",
+        "berth: updateContent: credentials deferred to postCreate",
+    ] {
+        assert!(said.contains(line), "{line:?} in\n{said}");
+    }
+    assert!(
+        !said.contains("Running the postCreateCommand"),
+        "a prebuild stops before postCreate: {said}"
+    );
+    assert!(
+        !ws.exec(&["test", "-e", "/home/dev/.docker/config.json"])
+            .status
+            .success(),
+        "nothing stored in the prebuild"
+    );
+    // Later, a codespace from that prebuild runs the rest, with the user's secrets.
+    let rest = ws.up(&[], true);
+    assert!(rest.status.success(), "{}", text(&rest));
+    assert!(
+        text(&rest).contains("berth: postCreate: credentials for ECR"),
+        "{}",
+        text(&rest)
+    );
+    assert!(ws.exec_ok(&["cat", "/tmp/postcreate.log"]).contains("rc=0"));
+}
+
+#[test]
+fn the_tested_feature_is_the_shipped_one_without_installs_after() {
+    let shipped: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(repo().join("devcontainer-feature/src/berth/devcontainer-feature.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut tested: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(staged_feature().join("devcontainer-feature.json")).unwrap(),
+    )
+    .unwrap();
+    let after: Vec<&str> = shipped["installsAfter"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(after.contains(&"ghcr.io/devcontainers/features/docker-in-docker"));
+    assert!(after.contains(&"ghcr.io/devcontainers/features/docker-outside-of-docker"));
+    tested["installsAfter"] = shipped["installsAfter"].clone();
+    assert_eq!(tested, shipped, "only installsAfter differs");
+    for f in ["install.sh", "entrypoint.sh"] {
+        assert_eq!(
+            std::fs::read(repo().join("devcontainer-feature/src/berth").join(f)).unwrap(),
+            std::fs::read(staged_feature().join(f)).unwrap(),
+            "{f}"
+        );
+    }
+}
