@@ -83,7 +83,7 @@ pub fn run(phase: Phase, settings: Settings) -> ExitCode {
 /// The longest a hook may take: its own bound, plus the waits this phase may do.
 fn deadline(phase: Phase, s: &Settings) -> Duration {
     let mut d = s.hook_timeout;
-    if phase >= Phase::PostCreate && s.wait_for_docker {
+    if phase.waits_for_docker() && s.wait_for_docker {
         d += s.docker_timeout;
     }
     if phase == Phase::PostCreate && s.wait_for_pulls {
@@ -229,7 +229,7 @@ fn work_alone(phase: Phase, settings: Settings) -> bool {
         } else {
             life.defer(phase, &mut sink);
         }
-        if phase >= Phase::PostCreate
+        if phase.waits_for_docker()
             && life.settings.wait_for_docker
             && let Some(host) = life.expected_engine(&input.env)
         {

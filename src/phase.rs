@@ -59,6 +59,13 @@ impl Phase {
         }
     }
 
+    /// Whether this phase's hook waits for the Docker engine (with `waitForDocker`): after
+    /// creation and after a restart, when Docker-in-Docker may still be starting; not at
+    /// postAttach, which runs at every attach and must not hold a tool up.
+    pub fn waits_for_docker(self) -> bool {
+        matches!(self, Phase::PostCreate | Phase::PostStart)
+    }
+
     /// Whether this phase runs in a prebuild.
     pub fn in_prebuild(self) -> bool {
         self <= Phase::UpdateContent

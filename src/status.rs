@@ -182,17 +182,22 @@ impl Status {
                     e.id = id.clone();
                     e.server = server.clone();
                     e.kind = kind.clone();
-                    e.injected_at = Some(r.at);
+                    let unchanged = *change == crate::docker_config::Change::Unchanged;
+                    if !unchanged || e.injected_at.is_none() {
+                        e.injected_at = Some(r.at);
+                    }
                     e.expires_at = *expires_at;
                     e.error = None;
-                    let change = serde_json::to_value(change)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default();
-                    line(
-                        None,
-                        format!("{id} ({server}) written to {} ({change})", config.display()),
-                    )
+                    let what = if unchanged {
+                        format!("{id} ({server}) already in {}", config.display())
+                    } else {
+                        let change = serde_json::to_value(change)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default();
+                        format!("{id} ({server}) written to {} ({change})", config.display())
+                    };
+                    line(None, what)
                 }
                 Event::InjectFailed { id, error } => {
                     if let Some(e) = regs.get_mut(id) {

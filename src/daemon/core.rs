@@ -191,7 +191,7 @@ impl Core {
             self.life.defer(phase, sink);
             self.say_engine(&input, sink).await;
         }
-        if phase >= Phase::PostCreate && self.life.settings.wait_for_docker {
+        if phase.waits_for_docker() && self.life.settings.wait_for_docker {
             ok &= self.wait_engine(&input, sink).await;
         }
         if phase == Phase::PostCreate && self.life.settings.wait_for_pulls {
