@@ -176,8 +176,7 @@ impl Lifecycle {
 
     /// Explains why credentials are not written now.
     pub fn defer(&self, phase: Phase, sink: Sink<'_>) {
-        let until = "to postCreate (injectAt=postCreate: as in Codespaces, credentials are written after \
-                     onCreate and updateContent, so a prebuild stores none and postCreateCommand can pull)";
+        let until = "to postCreate (injectAt=postCreate)";
         self.record(Event::Deferred {
             phase,
             until: until.to_string(),
@@ -185,7 +184,10 @@ impl Lifecycle {
         say(
             sink,
             Level::Info,
-            format!("berth: {phase}: credentials deferred {until}"),
+            format!(
+                "berth: {phase}: credentials deferred {until}: as in Codespaces, they are written after \
+                 onCreate and updateContent, so a prebuild stores none and postCreateCommand can pull"
+            ),
         );
     }
 

@@ -135,18 +135,20 @@ impl Status {
         let mut regs: BTreeMap<String, RegistryStatus> = BTreeMap::new();
         let mut pulls: BTreeMap<String, PullStatus> = BTreeMap::new();
         for r in records {
-            let mut line = |phase: Option<&str>, what: String| {
-                status.timeline.push(TimelineEntry {
-                    at: r.at,
-                    phase: phase.map(str::to_string),
-                    what,
-                })
-            };
+            let at = r.at;
             match &r.event {
-                Event::DaemonStarted { pid, version } => {
-                    line(None, format!("daemon started (pid {pid}, berth {version})"))
-                }
-                Event::DaemonStopped { pid } => line(None, format!("daemon stopped (pid {pid})")),
+                Event::DaemonStarted { pid, version } => push(
+                    &mut status.timeline,
+                    at,
+                    None,
+                    format!("daemon started (pid {pid}, berth {version})"),
+                ),
+                Event::DaemonStopped { pid } => push(
+                    &mut status.timeline,
+                    at,
+                    None,
+                    format!("daemon stopped (pid {pid})"),
+                ),
                 Event::Phase {
                     phase,
                     uid,
@@ -162,14 +164,19 @@ impl Status {
                     } else {
                         format!("secrets for {}", ids.join(", "))
                     };
-                    line(
+                    push(
+                        &mut status.timeline,
+                        at,
                         Some(phase.name()),
                         format!("{phase} hook ran (uid {uid}{by}); {found}"),
                     )
                 }
-                Event::Deferred { phase, until } => {
-                    line(Some(phase.name()), format!("credentials deferred {until}"))
-                }
+                Event::Deferred { phase, until } => push(
+                    &mut status.timeline,
+                    at,
+                    Some(phase.name()),
+                    format!("credentials deferred {until}"),
+                ),
                 Event::Injected {
                     id,
                     server,
@@ -188,16 +195,31 @@ impl Status {
                     }
                     e.expires_at = *expires_at;
                     e.error = None;
-                    let what = if unchanged {
-                        format!("{id} ({server}) already in {}", config.display())
+                    // One line per hook: the registries of one write share it.
+                    let head = if unchanged {
+                        format!("credentials already in {}:", config.display())
+                    } else {
+                        format!("credentials written to {}:", config.display())
+                    };
+                    let item = if unchanged {
+                        format!(" {id} ({server})")
                     } else {
                         let change = serde_json::to_value(change)
                             .ok()
                             .and_then(|v| v.as_str().map(str::to_string))
                             .unwrap_or_default();
-                        format!("{id} ({server}) written to {} ({change})", config.display())
+                        format!(" {id} ({server}, {change})")
                     };
-                    line(None, what)
+                    match status.timeline.last_mut() {
+                        Some(last)
+                            if last.what.starts_with(&head)
+                                && r.at.saturating_sub(last.at) < 2_000 =>
+                        {
+                            last.what.push(',');
+                            last.what.push_str(&item);
+                        }
+                        _ => push(&mut status.timeline, at, None, format!("{head}{item}")),
+                    }
                 }
                 Event::InjectFailed { id, error } => {
                     if let Some(e) = regs.get_mut(id) {
@@ -212,7 +234,7 @@ impl Status {
                             },
                         );
                     }
-                    line(None, format!("failed: {error}"))
+                    push(&mut status.timeline, at, None, format!("failed: {error}"))
                 }
                 Event::Renewed {
                     id,
@@ -225,15 +247,27 @@ impl Status {
                     e.renewed_at = Some(r.at);
                     e.expires_at = *expires_at;
                     e.error = None;
-                    line(None, format!("{id} ({server}) token renewed"))
+                    push(
+                        &mut status.timeline,
+                        at,
+                        None,
+                        format!("{id} ({server}) token renewed"),
+                    )
                 }
                 Event::RenewFailed { id, error } => {
                     if let Some(e) = regs.get_mut(id) {
                         e.error = Some(error.clone());
                     }
-                    line(None, format!("{id}: renewal failed: {error}"))
+                    push(
+                        &mut status.timeline,
+                        at,
+                        None,
+                        format!("{id}: renewal failed: {error}"),
+                    )
                 }
-                Event::EngineReady { host, api_version } => line(
+                Event::EngineReady { host, api_version } => push(
+                    &mut status.timeline,
+                    at,
                     None,
                     format!("Docker engine answered at {host} (API {api_version})"),
                 ),
@@ -264,7 +298,7 @@ impl Status {
                     } else {
                         format!("pulled {image} ({} in {seconds:.1} s)", human_bytes(*bytes))
                     };
-                    line(None, what)
+                    push(&mut status.timeline, at, None, what)
                 }
                 Event::PullFailed {
                     image,
@@ -277,7 +311,9 @@ impl Status {
                     p.state = PullState::Failed;
                     p.error = Some(error.clone());
                     p.attempts = *attempts;
-                    line(
+                    push(
+                        &mut status.timeline,
+                        at,
                         None,
                         format!("pull of {image} failed after {attempts} attempt(s): {error}"),
                     )
@@ -362,6 +398,15 @@ impl Status {
         }
         out
     }
+}
+
+/// Adds a line to the timeline.
+fn push(timeline: &mut Vec<TimelineEntry>, at: u64, phase: Option<&str>, what: String) {
+    timeline.push(TimelineEntry {
+        at,
+        phase: phase.map(str::to_string),
+        what,
+    });
 }
 
 /// An RFC 3339 time, to the second, UTC.

@@ -248,8 +248,9 @@ fn credentials_arrive_after_on_create_images_before_post_create_and_survive_a_re
         "onCreate hook ran (uid 1000)",
         "credentials deferred",
         "postCreate hook ran",
-        "REG1 (",
-        "written to /home/dev/.docker/config.json (added)",
+        "credentials written to /home/dev/.docker/config.json:",
+        &format!("REG1 ({}, added)", tb.get("BERTH_TB_REG1")),
+        "credentials already in /home/dev/.docker/config.json:",
         "postStart hook ran",
         "postAttach hook ran",
     ] {
