@@ -149,7 +149,8 @@ fn create_temp(dir: &Path, name: &str, mode: u32) -> io::Result<(PathBuf, File)>
     Err(last.unwrap_or_else(|| io::Error::other("no temporary name")))
 }
 
-fn fix_metadata(path: &Path, ownership: Ownership) -> io::Result<()> {
+/// Gives an existing file the mode and owner it should have, without rewriting it.
+pub fn fix_metadata(path: &Path, ownership: Ownership) -> io::Result<()> {
     let meta = fs::metadata(path)?;
     if meta.mode() & 0o7777 != ownership.mode {
         fs::set_permissions(path, fs::Permissions::from_mode(ownership.mode))?;

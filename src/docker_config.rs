@@ -280,13 +280,8 @@ impl DockerConfig {
         if !self.is_changed() {
             // Nothing to write; still make sure an existing file has the right mode and owner.
             if self.path.exists() {
-                let bytes =
-                    fs::read(atomic::resolve_symlinks(&self.path).unwrap_or(self.path.clone()))
-                        .map_err(|source| ConfigError::Read {
-                            path: self.path.clone(),
-                            source,
-                        })?;
-                atomic::write(&self.path, &bytes, owner).map_err(|source| ConfigError::Write {
+                let real = atomic::resolve_symlinks(&self.path).unwrap_or(self.path.clone());
+                atomic::fix_metadata(&real, owner).map_err(|source| ConfigError::Write {
                     path: self.path.clone(),
                     source,
                 })?;

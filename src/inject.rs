@@ -16,7 +16,7 @@ use crate::docker_config::{
     self, Change, ConfigError, ConfigLock, DockerConfig, Location, Managed, ManagedEntry,
 };
 use crate::ecr::client::TokenRequest;
-use crate::ecr::{EcrClient, EcrError, EndpointVars};
+use crate::ecr::{EcrClient, EcrError, EcrHost, EndpointVars};
 use crate::registry::RegistryKind;
 use crate::secret::Secret;
 use crate::secrets::{Discovery, Registry};
@@ -47,13 +47,7 @@ pub async fn obtain_login(
         });
     };
     let endpoint = endpoints.endpoint_for(host);
-    let request = TokenRequest {
-        host,
-        endpoint: &endpoint,
-        access_key_id: &registry.user,
-        secret_access_key: &registry.password,
-        session_token: registry.session_token.as_ref(),
-    };
+    let request = token_request(registry, host, &endpoint);
     let mut attempt = 0u32;
     loop {
         attempt += 1;
@@ -73,6 +67,21 @@ pub async fn obtain_login(
             }
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// The GetAuthorizationToken request of an ECR registry with access keys.
+pub fn token_request<'a>(
+    registry: &'a Registry,
+    host: &'a EcrHost,
+    endpoint: &'a str,
+) -> TokenRequest<'a> {
+    TokenRequest {
+        host,
+        endpoint,
+        access_key_id: &registry.user,
+        secret_access_key: &registry.password,
+        session_token: registry.session_token.as_ref(),
     }
 }
 

@@ -58,7 +58,10 @@ pub fn init(target: &LogTarget) {
                     .with_filter(filter(&file_level(&target.level))),
             ),
             Err(e) => {
-                eprintln!("berth: cannot open the log file {}: {e}", path.display());
+                // A hook's output is the creation log: an unopenable log file is no news there.
+                if target.stderr {
+                    eprintln!("berth: cannot open the log file {}: {e}", path.display());
+                }
                 None
             }
         });

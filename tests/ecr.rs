@@ -8,7 +8,6 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
 use berth::clock::{Clock, ManualClock};
 use berth::ecr::client::TokenRequest;
 use berth::ecr::renewal::{self, Renewal, Schedule};
@@ -25,13 +24,7 @@ fn inject(root: &Path, vars: &[(String, String)]) -> Output {
 fn login_in_config(root: &Path, server: &str) -> Option<String> {
     let c: serde_json::Value =
         serde_json::from_slice(&std::fs::read(root.join("home/.docker/config.json")).ok()?).ok()?;
-    let auth = c["auths"][server]["auth"].as_str()?;
-    String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(auth)
-            .ok()?,
-    )
-    .ok()
+    decoded_auth(&c, server)
 }
 
 fn ecr_vars(id: &str, region: &str, key: &str, secret: &str) -> Vec<(String, String)> {

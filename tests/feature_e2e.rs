@@ -10,7 +10,6 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use base64::Engine as _;
 use support::*;
 
 /// A Docker-in-Docker feature for the test: its entrypoint starts dockerd and goes on.
@@ -217,10 +216,7 @@ fn credentials_arrive_after_on_create_images_before_post_create_and_survive_a_re
     let config: serde_json::Value =
         serde_json::from_str(&ws.exec_ok(&["cat", "/home/dev/.docker/config.json"])).unwrap();
     let auth = |server: &str| {
-        let a = config["auths"][server]["auth"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{server} in {config}"));
-        String::from_utf8(base64::engine::general_purpose::STANDARD.decode(a).unwrap()).unwrap()
+        decoded_auth(&config, server).unwrap_or_else(|| panic!("{server} in {config}"))
     };
     assert!(
         auth(&ecr_host("eu-west-1")).starts_with("AWS:"),

@@ -219,17 +219,10 @@ fn passwords_of_any_characters_reach_the_registry_exactly() {
         assert!(out.status.success(), "{}", text(&out));
     }
     // The registry only checks a bcrypt hash (72 bytes); the config holds the whole token.
-    let config = read_config(root);
-    let auth = config["auths"]["long.example.com"]["auth"]
-        .as_str()
-        .unwrap();
-    let decoded = String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(auth)
-            .unwrap(),
-    )
-    .unwrap();
-    assert_eq!(decoded, format!("token-user:{long_token}"));
+    assert_eq!(
+        decoded_auth(&read_config(root), "long.example.com"),
+        Some(format!("token-user:{long_token}"))
+    );
 }
 
 #[test]
@@ -631,16 +624,7 @@ fn a_secrets_file_is_read_and_wins_over_the_environment() {
             .unwrap()
             .contains("secrets file")
     );
-    let auth = read_config(root)["auths"][tb.get("BERTH_TB_REG1")]["auth"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let plain = String::from_utf8(
-        base64::engine::general_purpose::STANDARD
-            .decode(auth)
-            .unwrap(),
-    )
-    .unwrap();
+    let plain = decoded_auth(&read_config(root), tb.get("BERTH_TB_REG1")).unwrap();
     assert!(plain.ends_with(tb.get("BERTH_TB_REG1_PASSWORD")));
 }
 

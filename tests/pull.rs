@@ -93,35 +93,33 @@ fn wrong_credentials_fail_at_once_naming_image_registry_and_secret() {
 fn a_password_with_every_printable_symbol_reaches_the_registry_through_the_engine() {
     let engine = TestEngine::start();
     let dir = scratch();
-    let symbols = testbed().decoded("BERTH_TB_REG1_SYMBOLS_PASSWORD_B64");
-    let secrets = registry_env(
-        "SYM",
-        &reg(1, ""),
-        testbed().get("BERTH_TB_REG1_SYMBOLS_USER"),
-        &symbols,
-    );
-    let out = run(&mut berth_pull(
-        dir.path(),
-        &engine.host(),
-        &secrets,
-        &[&reg(1, "_TINY")],
-    ));
-    assert!(out.status.success(), "{}", text(&out));
-    // The engine decodes X-Registry-Auth as base64url; the unicode user's password too.
-    let unicode = testbed().decoded("BERTH_TB_REG2_UNICODE_PASSWORD_B64");
-    let secrets = registry_env(
-        "UNI",
-        &reg(2, ""),
-        testbed().get("BERTH_TB_REG2_UNICODE_USER"),
-        &unicode,
-    );
-    let out = run(&mut berth_pull(
-        dir.path(),
-        &engine.host(),
-        &secrets,
-        &[&reg(2, "_TINY")],
-    ));
-    assert!(out.status.success(), "{}", text(&out));
+    // The engine decodes X-Registry-Auth as base64url: symbols and unicode must survive it.
+    for (n, user, password) in [
+        (
+            1,
+            "BERTH_TB_REG1_SYMBOLS_USER",
+            "BERTH_TB_REG1_SYMBOLS_PASSWORD_B64",
+        ),
+        (
+            2,
+            "BERTH_TB_REG2_UNICODE_USER",
+            "BERTH_TB_REG2_UNICODE_PASSWORD_B64",
+        ),
+    ] {
+        let secrets = registry_env(
+            "SPECIAL",
+            &reg(n, ""),
+            testbed().get(user),
+            &testbed().decoded(password),
+        );
+        let out = run(&mut berth_pull(
+            dir.path(),
+            &engine.host(),
+            &secrets,
+            &[&reg(n, "_TINY")],
+        ));
+        assert!(out.status.success(), "{user}: {}", text(&out));
+    }
 }
 
 #[test]

@@ -19,11 +19,11 @@ use crate::inject::{Login, Target};
 use crate::lifecycle::{HookInput, Injection, Lifecycle, Sink, now_ms, say};
 use crate::phase::Phase;
 use crate::protocol::Level;
-use crate::pull::{self, PullSpec};
+use crate::pull::PullSpec;
 use crate::registry::RegistryKind;
 use crate::secrets::{self, Discovery, Registry};
 use crate::state::{Event, Record, time_of};
-use crate::status::{DaemonInfo, PullState, PullStatus, Status};
+use crate::status::{DaemonInfo, PullStatus, Status};
 
 /// Where the engine stands.
 #[derive(Clone, Debug)]
@@ -71,7 +71,7 @@ struct TokenMemo {
 
 /// What the daemon remembers.
 #[derive(Default)]
-struct Memory {
+pub(super) struct Memory {
     /// Bytes of the event record already read.
     offset: u64,
     /// Phases seen since the container was created.
@@ -79,9 +79,9 @@ struct Memory {
     /// ECR tokens, by registry key.
     tokens: HashMap<String, TokenMemo>,
     /// Digests of images pulled, by image.
-    pulled: HashMap<String, String>,
+    pub(super) pulled: HashMap<String, String>,
     /// The latest login of each registry, by registry key, with its identifier.
-    logins: HashMap<String, (String, Login)>,
+    pub(super) logins: HashMap<String, (String, Login)>,
 }
 
 /// The daemon's shared state.
@@ -96,10 +96,10 @@ pub struct Core {
     /// The engine to wait for (a hook may name another one).
     pub engine_host: watch::Sender<Option<DockerHost>>,
     renew_tx: mpsc::Sender<RenewJob>,
-    pull_tx: mpsc::Sender<Vec<PullSpec>>,
+    pub(super) pull_tx: mpsc::Sender<Vec<PullSpec>>,
     /// The pulls, for status and waiting.
     pub pulls: watch::Sender<Board>,
-    memory: Mutex<Memory>,
+    pub(super) memory: Mutex<Memory>,
     hasher: std::collections::hash_map::RandomState,
 }
 
@@ -329,197 +329,6 @@ impl Core {
             .logins
             .get(key)
             .map(|(_, l)| l.clone())
-    }
-
-    /// The digest this container recorded for an image it pulled.
-    pub fn recorded_digest(&self, image: &str) -> Option<String> {
-        self.memory
-            .lock()
-            .expect("memory lock")
-            .pulled
-            .get(image)
-            .cloned()
-    }
-
-    /// Changes one pull on the board.
-    pub fn update_pull(&self, image: &str, f: impl FnOnce(&mut PullStatus)) {
-        self.pulls.send_modify(|board| {
-            let p = board
-                .entry(image.to_string())
-                .or_insert_with(|| PullStatus::queued(image));
-            f(p);
-        });
-    }
-
-    /// Puts the images this phase wants on the board and hands the new ones to the puller.
-    async fn request_pulls(&self, input: &HookInput, sink: Sink<'_>) {
-        let settings = &self.life.settings;
-        let mut listed = settings.images.clone();
-        listed.extend(crate::settings::split_list(
-            input
-                .env
-                .get("BERTH_IMAGES")
-                .map(String::as_str)
-                .unwrap_or_default(),
-        ));
-        let workspace = settings
-            .discover
-            .then(|| settings.workspace.clone().or_else(|| input.cwd.clone()))
-            .flatten();
-        let logins = self.memory.lock().expect("memory lock").logins.clone();
-        let wanted = pull::wanted(
-            &listed,
-            workspace.as_deref(),
-            settings.discover_public,
-            &|i| logins.contains_key(i.server().config_key()),
-        );
-        let label = input.label();
-        for n in wanted.invalid.iter().chain(&wanted.notes) {
-            say(sink, Level::Warn, format!("berth: {label}: {n}"));
-        }
-        let images = wanted.images;
-        if images.is_empty() {
-            return;
-        }
-        if self.life.expected_engine(&input.env).is_none() {
-            for i in &images {
-                self.update_pull(&i.to_string(), |p| {
-                    p.state = PullState::Failed;
-                    p.error = Some("no Docker engine in this container".into());
-                });
-            }
-            say(
-                sink,
-                Level::Warn,
-                format!(
-                    "berth: {label}: {} image(s) to pre-pull, but no Docker engine in this container; add Docker-in-Docker",
-                    images.len()
-                ),
-            );
-            return;
-        }
-        let mut claimed = Vec::new();
-        self.pulls.send_modify(|board| {
-            for image in images {
-                let key = image.to_string();
-                let busy = board.get(&key).is_some_and(|p| {
-                    matches!(
-                        p.state,
-                        PullState::Queued
-                            | PullState::Pulling
-                            | PullState::Retrying
-                            | PullState::Done
-                    )
-                });
-                if busy {
-                    continue;
-                }
-                board.insert(key, PullStatus::queued(&image.to_string()));
-                let login = logins.get(image.server().config_key());
-                claimed.push(PullSpec {
-                    login: login.map(|(_, l)| l.clone()),
-                    id: login.map(|(id, _)| id.clone()),
-                    image,
-                });
-            }
-        });
-        if claimed.is_empty() {
-            return;
-        }
-        let names: Vec<String> = claimed.iter().map(|s| s.image.to_string()).collect();
-        say(
-            sink,
-            Level::Info,
-            format!("berth: {label}: pre-pulling {}", names.join(", ")),
-        );
-        let _ = self.pull_tx.send(claimed).await;
-    }
-
-    /// Waits, within `pullTimeout`, until no pull is queued or running, saying each result.
-    async fn wait_pulls(&self, input: &HookInput, sink: Sink<'_>) -> bool {
-        let label = input.label();
-        let active = |b: &Board| {
-            b.values().any(|p| {
-                matches!(
-                    p.state,
-                    PullState::Queued | PullState::Pulling | PullState::Retrying
-                )
-            })
-        };
-        let mut rx = self.pulls.subscribe();
-        if rx.borrow().is_empty() {
-            return true;
-        }
-        let bound = self.life.settings.pull_timeout;
-        say(
-            sink,
-            Level::Info,
-            format!(
-                "berth: {label}: waiting up to {} s for the pre-pulls",
-                bound.as_secs()
-            ),
-        );
-        let started = std::time::Instant::now();
-        let mut told: BTreeSet<String> = BTreeSet::new();
-        let deadline = tokio::time::Instant::now() + bound;
-        loop {
-            let board = rx.borrow_and_update().clone();
-            for (image, p) in &board {
-                if told.contains(image) {
-                    continue;
-                }
-                match p.state {
-                    PullState::Done => {
-                        let secs = p.seconds.unwrap_or_default();
-                        say(
-                            sink,
-                            Level::Info,
-                            format!(
-                                "berth: {label}: pulled {image} ({} in {secs:.1} s)",
-                                crate::status::human_bytes(p.bytes)
-                            ),
-                        );
-                    }
-                    PullState::Failed => say(
-                        sink,
-                        Level::Error,
-                        format!("berth: {label}: {}", p.error.clone().unwrap_or_default()),
-                    ),
-                    _ => continue,
-                }
-                told.insert(image.clone());
-            }
-            if !active(&board) {
-                let failed = board
-                    .values()
-                    .filter(|p| p.state == PullState::Failed)
-                    .count();
-                say(
-                    sink,
-                    Level::Info,
-                    format!(
-                        "berth: {label}: pre-pulls finished in {:.1} s ({} pulled, {failed} failed)",
-                        started.elapsed().as_secs_f64(),
-                        board.len() - failed
-                    ),
-                );
-                return failed == 0;
-            }
-            if tokio::time::timeout_at(deadline, rx.changed())
-                .await
-                .is_err()
-            {
-                say(
-                    sink,
-                    Level::Warn,
-                    format!(
-                        "berth: {label}: pre-pulls still running after {} s; carrying on (berth status shows them)",
-                        bound.as_secs()
-                    ),
-                );
-                return false;
-            }
-        }
     }
 
     /// Says whether the engine answers now, without waiting.

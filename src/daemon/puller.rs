@@ -5,7 +5,8 @@
 //! answer, then for one of `pullConcurrency` slots, then pulls with the registry's current
 //! login. An image this container pulled before (recorded) and that the engine still holds
 //! with that digest is not asked of the registry again. Progress goes to the board (for
-//! `berth status` and `waitForPulls`) and, at a calm pace, to the log.
+//! `berth status` and `waitForPulls`) and, at a calm pace, to the log. The board itself,
+//! and the hooks' requests and waits on it, are here too.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,11 +14,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
+use std::collections::BTreeSet;
+
 use super::Core;
-use super::core::EngineState;
+use super::core::{Board, EngineState};
+use crate::lifecycle::{HookInput, Sink, say};
+use crate::protocol::Level;
 use crate::pull::{self, PullConfig, PullEvent, PullSpec};
 use crate::state::Event;
-use crate::status::{PullState, human_bytes};
+use crate::status::{PullState, PullStatus, human_bytes};
 
 /// How often a pull's progress is logged.
 const LOG_EVERY: Duration = Duration::from_secs(5);
@@ -163,6 +168,200 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
                 error: e.to_string(),
                 attempts: e.attempts(),
             });
+        }
+    }
+}
+
+/// The pull board: what the hooks ask for, and what they wait on.
+impl Core {
+    /// The digest this container recorded for an image it pulled.
+    pub fn recorded_digest(&self, image: &str) -> Option<String> {
+        self.memory
+            .lock()
+            .expect("memory lock")
+            .pulled
+            .get(image)
+            .cloned()
+    }
+
+    /// Changes one pull on the board.
+    pub fn update_pull(&self, image: &str, f: impl FnOnce(&mut PullStatus)) {
+        self.pulls.send_modify(|board| {
+            let p = board
+                .entry(image.to_string())
+                .or_insert_with(|| PullStatus::queued(image));
+            f(p);
+        });
+    }
+
+    /// Puts the images this phase wants on the board and hands the new ones to the puller.
+    pub(super) async fn request_pulls(&self, input: &HookInput, sink: Sink<'_>) {
+        let settings = &self.life.settings;
+        let mut listed = settings.images.clone();
+        listed.extend(crate::settings::split_list(
+            input
+                .env
+                .get("BERTH_IMAGES")
+                .map(String::as_str)
+                .unwrap_or_default(),
+        ));
+        let workspace = settings
+            .discover
+            .then(|| settings.workspace.clone().or_else(|| input.cwd.clone()))
+            .flatten();
+        let logins = self.memory.lock().expect("memory lock").logins.clone();
+        let wanted = pull::wanted(
+            &listed,
+            workspace.as_deref(),
+            settings.discover_public,
+            &|i| logins.contains_key(i.server().config_key()),
+        );
+        let label = input.label();
+        for n in wanted.invalid.iter().chain(&wanted.notes) {
+            say(sink, Level::Warn, format!("berth: {label}: {n}"));
+        }
+        let images = wanted.images;
+        if images.is_empty() {
+            return;
+        }
+        if self.life.expected_engine(&input.env).is_none() {
+            for i in &images {
+                self.update_pull(&i.to_string(), |p| {
+                    p.state = PullState::Failed;
+                    p.error = Some("no Docker engine in this container".into());
+                });
+            }
+            say(
+                sink,
+                Level::Warn,
+                format!(
+                    "berth: {label}: {} image(s) to pre-pull, but no Docker engine in this container; add Docker-in-Docker",
+                    images.len()
+                ),
+            );
+            return;
+        }
+        let mut claimed = Vec::new();
+        self.pulls.send_modify(|board| {
+            for image in images {
+                let key = image.to_string();
+                let busy = board.get(&key).is_some_and(|p| {
+                    matches!(
+                        p.state,
+                        PullState::Queued
+                            | PullState::Pulling
+                            | PullState::Retrying
+                            | PullState::Done
+                    )
+                });
+                if busy {
+                    continue;
+                }
+                board.insert(key, PullStatus::queued(&image.to_string()));
+                let login = logins.get(image.server().config_key());
+                claimed.push(PullSpec {
+                    login: login.map(|(_, l)| l.clone()),
+                    id: login.map(|(id, _)| id.clone()),
+                    image,
+                });
+            }
+        });
+        if claimed.is_empty() {
+            return;
+        }
+        let names: Vec<String> = claimed.iter().map(|s| s.image.to_string()).collect();
+        say(
+            sink,
+            Level::Info,
+            format!("berth: {label}: pre-pulling {}", names.join(", ")),
+        );
+        let _ = self.pull_tx.send(claimed).await;
+    }
+
+    /// Waits, within `pullTimeout`, until no pull is queued or running, saying each result.
+    pub(super) async fn wait_pulls(&self, input: &HookInput, sink: Sink<'_>) -> bool {
+        let label = input.label();
+        let active = |b: &Board| {
+            b.values().any(|p| {
+                matches!(
+                    p.state,
+                    PullState::Queued | PullState::Pulling | PullState::Retrying
+                )
+            })
+        };
+        let mut rx = self.pulls.subscribe();
+        if rx.borrow().is_empty() {
+            return true;
+        }
+        let bound = self.life.settings.pull_timeout;
+        say(
+            sink,
+            Level::Info,
+            format!(
+                "berth: {label}: waiting up to {} s for the pre-pulls",
+                bound.as_secs()
+            ),
+        );
+        let started = std::time::Instant::now();
+        let mut told: BTreeSet<String> = BTreeSet::new();
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            let board = rx.borrow_and_update().clone();
+            for (image, p) in &board {
+                if told.contains(image) {
+                    continue;
+                }
+                match p.state {
+                    PullState::Done => {
+                        let secs = p.seconds.unwrap_or_default();
+                        say(
+                            sink,
+                            Level::Info,
+                            format!(
+                                "berth: {label}: pulled {image} ({} in {secs:.1} s)",
+                                crate::status::human_bytes(p.bytes)
+                            ),
+                        );
+                    }
+                    PullState::Failed => say(
+                        sink,
+                        Level::Error,
+                        format!("berth: {label}: {}", p.error.clone().unwrap_or_default()),
+                    ),
+                    _ => continue,
+                }
+                told.insert(image.clone());
+            }
+            if !active(&board) {
+                let failed = board
+                    .values()
+                    .filter(|p| p.state == PullState::Failed)
+                    .count();
+                say(
+                    sink,
+                    Level::Info,
+                    format!(
+                        "berth: {label}: pre-pulls finished in {:.1} s ({} pulled, {failed} failed)",
+                        started.elapsed().as_secs_f64(),
+                        board.len() - failed
+                    ),
+                );
+                return failed == 0;
+            }
+            if tokio::time::timeout_at(deadline, rx.changed())
+                .await
+                .is_err()
+            {
+                say(
+                    sink,
+                    Level::Warn,
+                    format!(
+                        "berth: {label}: pre-pulls still running after {} s; carrying on (berth status shows them)",
+                        bound.as_secs()
+                    ),
+                );
+                return false;
+            }
         }
     }
 }

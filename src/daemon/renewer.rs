@@ -14,7 +14,6 @@ use tokio_util::sync::CancellationToken;
 use super::Core;
 use super::core::RenewJob;
 use crate::clock::SystemClock;
-use crate::ecr::client::TokenRequest;
 use crate::ecr::renewal::{self, Renewal, Schedule};
 use crate::inject::{self, Entry, Login, WriteOptions};
 use crate::registry::RegistryKind;
@@ -64,13 +63,7 @@ async fn renew(core: Arc<Core>, job: RenewJob, cancel: CancellationToken) {
     let registry = &job.registry;
     let key = registry.server.config_key().to_string();
     let fetch = || {
-        let request = TokenRequest {
-            host,
-            endpoint: &endpoint,
-            access_key_id: &registry.user,
-            secret_access_key: &registry.password,
-            session_token: registry.session_token.as_ref(),
-        };
+        let request = inject::token_request(registry, host, &endpoint);
         let client = client.clone();
         async move { client.get_authorization_token(&request).await }
     };

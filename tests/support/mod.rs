@@ -339,3 +339,14 @@ pub fn ecr_host(region: &str) -> String {
         testbed().get("BERTH_TB_ECR_ACCOUNT")
     )
 }
+
+/// The `user:password` a Docker config holds for a registry (its `auth`, decoded).
+pub fn decoded_auth(config: &serde_json::Value, server: &str) -> Option<String> {
+    let auth = config["auths"][server]["auth"].as_str()?;
+    String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(auth)
+            .ok()?,
+    )
+    .ok()
+}
