@@ -387,3 +387,45 @@ fn wait_for_events(
         );
     }
 }
+
+#[test]
+fn discover_pulls_the_workspaces_private_images_and_leaves_public_ones() {
+    let engine = TestEngine::start();
+    let c = Container::new(&[
+        ("BERTH_DISCOVER", "true"),
+        ("BERTH_WAIT_FOR_PULLS", "true"),
+        ("BERTH_WAIT_FOR_DOCKER", "true"),
+    ]);
+    // The hook's working folder is the workspace (as the Dev Containers CLI runs it).
+    std::fs::write(
+        c.root().join("compose.yaml"),
+        format!(
+            "services:\n  app:\n    image: ${{APP_IMAGE:-{}}}\n  cache:\n    image: redis:7\n",
+            reg(1, "_TINY")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        c.root().join("Dockerfile"),
+        format!("FROM {} AS base\nFROM base\n", reg(2, "_TINY")),
+    )
+    .unwrap();
+    let out = run(c
+        .berth()
+        .args(["daemon", "--background"])
+        .env("HOME", "/root")
+        .env("DOCKER_HOST", engine.host()));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = c.hook("postCreate", &both_registries());
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("(2 pulled, 0 failed)"), "{said}");
+    assert!(
+        engine.repo_digests(&reg(1, "_TINY")).is_some()
+            && engine.repo_digests(&reg(2, "_TINY")).is_some()
+    );
+    assert!(
+        !said.contains("redis"),
+        "a public image is left alone without discoverPublic: {said}"
+    );
+}
