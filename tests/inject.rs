@@ -232,16 +232,13 @@ fn writes_are_owned_private_and_skipped_when_nothing_changed() {
     bin_dir(root, true, &[]);
     // Written for another user (berth runs as root here), in a folder of our choosing.
     let target = root.join("nobody-docker");
-    let out = inject(
-        root,
-        &both_registries(),
-        &[
-            "--user",
-            "nobody",
-            "--docker-config",
-            target.to_str().unwrap(),
-        ],
-    );
+    let for_nobody = [
+        "--user",
+        "nobody",
+        "--docker-config",
+        target.to_str().unwrap(),
+    ];
+    let out = inject(root, &both_registries(), &for_nobody);
     assert!(out.status.success(), "{}", text(&out));
     let file = target.join("config.json");
     let meta = std::fs::metadata(&file).unwrap();
@@ -255,16 +252,7 @@ fn writes_are_owned_private_and_skipped_when_nothing_changed() {
     );
     // Run again: nothing written, same inode and time.
     let (ino, mtime) = (meta.ino(), meta.mtime_nsec());
-    let out = inject(
-        root,
-        &both_registries(),
-        &[
-            "--user",
-            "nobody",
-            "--docker-config",
-            target.to_str().unwrap(),
-        ],
-    );
+    let out = inject(root, &both_registries(), &for_nobody);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("already up to date"),
         "{}",
@@ -274,16 +262,7 @@ fn writes_are_owned_private_and_skipped_when_nothing_changed() {
     assert_eq!((meta.ino(), meta.mtime_nsec()), (ino, mtime));
     // A file someone made world-readable is made private again, even with nothing to write.
     std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-    inject(
-        root,
-        &both_registries(),
-        &[
-            "--user",
-            "nobody",
-            "--docker-config",
-            target.to_str().unwrap(),
-        ],
-    );
+    inject(root, &both_registries(), &for_nobody);
     assert_eq!(std::fs::metadata(&file).unwrap().mode() & 0o777, 0o600);
 }
 

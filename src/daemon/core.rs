@@ -335,14 +335,7 @@ impl Core {
     async fn say_engine(&self, input: &HookInput, sink: Sink<'_>) {
         let label = input.label();
         if let EngineState::Ready(e) = &*self.engine.borrow() {
-            say(
-                sink,
-                Level::Info,
-                format!(
-                    "berth: {label}: Docker engine answers at {} (API {})",
-                    e.host, e.api_version
-                ),
-            );
+            say(sink, Level::Info, answers(label, e));
             return;
         }
         let Some(host) = self.life.expected_engine(&input.env) else {
@@ -385,14 +378,7 @@ impl Core {
         };
         let mut rx = self.engine.subscribe();
         if let EngineState::Ready(e) = &*rx.borrow() {
-            say(
-                sink,
-                Level::Info,
-                format!(
-                    "berth: {label}: Docker engine answers at {} (API {})",
-                    e.host, e.api_version
-                ),
-            );
+            say(sink, Level::Info, answers(label, e));
             return true;
         }
         let bound = self.life.settings.docker_timeout;
@@ -456,6 +442,14 @@ impl Core {
         });
         status
     }
+}
+
+/// The line that says the engine answers.
+fn answers(label: &str, e: &Engine) -> String {
+    format!(
+        "berth: {label}: Docker engine answers at {} (API {})",
+        e.host, e.api_version
+    )
 }
 
 /// Folds one recorded event into memory.
