@@ -1,13 +1,17 @@
-//! The user whose Docker config berth writes.
+//! The users berth works with, looked up by name when it needs them.
 //!
-//! In a dev container that is the "remote user" (`vscode`, `node`, `dev`, or root), which
-//! is often not the user berth runs as: the daemon usually runs as root while lifecycle
-//! commands run as the remote user. An [`Account`] carries what berth needs of that user:
-//! ids for file ownership and the home folder.
+//! In a dev container the "remote user" (`vscode`, `node`, `dev`, or root) is often not
+//! the user berth runs as: the daemon usually runs as root while lifecycle commands run as
+//! the remote user. An [`Account`] carries what berth needs of a user: ids and groups, to
+//! act as them ([`crate::privilege`]), and the home folder, where their Docker config
+//! lives. A user is always looked up by name when a process starts, never remembered by
+//! id: the Dev Containers CLI may give the remote user another uid after berth was
+//! installed, and the name is what stays.
 
+use std::ffi::CString;
 use std::path::PathBuf;
 
-use nix::unistd::{Gid, Uid, User};
+use nix::unistd::{Gid, Group, Uid, User};
 
 /// A user account.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,6 +22,8 @@ pub struct Account {
     pub uid: Uid,
     /// The primary group id.
     pub gid: Gid,
+    /// Every group the user is in, the primary one included.
+    pub groups: Vec<Gid>,
     /// The home folder.
     pub home: PathBuf,
 }
@@ -36,20 +42,10 @@ pub enum AccountError {
         /// Why.
         source: nix::Error,
     },
-    /// Writing another user's files needs root.
-    #[error(
-        "berth runs as {current} and cannot write files of user {target}; run it as root or as {target}"
-    )]
-    NotPermitted {
-        /// Who berth runs as.
-        current: String,
-        /// The user it was asked to write for.
-        target: String,
-    },
 }
 
 impl Account {
-    /// The user with this name.
+    /// The user with this name, from the password and group databases.
     pub fn by_name(name: &str) -> Result<Account, AccountError> {
         match User::from_name(name) {
             Ok(Some(u)) => Ok(Account::from(u)),
@@ -61,8 +57,13 @@ impl Account {
         }
     }
 
-    /// The user berth runs as. `HOME` is preferred to the database's home folder, as the
-    /// Docker CLI does.
+    /// The user with this id, if the password database knows it.
+    pub fn by_uid(uid: Uid) -> Option<Account> {
+        User::from_uid(uid).ok().flatten().map(Account::from)
+    }
+
+    /// The user berth runs as, with the groups of this process. `HOME` is preferred to
+    /// the database's home folder, as the Docker CLI does.
     pub fn current() -> Result<Account, AccountError> {
         let uid = Uid::effective();
         let mut account = match User::from_uid(uid) {
@@ -71,9 +72,15 @@ impl Account {
                 name: uid.to_string(),
                 uid,
                 gid: Gid::effective(),
+                groups: Vec::new(),
                 home: PathBuf::from("/"),
             },
         };
+        account.gid = Gid::effective();
+        account.groups = nix::unistd::getgroups().unwrap_or_default();
+        if !account.groups.contains(&account.gid) {
+            account.groups.push(account.gid);
+        }
         if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
             account.home = PathBuf::from(home);
         }
@@ -85,32 +92,47 @@ impl Account {
         self.uid == Uid::effective()
     }
 
-    /// The owner to give files written for this user: `None` when berth runs as this user
-    /// (files are theirs already), the user's ids when berth runs as root, and an error
-    /// otherwise.
-    pub fn file_owner(&self) -> Result<Option<(Uid, Gid)>, AccountError> {
-        if self.is_current() {
-            Ok(None)
-        } else if Uid::effective().is_root() {
-            Ok(Some((self.uid, self.gid)))
-        } else {
-            Err(AccountError::NotPermitted {
-                current: Account::current()
-                    .map(|a| a.name)
-                    .unwrap_or_else(|_| Uid::effective().to_string()),
-                target: self.name.clone(),
-            })
-        }
+    /// The name of a group, or its number.
+    pub fn group_name(gid: Gid) -> String {
+        Group::from_gid(gid)
+            .ok()
+            .flatten()
+            .map(|g| g.name)
+            .unwrap_or_else(|| gid.to_string())
     }
 }
 
 impl From<User> for Account {
     fn from(u: User) -> Self {
+        let mut groups = CString::new(u.name.as_bytes())
+            .ok()
+            .and_then(|name| nix::unistd::getgrouplist(&name, u.gid).ok())
+            .unwrap_or_default();
+        if !groups.contains(&u.gid) {
+            groups.push(u.gid);
+        }
         Account {
             name: u.name,
             uid: u.uid,
             gid: u.gid,
+            groups,
             home: u.dir,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_is_found_by_name_with_its_groups() {
+        let root = Account::by_name("root").unwrap();
+        assert!(root.uid.is_root());
+        assert!(root.groups.contains(&root.gid));
+        assert!(matches!(
+            Account::by_name("no-such-user-here"),
+            Err(AccountError::NoSuchUser(_))
+        ));
     }
 }

@@ -1,35 +1,23 @@
-//! The one routine that writes files.
+//! The one routine that writes whole files.
 //!
-//! Every file berth writes (a user's Docker config, its own state, its records) goes
-//! through [`write`]: a temporary file created in the target's own folder, owned by the
-//! target's owner before any byte is written, written, flushed to disk, renamed over the
-//! target, and the folder flushed. A reader sees the old file or the new one, never half
-//! of either; a crash leaves at most a stray temporary file, which is removed on any error
-//! berth sees. A symlinked target is written where the link points, and nothing is
-//! written when the content would not change.
+//! Every file berth writes for a user (their Docker config, its record of the entries it
+//! manages) goes through [`write`]: a temporary file created in the target's own folder
+//! with the final mode, written, flushed to disk, renamed over the target, and the folder
+//! flushed. A reader sees the old file or the new one, never half of either; a crash
+//! leaves at most a stray temporary file, which is removed on any error berth sees. A
+//! symlinked target is written where the link points, and nothing is written when the
+//! content would not change.
+//!
+//! These routines never change a file's owner: they run with the privileges of the user
+//! the file belongs to ([`crate::privilege::as_user`]), so what they create is that
+//! user's, and the kernel refuses what that user could not do.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::unistd::{Gid, Uid, fchown};
-
-/// Who should own a file, and with which mode.
-#[derive(Clone, Copy, Debug)]
-pub struct Ownership {
-    /// Permission bits (`0o600`, `0o644`).
-    pub mode: u32,
-    /// Owner to give the file, when berth runs as root; `None` keeps the writer's.
-    pub owner: Option<(Uid, Gid)>,
-}
-
-impl Ownership {
-    /// A private file (0600) of the given owner.
-    pub fn private(owner: Option<(Uid, Gid)>) -> Self {
-        Ownership { mode: 0o600, owner }
-    }
-}
+use nix::unistd::Uid;
 
 /// What [`write`] did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,13 +28,16 @@ pub enum Outcome {
     Unchanged,
 }
 
-/// Writes `contents` to `path` atomically (see the module's description).
-pub fn write(path: &Path, contents: &[u8], ownership: Ownership) -> io::Result<Outcome> {
+/// Writes `contents` to `path` atomically with permission bits `mode` (see the module's
+/// description). A file that already holds `contents` is left as it is, its mode fixed;
+/// one that holds them but belongs to someone else is replaced, so that it becomes the
+/// writer's.
+pub fn write(path: &Path, contents: &[u8], mode: u32) -> io::Result<Outcome> {
     let target = resolve_symlinks(path)?;
     if let Ok(existing) = fs::read(&target)
         && existing == contents
+        && fix_metadata(&target, mode)?
     {
-        fix_metadata(&target, ownership)?;
         return Ok(Outcome::Unchanged);
     }
     let dir = target
@@ -56,11 +47,8 @@ pub fn write(path: &Path, contents: &[u8], ownership: Ownership) -> io::Result<O
     let name = target
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    let (tmp_path, file) = create_temp(dir, &name.to_string_lossy(), ownership.mode)?;
+    let (tmp_path, file) = create_temp(dir, &name.to_string_lossy(), mode)?;
     let result = (|| {
-        if let Some((uid, gid)) = ownership.owner {
-            fchown(&file, Some(uid), Some(gid))?;
-        }
         let mut file = file;
         file.write_all(contents)?;
         file.sync_all()?;
@@ -74,31 +62,12 @@ pub fn write(path: &Path, contents: &[u8], ownership: Ownership) -> io::Result<O
     result.map(|()| Outcome::Written)
 }
 
-/// Creates a folder (and missing parents) with `mode`; a folder it creates is given the
-/// owner. An existing folder is left as it is.
-pub fn ensure_dir(dir: &Path, ownership: Ownership) -> io::Result<()> {
+/// Creates a folder (and missing parents) with `mode`. An existing folder is left as it is.
+pub fn ensure_dir(dir: &Path, mode: u32) -> io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
-    let mut missing = Vec::new();
-    let mut cur = Some(dir);
-    while let Some(d) = cur {
-        if d.exists() {
-            break;
-        }
-        missing.push(d.to_path_buf());
-        cur = d.parent();
-    }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(ownership.mode)
-        .create(dir)?;
-    if let Some((uid, gid)) = ownership.owner {
-        for d in &missing {
-            nix::unistd::chown(d, Some(uid), Some(gid))?;
-        }
-    }
-    Ok(())
+    fs::DirBuilder::new().recursive(true).mode(mode).create(dir)
 }
 
 /// Follows a chain of symlinks to the file that is really written. A dangling link
@@ -149,18 +118,17 @@ fn create_temp(dir: &Path, name: &str, mode: u32) -> io::Result<(PathBuf, File)>
     Err(last.unwrap_or_else(|| io::Error::other("no temporary name")))
 }
 
-/// Gives an existing file the mode and owner it should have, without rewriting it.
-pub fn fix_metadata(path: &Path, ownership: Ownership) -> io::Result<()> {
+/// Gives an existing file of the writer's the mode it should have, without rewriting it.
+/// `false` when the file belongs to someone else (only a rewrite makes it the writer's).
+pub fn fix_metadata(path: &Path, mode: u32) -> io::Result<bool> {
     let meta = fs::metadata(path)?;
-    if meta.mode() & 0o7777 != ownership.mode {
-        fs::set_permissions(path, fs::Permissions::from_mode(ownership.mode))?;
+    if meta.uid() != Uid::effective().as_raw() {
+        return Ok(false);
     }
-    if let Some((uid, gid)) = ownership.owner
-        && (meta.uid() != uid.as_raw() || meta.gid() != gid.as_raw())
-    {
-        nix::unistd::chown(path, Some(uid), Some(gid))?;
+    if meta.mode() & 0o7777 != mode {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))?;
     }
-    Ok(())
+    Ok(true)
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
@@ -171,8 +139,8 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    fn private() -> Ownership {
-        Ownership::private(None)
+    fn private() -> u32 {
+        0o600
     }
 
     #[test]
@@ -242,14 +210,7 @@ mod tests {
     fn ensure_dir_creates_private_folders() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().join("a/b");
-        ensure_dir(
-            &d,
-            Ownership {
-                mode: 0o700,
-                owner: None,
-            },
-        )
-        .unwrap();
+        ensure_dir(&d, 0o700).unwrap();
         assert_eq!(fs::metadata(&d).unwrap().mode() & 0o777, 0o700);
     }
 }

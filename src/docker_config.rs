@@ -21,7 +21,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 
 use crate::account::Account;
-use crate::atomic::{self, Ownership};
+use crate::atomic;
 use crate::secret::Secret;
 
 /// The name berth's credential helper is registered under (`docker-credential-berth`).
@@ -275,23 +275,24 @@ impl DockerConfig {
         out
     }
 
-    /// Writes the config if anything changed (atomically, mode 0600, given owner).
-    pub fn save(&self, owner: Ownership) -> Result<atomic::Outcome, ConfigError> {
+    /// Writes the config if anything changed (atomically, mode 0600). Run it as the
+    /// config's user: the file is theirs.
+    pub fn save(&self) -> Result<atomic::Outcome, ConfigError> {
+        let write_err = |source| ConfigError::Write {
+            path: self.path.clone(),
+            source,
+        };
         if !self.is_changed() {
-            // Nothing to write; still make sure an existing file has the right mode and owner.
+            // Nothing to write; still make sure an existing file is private and the user's.
             if self.path.exists() {
                 let real = atomic::resolve_symlinks(&self.path).unwrap_or(self.path.clone());
-                atomic::fix_metadata(&real, owner).map_err(|source| ConfigError::Write {
-                    path: self.path.clone(),
-                    source,
-                })?;
+                if !atomic::fix_metadata(&real, 0o600).map_err(write_err)? {
+                    return atomic::write(&self.path, &self.to_bytes(), 0o600).map_err(write_err);
+                }
             }
             return Ok(atomic::Outcome::Unchanged);
         }
-        atomic::write(&self.path, &self.to_bytes(), owner).map_err(|source| ConfigError::Write {
-            path: self.path.clone(),
-            source,
-        })
+        atomic::write(&self.path, &self.to_bytes(), 0o600).map_err(write_err)
     }
 }
 
@@ -430,12 +431,8 @@ impl Managed {
             .unwrap_or_default()
     }
 
-    /// Writes the record (atomically, 0600).
-    pub fn save(
-        &self,
-        location: &Location,
-        owner: Ownership,
-    ) -> Result<atomic::Outcome, ConfigError> {
+    /// Writes the record (atomically, 0600), as the config's user.
+    pub fn save(&self, location: &Location) -> Result<atomic::Outcome, ConfigError> {
         let path = location.managed_file();
         let mut bytes = serde_json::to_vec_pretty(&Managed {
             version: 1,
@@ -443,7 +440,7 @@ impl Managed {
         })
         .expect("the record serialises");
         bytes.push(b'\n');
-        atomic::write(&path, &bytes, owner).map_err(|source| ConfigError::Write { path, source })
+        atomic::write(&path, &bytes, 0o600).map_err(|source| ConfigError::Write { path, source })
     }
 }
 
@@ -452,17 +449,17 @@ impl Managed {
 pub struct ConfigLock(#[allow(dead_code)] nix::fcntl::Flock<fs::File>);
 
 impl ConfigLock {
-    /// Takes the lock, waiting for another berth process to finish.
-    pub fn acquire(location: &Location, owner: Ownership) -> io::Result<ConfigLock> {
+    /// Takes the lock, waiting for another berth process to finish. Run it as the
+    /// config's user.
+    pub fn acquire(location: &Location) -> io::Result<ConfigLock> {
+        use std::os::unix::fs::OpenOptionsExt;
         let path = location.lock_file();
         let file = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(&path)?;
-        if let Some((uid, gid)) = owner.owner {
-            let _ = nix::unistd::fchown(&file, Some(uid), Some(gid));
-        }
         nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
             .map(ConfigLock)
             .map_err(|(_, errno)| io::Error::from(errno))

@@ -8,6 +8,12 @@
 //! rejects bollard's default). Every client made here also re-encodes `X-Registry-Auth` in
 //! the base64url alphabet the engine decodes, so that passwords with any characters reach
 //! the registry.
+//!
+//! The engine is judged as the remote user will meet it: a socket that answers berth (often
+//! root) but that the remote user cannot open is reported with the fix
+//! ([`user_access`]); and a socket named by the remote user's own `DOCKER_HOST` is opened
+//! with the remote user's privileges, connection by connection ([`EngineTarget`]), so
+//! that naming a path never lets a user reach a socket they could not open themselves.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -16,6 +22,8 @@ use base64::Engine as _;
 use bollard::Docker;
 use notify::Watcher as _;
 use tokio_util::sync::CancellationToken;
+
+use crate::account::Account;
 
 /// The engine's default socket.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -62,6 +70,43 @@ impl std::fmt::Display for DockerHost {
     }
 }
 
+/// An engine, and whose privileges open its socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EngineTarget {
+    /// Where it listens.
+    pub host: DockerHost,
+    /// The user whose privileges open each connection (a socket the remote user named);
+    /// `None`: berth's own.
+    pub user: Option<Account>,
+}
+
+impl EngineTarget {
+    /// An engine berth found itself (its own `DOCKER_HOST`, the default socket).
+    pub fn own(host: DockerHost) -> EngineTarget {
+        EngineTarget { host, user: None }
+    }
+
+    /// An engine named by a caller of uid `caller_uid`: a socket named by anyone but root
+    /// or berth's own user, other than berth's own engine (its `DOCKER_HOST`, else the
+    /// default socket), is opened as the remote user.
+    pub fn named_by(host: DockerHost, caller_uid: u32, remote: &Account) -> EngineTarget {
+        let trusted = caller_uid == 0
+            || caller_uid == nix::unistd::Uid::effective().as_raw()
+            || DockerHost::from_env().is_ok_and(|own| own == host);
+        let user = match &host {
+            DockerHost::Unix(_) if !trusted && !remote.is_current() => Some(remote.clone()),
+            _ => None,
+        };
+        EngineTarget { host, user }
+    }
+}
+
+impl std::fmt::Display for EngineTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.host.fmt(f)
+    }
+}
+
 /// Why the engine cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EngineError {
@@ -98,20 +143,119 @@ pub struct Engine {
     pub api_version: String,
 }
 
-/// A client for `host` (no request is made). Requests time out after `timeout_secs` waiting
-/// for response headers.
-pub fn client(host: &DockerHost, timeout_secs: u64) -> Result<Docker, bollard::errors::Error> {
-    let docker = match host {
-        DockerHost::Unix(p) => Docker::connect_with_unix(
+/// A client for `target` (no request is made). Requests time out after `timeout_secs`
+/// waiting for response headers.
+pub fn client(target: &EngineTarget, timeout_secs: u64) -> Result<Docker, bollard::errors::Error> {
+    let docker = match (&target.host, &target.user) {
+        (DockerHost::Unix(p), Some(user)) => Docker::connect_with_custom_transport(
+            {
+                let (path, user) = (p.clone(), user.clone());
+                move |req: bollard::BollardRequest| request_as_user(path.clone(), user.clone(), req)
+            },
+            Some("http://localhost"),
+            timeout_secs,
+            bollard::API_DEFAULT_VERSION,
+        )?,
+        (DockerHost::Unix(p), None) => Docker::connect_with_unix(
             &p.to_string_lossy(),
             timeout_secs,
             bollard::API_DEFAULT_VERSION,
         )?,
-        DockerHost::Tcp(a) => {
+        (DockerHost::Tcp(a), _) => {
             Docker::connect_with_http(a, timeout_secs, bollard::API_DEFAULT_VERSION)?
         }
     };
     Ok(docker.with_request_modifier(fix_registry_auth))
+}
+
+/// One request over a new connection to the socket at `path`, opened with `user`'s
+/// privileges: the transport of an engine socket the remote user named.
+async fn request_as_user(
+    path: PathBuf,
+    user: Account,
+    req: bollard::BollardRequest,
+) -> Result<http::Response<hyper::body::Incoming>, bollard::errors::Error> {
+    let stream = tokio::task::spawn_blocking(move || {
+        crate::privilege::as_user(&user, || std::os::unix::net::UnixStream::connect(&path))
+            .map_err(std::io::Error::other)?
+    })
+    .await
+    .map_err(std::io::Error::other)??;
+    stream.set_nonblocking(true)?;
+    let io = hyper_util::rt::TokioIo::new(tokio::net::UnixStream::from_std(stream)?);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+    // The connection lives until the response's body has been read.
+    tokio::spawn(connection);
+    let (mut parts, body) = req.into_parts();
+    parts.uri = parts
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/")
+        .parse()?;
+    parts.headers.insert(
+        http::header::HOST,
+        http::HeaderValue::from_static("localhost"),
+    );
+    Ok(sender
+        .send_request(http::Request::from_parts(parts, body))
+        .await?)
+}
+
+/// Whether `account` may open the engine's socket: `None` when it may (or the engine is
+/// not a socket, or is opened as that user anyway), else what stops it and what to do, in
+/// plain words.
+pub fn user_access(target: &EngineTarget, account: &Account) -> Option<String> {
+    let DockerHost::Unix(path) = &target.host else {
+        return None;
+    };
+    if target.user.is_some() || account.is_current() || account.uid.is_root() {
+        return None;
+    }
+    let opened = crate::privilege::as_user(account, || {
+        std::os::unix::net::UnixStream::connect(path).map(drop)
+    });
+    let err = match opened {
+        Ok(Ok(())) => return None,
+        Ok(Err(e)) => e,
+        Err(e) => return Some(e.to_string()),
+    };
+    let name = &account.name;
+    if err.kind() != std::io::ErrorKind::PermissionDenied {
+        return Some(format!(
+            "user {name} cannot open the Docker engine's socket {}: {err}",
+            path.display()
+        ));
+    }
+    let about = std::fs::metadata(path).ok().map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        let gid = nix::unistd::Gid::from_raw(m.gid());
+        let owner = Account::by_uid(nix::unistd::Uid::from_raw(m.uid()))
+            .map(|a| a.name)
+            .unwrap_or_else(|| m.uid().to_string());
+        (owner, gid, Account::group_name(gid), m.mode() & 0o777)
+    });
+    let fix_group = |group: &str| {
+        format!(
+            "add {name} to group {group} in the image (for example `usermod -aG {group} {name}`),              or use the docker-outside-of-docker feature, whose socket proxy opens the socket to the remote user"
+        )
+    };
+    Some(match about {
+        Some((owner, gid, group, mode)) if gid.as_raw() != 0 => format!(
+            "user {name} cannot open the Docker engine's socket {} (owner {owner}, group {group}, mode {mode:o};              {name} is not in group {group}), so docker commands run by {name} fail with 'permission denied': {}",
+            path.display(),
+            fix_group(&group)
+        ),
+        Some((owner, _, group, mode)) => format!(
+            "user {name} cannot open the Docker engine's socket {} (owner {owner}, group {group}, mode {mode:o}),              so docker commands run by {name} fail with 'permission denied': give the socket a group {name} is in,              or use the docker-outside-of-docker feature, whose socket proxy opens the socket to the remote user",
+            path.display()
+        ),
+        None => format!(
+            "user {name} cannot open the Docker engine's socket {} (permission denied): {}",
+            path.display(),
+            fix_group("docker")
+        ),
+    })
 }
 
 /// Re-encodes `X-Registry-Auth` from bollard's standard base64 to the base64url the engine
@@ -133,13 +277,14 @@ fn fix_registry_auth(mut req: bollard::BollardRequest) -> bollard::BollardReques
 }
 
 /// One ping with version negotiation, or why not.
-pub async fn ping(host: &DockerHost, timeout: Duration) -> Result<Engine, String> {
-    if let DockerHost::Unix(p) = host
+pub async fn ping(target: &EngineTarget, timeout: Duration) -> Result<Engine, String> {
+    if let DockerHost::Unix(p) = &target.host
+        && target.user.is_none()
         && !p.exists()
     {
         return Err(format!("{} does not exist", p.display()));
     }
-    let docker = client(host, timeout.as_secs().max(1)).map_err(|e| e.to_string())?;
+    let docker = client(target, timeout.as_secs().max(1)).map_err(|e| e.to_string())?;
     let attempt = async {
         let docker = docker
             .negotiate_version()
@@ -154,7 +299,7 @@ pub async fn ping(host: &DockerHost, timeout: Duration) -> Result<Engine, String
     let api_version = docker.client_version().to_string();
     Ok(Engine {
         docker,
-        host: host.clone(),
+        host: target.host.clone(),
         api_version,
     })
 }
@@ -162,17 +307,17 @@ pub async fn ping(host: &DockerHost, timeout: Duration) -> Result<Engine, String
 /// Waits until the engine answers, within `bound`: first for the socket to appear
 /// (watching its folder), then pinging with backoff.
 pub async fn wait_ready(
-    host: &DockerHost,
+    target: &EngineTarget,
     bound: Duration,
     cancel: &CancellationToken,
 ) -> Result<Engine, EngineError> {
     let deadline = Instant::now() + bound;
     let not_ready = |last: String| EngineError::NotReady {
-        host: host.to_string(),
+        host: target.host.to_string(),
         seconds: bound.as_secs(),
         last,
     };
-    if let DockerHost::Unix(path) = host {
+    if let (DockerHost::Unix(path), None) = (&target.host, &target.user) {
         let left = deadline.saturating_duration_since(Instant::now());
         tokio::select! {
             _ = cancel.cancelled() => return Err(EngineError::Cancelled),
@@ -187,7 +332,7 @@ pub async fn wait_ready(
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         let last = match ping(
-            host,
+            target,
             left.min(Duration::from_secs(5))
                 .max(Duration::from_millis(200)),
         )

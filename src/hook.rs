@@ -1,71 +1,72 @@
 //! `berth hook <phase>`: the thin client the feature's lifecycle commands run.
 //!
-//! It sends the phase and the registry secrets of its own environment to the daemon over
-//! the socket, prints the daemon's lines for the creation log, and returns when the daemon
-//! says the phase's work is done. Every wait is bounded. If the daemon cannot be reached it
-//! starts one and asks again; if that fails too it does the phase's work itself. It never
-//! fails the lifecycle unless `failOnError` is set.
+//! It sends the phase, the registry secrets of its own environment and the few settings
+//! the daemon may take to the daemon over the socket, prints the daemon's lines for the
+//! creation log, and returns when the daemon says the phase's work is done. Every wait is
+//! bounded.
+//!
+//! When no daemon answers, what it does depends on who it runs as, never on luck: a hook
+//! that runs as the daemon's user (the container's, usually root) starts the daemon, with
+//! a clean environment, and asks again; a hook of another user (the remote user) cannot
+//! start a daemon of the right user, so it waits for the container's entrypoint to start
+//! it (as happens when another feature's entrypoint holds the chain), unless the record
+//! shows the daemon already ran in this container's life and stopped. If that fails too it
+//! does the phase's work itself, with its own privileges. It never fails the lifecycle
+//! unless `failOnError` is set.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::process::{Command, ExitCode, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use notify::Watcher as _;
+
+use crate::daemon::start;
 use crate::engine;
-use crate::lifecycle::{HookInput, Lifecycle, say};
+use crate::lifecycle::{Caller, HookInput, Lifecycle, daemon_user, say};
 use crate::phase::Phase;
 use crate::protocol::{
-    FORWARDED_VARS, HookRequest, Level, MAX_LINE, Request, Response, WireSecret,
+    self, Answer, CallError, HookRequest, HookSettings, Level, Request, WireSecret,
 };
-use crate::secrets;
 use crate::settings::Settings;
-use crate::state::{Handler, StateDir};
-
-/// How asking the daemon went.
-enum Asked {
-    /// It finished, well or not.
-    Done(bool),
-    /// It refused this user.
-    Refused(String),
-    /// It did not finish in time.
-    TimedOut,
-    /// It could not be reached, or went away before finishing.
-    Unreachable(String),
-}
+use crate::state::{Event, StateDir};
 
 /// Runs a hook.
 pub fn run(phase: Phase, settings: Settings) -> ExitCode {
     let started = Instant::now();
-    let state = StateDir::new(settings.state_dir.clone());
+    let state = StateDir::of_daemon(settings.state_dir.as_deref());
     let bound = deadline(phase, &settings);
-    let request = || Request::Hook(build_request(phase));
-    let mut asked = ask(&state.socket(), &request(), bound);
-    if let Asked::Unreachable(why) = &asked {
-        tracing::debug!(reason = %why, "daemon unreachable; starting one");
-        if start_daemon() {
-            asked = ask(
-                &state.socket(),
-                &request(),
-                bound.saturating_sub(started.elapsed()),
-            );
-        }
+    let ask = |left: Duration| {
+        protocol::call(
+            &state.socket(),
+            &Request::Hook(build_request(phase)),
+            left,
+            &mut |_, text| println!("{text}"),
+        )
+    };
+    let mut asked = ask(bound);
+    if let Err(CallError::Unreachable(why)) = &asked {
+        tracing::debug!(reason = %why, "daemon unreachable");
+        asked = match reach_daemon(phase, &state, &settings) {
+            Ok(()) => ask(bound.saturating_sub(started.elapsed())),
+            Err(why) => Err(CallError::Unreachable(why)),
+        };
     }
     let ok = match asked {
-        Asked::Done(ok) => ok,
-        Asked::Refused(reason) => {
+        Ok(Answer::Done(ok)) => ok,
+        Ok(Answer::Status(_)) => true,
+        Ok(Answer::Refused(reason)) => {
             println!("berth: {phase}: the daemon refused this hook: {reason}");
             false
         }
-        Asked::TimedOut => {
+        Err(CallError::TimedOut) => {
             println!(
                 "berth: {phase}: the daemon did not finish within {} s; carrying on",
                 bound.as_secs()
             );
             false
         }
-        Asked::Unreachable(why) => {
+        Err(CallError::Unreachable(why) | CallError::Denied(why)) => {
             println!(
                 "berth: {phase}: the daemon cannot be reached ({why}); doing this phase's work here"
             );
@@ -92,130 +93,136 @@ fn deadline(phase: Phase, s: &Settings) -> Duration {
     d
 }
 
-/// The phase, the registry secrets and the forwarded variables of this process.
+/// The phase, the registry secrets and the settings of this process.
 fn build_request(phase: Phase) -> HookRequest {
     HookRequest {
         phase,
-        secrets: secrets::from_environment()
-            .into_iter()
-            .map(|s| WireSecret {
-                name: s.name,
-                value: s.value,
-            })
-            .collect(),
-        env: forwarded_env(),
+        secrets: WireSecret::from_environment(),
+        settings: HookSettings::from_env(),
         cwd: std::env::current_dir().ok(),
     }
 }
 
-fn forwarded_env() -> BTreeMap<String, String> {
-    FORWARDED_VARS
-        .iter()
-        .filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v)))
-        .collect()
-}
-
-/// Sends one request and prints the answer's lines until it is done or `bound` passes.
-fn ask(socket: &Path, request: &Request, bound: Duration) -> Asked {
-    let deadline = Instant::now() + bound;
-    let mut stream = match UnixStream::connect(socket) {
-        Ok(s) => s,
-        Err(e) => return Asked::Unreachable(format!("{}: {e}", socket.display())),
-    };
-    let mut line = match serde_json::to_vec(request) {
-        Ok(l) => l,
-        Err(e) => return Asked::Unreachable(e.to_string()),
-    };
-    line.push(b'\n');
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
-    // A daemon that refuses this user answers before reading: the write may then fail,
-    // and the answer is still there to read.
-    let written = stream.write_all(&line);
-    let mut reader = BufReader::new(stream);
-    let mut buf = String::new();
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Asked::TimedOut;
-        }
-        let _ = reader.get_ref().set_read_timeout(Some(left));
-        buf.clear();
-        match (&mut reader).take(MAX_LINE as u64).read_line(&mut buf) {
-            Ok(0) => {
-                return Asked::Unreachable(match &written {
-                    Err(e) => e.to_string(),
-                    Ok(()) => "the daemon closed the connection before finishing".into(),
-                });
-            }
-            Ok(_) => {}
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Asked::TimedOut;
-            }
-            Err(e) => return Asked::Unreachable(written.err().unwrap_or(e).to_string()),
-        }
-        match serde_json::from_str::<Response>(&buf) {
-            Ok(Response::Line { text, .. }) => println!("{text}"),
-            Ok(Response::Done { ok }) => return Asked::Done(ok),
-            Ok(Response::Refused { reason }) => return Asked::Refused(reason),
-            Ok(Response::Status(_)) => return Asked::Done(true),
-            Err(e) => return Asked::Unreachable(format!("a malformed answer: {e}")),
-        }
+/// Gets a daemon listening: starts one when this hook runs as the daemon's user, else
+/// waits for the entrypoint's. `Err` says why there will be none.
+fn reach_daemon(phase: Phase, state: &StateDir, settings: &Settings) -> Result<(), String> {
+    if nix::unistd::Uid::effective() == daemon_user() {
+        return start::start_background()
+            .map(drop)
+            .map_err(|e| format!("{e}; see {}", state.log().display()));
+    }
+    if let Some(pid) = stopped_in_this_container(state) {
+        return Err(format!(
+            "berth's daemon (pid {pid}) stopped; see `berth logs`"
+        ));
+    }
+    let bound = settings.hook_timeout;
+    println!(
+        "berth: {phase}: waiting up to {} s for berth's daemon, which the container's entrypoint starts",
+        bound.as_secs()
+    );
+    if wait_for_daemon(state, bound) {
+        Ok(())
+    } else {
+        Err(format!(
+            "no daemon listened at {} within {} s",
+            state.socket().display(),
+            bound.as_secs()
+        ))
     }
 }
 
-/// Starts a daemon in the background (it waits until the daemon listens).
-fn start_daemon() -> bool {
-    let Ok(exe) = std::env::current_exe() else {
-        return false;
-    };
-    Command::new(exe)
-        .args(["daemon", "--background"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+/// The pid of a daemon that started after the container did and no longer runs.
+fn stopped_in_this_container(state: &StateDir) -> Option<u32> {
+    if crate::daemon::running_pid(state).is_some() {
+        return None;
+    }
+    let since = crate::state::millis(crate::container::started_at()?);
+    state.read_all().iter().rev().find_map(|r| match r.event {
+        Event::DaemonStarted { pid, .. } if r.at >= since => Some(pid),
+        _ => None,
+    })
 }
 
-/// The phase's work without a daemon: record it, write credentials or explain the delay,
-/// and wait for the engine when asked.
+/// Waits, within `bound`, until a daemon accepts connections on the state folder's
+/// socket, watching the folder (or, while it is missing, its nearest ancestor) for
+/// changes rather than polling.
+fn wait_for_daemon(state: &StateDir, bound: Duration) -> bool {
+    let deadline = Instant::now() + bound;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if res.as_ref().map_or(true, engine::is_change) {
+            let _ = tx.send(());
+        }
+    });
+    let Ok(mut watcher) = watcher else {
+        return false;
+    };
+    let mut watched: Option<PathBuf> = None;
+    loop {
+        let dir = nearest_folder(&state.path);
+        if watched.as_ref() != Some(&dir) {
+            if let Some(old) = watched.take() {
+                let _ = watcher.unwatch(&old);
+            }
+            if watcher
+                .watch(&dir, notify::RecursiveMode::NonRecursive)
+                .is_err()
+            {
+                return false;
+            }
+            watched = Some(dir);
+        }
+        // Checked after the watch is in place, so that no change is missed.
+        if UnixStream::connect(state.socket()).is_ok() {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || rx.recv_timeout(left).is_err() {
+            return false;
+        }
+        while rx.try_recv().is_ok() {}
+    }
+}
+
+fn nearest_folder(path: &Path) -> PathBuf {
+    path.ancestors()
+        .find(|a| a.is_dir())
+        .unwrap_or(Path::new("/"))
+        .to_path_buf()
+}
+
+/// The phase's work without a daemon, with this process's privileges: record it (when
+/// this is the daemon's user), write credentials or explain the delay, and wait for the
+/// engine when asked.
 fn work_alone(phase: Phase, settings: Settings) -> bool {
-    let life = match Lifecycle::new(settings, Handler::Hook) {
+    let life = match Lifecycle::for_hook(settings) {
         Ok(l) => l,
         Err(e) => {
             println!("berth: {phase}: {e:#}");
             return false;
         }
     };
-    if let Err(e) = life.state.prepare(life.owner) {
-        println!(
-            "berth: {phase}: cannot create {}: {e}; nothing will be recorded",
-            life.state.path.display()
-        );
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    crate::logging::init(crate::logging::LogTarget {
+        level: life.settings.log_level.clone(),
+        stderr: false,
+        file: life.state.as_ref().and_then(|s| s.open_log().ok()),
+    });
+    let runtime = match crate::commands::runtime() {
         Ok(r) => r,
         Err(e) => {
             println!("berth: {phase}: {e}");
             return false;
         }
     };
-    let input = HookInput {
-        phase: Some(phase),
-        uid: nix::unistd::Uid::effective().as_raw(),
-        secrets: secrets::from_environment(),
-        env: forwarded_env(),
-        cwd: std::env::current_dir().ok(),
-    };
+    let (input, _) = HookInput::checked(
+        Some(phase),
+        WireSecret::from_environment(),
+        HookSettings::from_env(),
+        std::env::current_dir().ok(),
+        Caller::this_process(),
+        &life.remote,
+    );
     let mut sink = |_: Level, text: String| println!("{text}");
     runtime.block_on(async {
         let discovery = life.discover(&input, &mut sink);
@@ -231,26 +238,32 @@ fn work_alone(phase: Phase, settings: Settings) -> bool {
         }
         if phase.waits_for_docker()
             && life.settings.wait_for_docker
-            && let Some(host) = life.expected_engine(&input.env)
+            && let Some(target) = life.expected_engine(Some(&input))
         {
             let bound = life.settings.docker_timeout;
             say(
                 &mut sink,
                 Level::Info,
                 format!(
-                    "berth: {phase}: waiting up to {} s for the Docker engine at {host}",
+                    "berth: {phase}: waiting up to {} s for the Docker engine at {target}",
                     bound.as_secs()
                 ),
             );
-            match engine::wait_ready(&host, bound, &Default::default()).await {
-                Ok(e) => say(
-                    &mut sink,
-                    Level::Info,
-                    format!(
-                        "berth: {phase}: Docker engine answers (API {})",
-                        e.api_version
-                    ),
-                ),
+            match engine::wait_ready(&target, bound, &Default::default()).await {
+                Ok(e) => {
+                    say(
+                        &mut sink,
+                        Level::Info,
+                        format!(
+                            "berth: {phase}: Docker engine answers (API {})",
+                            e.api_version
+                        ),
+                    );
+                    if let Some(why) = engine::user_access(&target, &life.remote) {
+                        say(&mut sink, Level::Warn, format!("berth: {phase}: {why}"));
+                        ok = false;
+                    }
+                }
                 Err(e) => {
                     say(
                         &mut sink,

@@ -11,12 +11,13 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use crate::account::{Account, AccountError};
-use crate::atomic::{self, Ownership};
+use crate::atomic;
 use crate::docker_config::{
     self, Change, ConfigError, ConfigLock, DockerConfig, Location, Managed, ManagedEntry,
 };
 use crate::ecr::client::TokenRequest;
 use crate::ecr::{EcrClient, EcrError, EcrHost, EndpointVars};
+use crate::privilege::{self, PrivilegeError};
 use crate::registry::RegistryKind;
 use crate::secret::Secret;
 use crate::secrets::{Discovery, Registry};
@@ -136,13 +137,6 @@ impl Target {
         let location = Location::for_account(&account, docker_config);
         Ok(Target { account, location })
     }
-
-    fn ownership(&self, mode: u32) -> Result<Ownership, AccountError> {
-        Ok(Ownership {
-            mode,
-            owner: self.account.file_owner()?,
-        })
-    }
 }
 
 /// Why nothing (more) could be written.
@@ -151,6 +145,9 @@ pub enum InjectError {
     /// The target user.
     #[error(transparent)]
     Account(#[from] AccountError),
+    /// berth cannot act as the target user.
+    #[error(transparent)]
+    Privilege(#[from] PrivilegeError),
     /// The config file.
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -204,37 +201,46 @@ pub struct WriteReport {
 }
 
 /// Writes logins into the target's config, under berth's lock, keeping everything else.
+/// Everything is read and written with the target user's own privileges
+/// ([`privilege::as_user`]): the kernel refuses whatever that user could not do.
 pub fn write_entries(
     target: &Target,
     entries: &[Entry<'_>],
     opts: WriteOptions,
 ) -> Result<WriteReport, InjectError> {
-    let file_owner = target.ownership(0o600)?;
+    // Whether the helper is installed is berth's own question, asked before the switch.
+    let helper = opts.helper.enabled();
+    privilege::as_user(&target.account, || {
+        write_entries_as_user(target, entries, opts, helper)
+    })?
+}
+
+fn write_entries_as_user(
+    target: &Target,
+    entries: &[Entry<'_>],
+    opts: WriteOptions,
+    helper: bool,
+) -> Result<WriteReport, InjectError> {
     let dir = &target.location.dir;
     if !opts.dry_run {
-        atomic::ensure_dir(dir, target.ownership(0o700)?).map_err(|source| {
-            InjectError::Folder {
-                path: dir.clone(),
-                source,
-            }
+        atomic::ensure_dir(dir, 0o700).map_err(|source| InjectError::Folder {
+            path: dir.clone(),
+            source,
         })?;
     }
     let _lock = if opts.dry_run || !dir.is_dir() {
         None
     } else {
         Some(
-            ConfigLock::acquire(&target.location, file_owner).map_err(|source| {
-                InjectError::Folder {
-                    path: dir.clone(),
-                    source,
-                }
+            ConfigLock::acquire(&target.location).map_err(|source| InjectError::Folder {
+                path: dir.clone(),
+                source,
             })?,
         )
     };
     let mut config = DockerConfig::load(&target.location)?;
     let mut managed = Managed::load(&target.location);
     let before = managed.clone();
-    let helper = opts.helper.enabled();
     let mut notes = Vec::new();
     if let (Some(store), false) = (config.creds_store(), helper) {
         notes.push(format!(
@@ -291,9 +297,9 @@ pub fn write_entries(
     let written = config.is_changed();
     if !opts.dry_run {
         if managed != before {
-            managed.save(&target.location, file_owner)?;
+            managed.save(&target.location)?;
         }
-        config.save(file_owner)?;
+        config.save()?;
     }
     Ok(WriteReport {
         path: config.path().to_path_buf(),

@@ -9,10 +9,12 @@
 //! - secrets are read in [`secrets`], servers normalised in [`registry`];
 //! - ECR hosts, tokens and renewal are in [`ecr`];
 //! - `config.json` is edited in [`docker_config`], written by [`atomic`], for an
-//!   [`account`]; [`inject`] ties these together;
+//!   [`account`], always with that user's own privileges ([`privilege`]); [`inject`] ties
+//!   these together;
 //! - phases are in [`phase`], tracked in [`state`], handled in [`lifecycle`] by the
 //!   [`daemon`] or, without one, by the [`hook`] itself; the daemon speaks [`protocol`];
 //! - the Docker engine is found and awaited in [`engine`]; [`status`] tells what happened;
+//! - what berth knows of its container (who runs it, since when) is in [`container`];
 //! - every option is in [`settings`]; the command line in [`cli`] and [`commands`].
 
 pub mod account;
@@ -20,6 +22,7 @@ pub mod atomic;
 pub mod cli;
 pub mod clock;
 pub mod commands;
+pub mod container;
 pub mod daemon;
 pub mod discover;
 pub mod docker_config;
@@ -31,6 +34,7 @@ pub mod inject;
 pub mod lifecycle;
 pub mod logging;
 pub mod phase;
+pub mod privilege;
 pub mod protocol;
 pub mod pull;
 pub mod registry;

@@ -5,45 +5,133 @@
 //! phase is the one (`injectAt`), or explain why they are deferred, and say plainly what
 //! happened in lines fit for a creation log. Waiting for the engine and for pulls, and
 //! renewing tokens, are the daemon's additions on top.
+//!
+//! A hook's request is untrusted input from another user's process. It becomes a
+//! [`HookInput`] once, where it enters berth: the phase, the secrets, the few settings a
+//! hook may pass (each checked against who is calling), and the caller's identity from the
+//! socket's peer credentials; nothing else of the hook's environment reaches a decision.
+//! Every file of the remote user's (their Docker config, the workspace, the secrets files
+//! in their folders) is read and written with the remote user's own privileges.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::SystemTime;
 
+use nix::unistd::{Gid, Uid};
+
 use crate::account::Account;
-use crate::atomic::Ownership;
 use crate::ecr::{EcrClient, EndpointVars};
-use crate::engine::DockerHost;
+use crate::engine::{DockerHost, EngineTarget};
 use crate::inject::{self, Login, Report, Target, WriteOptions};
 use crate::phase::Phase;
-use crate::protocol::Level;
-use crate::secrets::{self, Discovery, NamedSecret, Registry};
+use crate::protocol::{HookSettings, Level, WireSecret};
+use crate::secrets::{self, Discovery, NamedSecret, Registry, Source};
 use crate::settings::{InjectAt, Settings};
-use crate::state::{Event, Handler, StateDir, millis};
+use crate::state::{Event, Handler, OwnedState, Record, StateDir, millis};
 
 /// Where a hook's lines go: to the hook's output, and to the log.
 pub type Sink<'a> = &'a mut (dyn FnMut(Level, String) + Send);
 
-/// A hook's report of a phase.
+/// Who is calling: the peer credentials of the socket, or this process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Caller {
+    /// Its user id.
+    pub uid: u32,
+    /// Its process id, when known.
+    pub pid: Option<i32>,
+}
+
+impl Caller {
+    /// This process.
+    pub fn this_process() -> Caller {
+        Caller {
+            uid: Uid::effective().as_raw(),
+            pid: Some(std::process::id() as i32),
+        }
+    }
+}
+
+/// A phase's request, typed and checked once where it entered berth.
 #[derive(Clone, Debug)]
 pub struct HookInput {
-    /// The phase; `None` for work at daemon start (`injectAt=start`).
+    /// The phase; `None` for the work at container start (the entrypoint's request).
     pub phase: Option<Phase>,
-    /// The hook's user id.
-    pub uid: u32,
-    /// Registry secrets of the hook's environment.
+    /// Who asked.
+    pub caller: Caller,
+    /// Registry secrets of the caller's environment.
     pub secrets: Vec<NamedSecret>,
-    /// Forwarded variables of the hook's environment.
-    pub env: BTreeMap<String, String>,
-    /// The hook's working folder.
-    pub cwd: Option<PathBuf>,
+    /// The remote user's own `DOCKER_CONFIG` (only when the remote user called).
+    pub docker_config: Option<PathBuf>,
+    /// The engine the caller's commands use, when it named one.
+    pub engine: Option<EngineTarget>,
+    /// ECR endpoints of the caller's environment.
+    pub endpoints: EndpointVars,
+    /// More images to pre-pull.
+    pub images: Vec<String>,
+    /// The caller's working folder (the workspace, for discovery).
+    pub workspace: Option<PathBuf>,
 }
 
 impl HookInput {
     /// The phase's name, or `start`.
     pub fn label(&self) -> &'static str {
         self.phase.map(Phase::name).unwrap_or("start")
+    }
+
+    /// Checks a request against its caller: `DOCKER_CONFIG` only from the remote user
+    /// (berth writes there with the remote user's privileges); an engine socket named by
+    /// anyone but root is connected to as the remote user. Returns the input and notes
+    /// on what was set aside.
+    pub fn checked(
+        phase: Option<Phase>,
+        secrets: Vec<WireSecret>,
+        settings: HookSettings,
+        cwd: Option<PathBuf>,
+        caller: Caller,
+        remote: &Account,
+    ) -> (HookInput, Vec<String>) {
+        let mut notes = Vec::new();
+        let from_remote = caller.uid == remote.uid.as_raw();
+        let docker_config = match settings.docker_config {
+            Some(dir) if from_remote => Some(dir),
+            Some(dir) => {
+                notes.push(format!(
+                    "DOCKER_CONFIG={} of uid {} is not the remote user's ({}); berth writes {}'s own config",
+                    dir.display(),
+                    caller.uid,
+                    remote.name,
+                    remote.name
+                ));
+                None
+            }
+            None => None,
+        };
+        let engine = match DockerHost::from_value(settings.docker_host.as_deref()) {
+            _ if settings.docker_host.is_none() => None,
+            Ok(host) => Some(EngineTarget::named_by(host, caller.uid, remote)),
+            Err(e) => {
+                notes.push(e.to_string());
+                None
+            }
+        };
+        let input = HookInput {
+            phase,
+            caller,
+            secrets: secrets
+                .into_iter()
+                .map(|s| NamedSecret {
+                    name: s.name,
+                    value: s.value,
+                    source: Source::Environment,
+                })
+                .collect(),
+            docker_config,
+            engine,
+            endpoints: settings.endpoints,
+            images: crate::settings::split_list(settings.images.as_deref().unwrap_or_default()),
+            workspace: cwd,
+        };
+        (input, notes)
     }
 }
 
@@ -52,7 +140,7 @@ impl HookInput {
 pub struct Injection {
     /// What was done, per registry.
     pub report: Report,
-    /// The registries used and their logins, by registry key.
+    /// The registries used and their logins.
     pub logins: Vec<(Registry, Login)>,
     /// Whom it was written for.
     pub target: Target,
@@ -64,11 +152,12 @@ pub struct Injection {
 pub struct Lifecycle {
     /// The settings.
     pub settings: Settings,
-    /// The state folder.
-    pub state: StateDir,
-    /// Owner of state files (the remote user, when running as root).
-    pub owner: Ownership,
-    /// The user whose Docker config is written.
+    /// The state folder, held open, when this process is its owner (the daemon, or a hook
+    /// that runs as the daemon's user); else nothing is recorded.
+    pub state: Option<OwnedState>,
+    /// Where the state folder is.
+    pub state_dir: StateDir,
+    /// The user whose Docker config is written, looked up by name now.
     pub remote: Account,
     /// Who is handling hooks.
     pub handler: Handler,
@@ -76,50 +165,87 @@ pub struct Lifecycle {
 }
 
 impl Lifecycle {
-    /// Resolves the remote user (settings, else the user berth runs as).
-    pub fn new(settings: Settings, handler: Handler) -> anyhow::Result<Lifecycle> {
-        let remote = match &settings.remote_user {
-            Some(name) => Account::by_name(name)?,
-            None => Account::current()?,
-        };
-        let owner = Ownership::private(remote.file_owner().unwrap_or(None));
+    /// The daemon's: the remote user looked up by name, and the state folder of the
+    /// daemon's user, held open (an error if it cannot be).
+    pub fn for_daemon(settings: Settings) -> anyhow::Result<Lifecycle> {
+        let remote = remote_user(&settings)?;
+        let state_dir = StateDir::of_user(settings.state_dir.as_deref(), Uid::effective());
+        let state = state_dir.open_owned(state_group(&remote))?;
         Ok(Lifecycle {
-            state: StateDir::new(settings.state_dir.clone()),
+            state: Some(state),
+            state_dir,
             settings,
-            owner,
             remote,
-            handler,
+            handler: Handler::Daemon,
+            ecr: OnceLock::new(),
+        })
+    }
+
+    /// A hook's, working without the daemon: it records only when it runs as the daemon's
+    /// user (another user may not write the daemon's folder).
+    pub fn for_hook(settings: Settings) -> anyhow::Result<Lifecycle> {
+        let remote = remote_user(&settings)?;
+        let state_dir = StateDir::of_daemon(settings.state_dir.as_deref());
+        let state = (Uid::effective() == daemon_user())
+            .then(|| state_dir.open_owned(state_group(&remote)).ok())
+            .flatten();
+        Ok(Lifecycle {
+            state,
+            state_dir,
+            settings,
+            remote,
+            handler: Handler::Hook,
             ecr: OnceLock::new(),
         })
     }
 
     /// Appends an event; a failure to record is logged, never fatal.
     pub fn record(&self, event: Event) {
-        if let Err(e) = self.state.events().append(event, self.owner) {
-            tracing::warn!(path = %self.state.events().path().display(), error = %e, "cannot record an event");
+        let Some(state) = &self.state else { return };
+        let record = Record {
+            at: millis(SystemTime::now()),
+            event,
+        };
+        if let Err(e) = state.append_line(&record.to_line()) {
+            tracing::warn!(path = %state.path().display(), error = %e, "cannot record an event");
         }
     }
 
-    /// The user and config to write: the remote user's, at the hook's `DOCKER_CONFIG`
-    /// when the hook runs as that user.
+    /// The records so far.
+    pub fn records(&self) -> Vec<Record> {
+        match &self.state {
+            Some(s) => s.read_all(),
+            None => self.state_dir.read_all(),
+        }
+    }
+
+    /// The user and config to write: the remote user's, at their own `DOCKER_CONFIG` when
+    /// they ran the hook.
     pub fn target_for(&self, input: &HookInput) -> Target {
-        let docker_config = (input.uid == self.remote.uid.as_raw())
-            .then(|| input.env.get("DOCKER_CONFIG").map(PathBuf::from))
-            .flatten();
         Target {
-            location: crate::docker_config::Location::for_account(&self.remote, docker_config),
+            location: crate::docker_config::Location::for_account(
+                &self.remote,
+                input.docker_config.clone(),
+            ),
             account: self.remote.clone(),
         }
     }
 
-    /// The registries in the hook's environment, Codespaces' files and the secrets file.
+    /// The registries in the hook's environment, Codespaces' files and the secrets file
+    /// (the files read as the remote user).
     pub fn discover(&self, input: &HookInput, sink: Sink<'_>) -> Discovery {
-        let (layers, notes) = match secrets::gather(
-            input.secrets.clone(),
-            self.settings.secrets_file.as_deref(),
-            Some(&self.settings.codespaces_dir),
-        ) {
-            Ok(x) => x,
+        let vars = input.secrets.clone();
+        let secrets_file = self.settings.secrets_file.clone();
+        let codespaces = self.settings.codespaces_dir.clone();
+        let gathered = crate::privilege::as_user(&self.remote, move || {
+            secrets::gather(vars, secrets_file.as_deref(), Some(&codespaces))
+        });
+        let (layers, notes) = match gathered {
+            Ok(Ok(x)) => x,
+            Ok(Err(e)) => {
+                say(sink, Level::Warn, format!("berth: {e}"));
+                (vec![input.secrets.clone()], Vec::new())
+            }
             Err(e) => {
                 say(sink, Level::Warn, format!("berth: {e}"));
                 (vec![input.secrets.clone()], Vec::new())
@@ -137,12 +263,12 @@ impl Lifecycle {
         if let Some(phase) = input.phase {
             self.record(Event::Phase {
                 phase,
-                uid: input.uid,
+                uid: input.caller.uid,
                 handler: self.handler,
                 ids: ids.clone(),
             });
         }
-        tracing::info!(phase = %input.label(), uid = input.uid, registries = ?ids, "hook");
+        tracing::info!(phase = %input.label(), uid = input.caller.uid, registries = ?ids, "hook");
         let found = if discovery.registries.is_empty() {
             if input.phase.is_some_and(Phase::in_prebuild) {
                 "no registry secrets here (as in a prebuild, where user secrets are absent)"
@@ -200,8 +326,7 @@ impl Lifecycle {
         sink: Sink<'_>,
     ) -> Option<Injection> {
         let target = self.target_for(input);
-        let endpoints =
-            EndpointVars::from_lookup(|n| input.env.get(n).cloned()).or(&EndpointVars::from_env());
+        let endpoints = input.endpoints.clone().or(&EndpointVars::from_env());
         let client = self.ecr_client();
         let opts = WriteOptions {
             dry_run: false,
@@ -298,24 +423,48 @@ impl Lifecycle {
         self.ecr.get_or_init(EcrClient::new)
     }
 
-    /// The engine to wait for, if this container seems to have one: `DOCKER_HOST` (the
-    /// hook's, else the daemon's), an existing socket, or an installed `dockerd`.
-    pub fn expected_engine(&self, env: &BTreeMap<String, String>) -> Option<DockerHost> {
-        let value = env
-            .get("DOCKER_HOST")
-            .cloned()
-            .or_else(|| std::env::var("DOCKER_HOST").ok());
+    /// The engine to wait for, if this container seems to have one: the one the caller
+    /// named, else `DOCKER_HOST` of berth's own environment, an existing socket, or an
+    /// installed `dockerd`.
+    pub fn expected_engine(&self, input: Option<&HookInput>) -> Option<EngineTarget> {
+        if let Some(named) = input.and_then(|i| i.engine.clone()) {
+            return Some(named);
+        }
+        let value = std::env::var("DOCKER_HOST").ok().filter(|v| !v.is_empty());
         let host = DockerHost::from_value(value.as_deref()).ok()?;
         let expected = value.is_some()
             || matches!(&host, DockerHost::Unix(p) if p.exists())
             || on_path("dockerd");
-        expected.then_some(host)
+        expected.then(|| EngineTarget::own(host))
     }
 
     /// Whether `injectAt` says to write credentials as soon as secrets are known.
     pub fn injects_at_start(&self) -> bool {
         self.settings.inject_at == InjectAt::Start
     }
+}
+
+/// The remote user, looked up by name (settings), else the user berth runs as.
+fn remote_user(settings: &Settings) -> anyhow::Result<Account> {
+    Ok(match &settings.remote_user {
+        Some(name) => Account::by_name(name)?,
+        None => Account::current()?,
+    })
+}
+
+/// The group given to the state folder's files: the remote user's, so that they may read
+/// the log and use the socket, when the daemon runs as root; else the daemon's own.
+fn state_group(remote: &Account) -> Gid {
+    if Uid::effective().is_root() {
+        remote.gid
+    } else {
+        Gid::effective()
+    }
+}
+
+/// The user this container's daemon runs as: the container's own user.
+pub fn daemon_user() -> Uid {
+    crate::container::user().unwrap_or(Uid::from_raw(0))
 }
 
 /// Says a line and logs it.
@@ -341,4 +490,101 @@ pub fn on_path(program: &str) -> bool {
 /// Now, in ms since the epoch.
 pub fn now_ms() -> u64 {
     millis(SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dev() -> Account {
+        Account {
+            name: "dev".into(),
+            uid: Uid::from_raw(1000),
+            gid: Gid::from_raw(1000),
+            groups: vec![Gid::from_raw(1000)],
+            home: "/home/dev".into(),
+        }
+    }
+
+    fn settings(docker_config: &str, docker_host: &str) -> HookSettings {
+        HookSettings {
+            docker_config: Some(docker_config.into()),
+            docker_host: Some(docker_host.into()),
+            endpoints: EndpointVars::default(),
+            images: Some("a.io/x:1 b.io/y:2".into()),
+        }
+    }
+
+    #[test]
+    fn docker_config_is_taken_from_the_remote_user_only() {
+        let caller = |uid| Caller { uid, pid: None };
+        let (input, notes) = HookInput::checked(
+            Some(Phase::PostCreate),
+            Vec::new(),
+            settings("/somewhere", "tcp://127.0.0.1:2375"),
+            None,
+            caller(1000),
+            &dev(),
+        );
+        assert_eq!(input.docker_config, Some(PathBuf::from("/somewhere")));
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(input.images, ["a.io/x:1", "b.io/y:2"]);
+        let (input, notes) = HookInput::checked(
+            Some(Phase::PostCreate),
+            Vec::new(),
+            settings("/root/.docker", "tcp://127.0.0.1:2375"),
+            None,
+            caller(0),
+            &dev(),
+        );
+        assert_eq!(
+            input.docker_config, None,
+            "root's DOCKER_CONFIG is not dev's"
+        );
+        assert!(notes[0].contains("not the remote user's"), "{notes:?}");
+    }
+
+    #[test]
+    fn an_engine_socket_named_by_the_remote_user_is_opened_as_the_remote_user() {
+        let (input, _) = HookInput::checked(
+            Some(Phase::PostCreate),
+            Vec::new(),
+            settings("/x", "unix:///run/user/1000/docker.sock"),
+            None,
+            Caller {
+                uid: 1000,
+                pid: None,
+            },
+            &dev(),
+        );
+        let engine = input.engine.unwrap();
+        assert_eq!(engine.user.map(|a| a.name).as_deref(), Some("dev"));
+        // berth's own engine, named by the hook too, is berth's to open.
+        let own = DockerHost::from_env().unwrap().to_string();
+        let (input, _) = HookInput::checked(
+            Some(Phase::PostCreate),
+            Vec::new(),
+            settings("/x", &own),
+            None,
+            Caller {
+                uid: 1000,
+                pid: None,
+            },
+            &dev(),
+        );
+        assert_eq!(input.engine.unwrap().user, None);
+        let (input, notes) = HookInput::checked(
+            None,
+            Vec::new(),
+            settings("/x", "ssh://somewhere"),
+            None,
+            Caller { uid: 0, pid: None },
+            &dev(),
+        );
+        assert!(input.engine.is_none());
+        assert!(
+            notes.iter().any(|n| n.contains("not supported")),
+            "{notes:?}"
+        );
+    }
 }

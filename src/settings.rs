@@ -7,7 +7,7 @@
 //! default is used, so that a typo never fails a container's lifecycle.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::inject::HelperMode;
@@ -136,13 +136,13 @@ pub const OPTIONS: &[OptionSpec] = &[
         "",
         "BERTH_STATE_DIR",
         "",
-        "state folder: socket, phase record, log (default: /var/lib/berth as root, else ~/.local/state/berth)",
+        "state folder: socket, phase record, log (default: /var/lib/berth when the daemon runs as root, else ~/.local/state/berth of its user)",
     ),
     opt(
         "",
         "BERTH_HOOK_TIMEOUT",
         "60",
-        "seconds a hook waits for the daemon to finish writing credentials",
+        "seconds a hook waits for the daemon: to be started by the container's entrypoint, and to finish writing credentials",
     ),
     opt(
         "",
@@ -234,8 +234,9 @@ pub struct Settings {
     pub credential_helper: HelperMode,
     /// The remote user.
     pub remote_user: Option<String>,
-    /// State folder.
-    pub state_dir: PathBuf,
+    /// The state folder, when set; else it follows from the daemon's user
+    /// ([`crate::state::StateDir::of_user`]).
+    pub state_dir: Option<PathBuf>,
     /// How long a hook waits for injection.
     pub hook_timeout: Duration,
     /// A secrets file.
@@ -334,10 +335,7 @@ impl Settings {
             fail_on_error: values.flag("BERTH_FAIL_ON_ERROR"),
             credential_helper,
             remote_user: values.optional("BERTH_REMOTE_USER"),
-            state_dir: values
-                .optional("BERTH_STATE_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(default_state_dir),
+            state_dir: values.optional("BERTH_STATE_DIR").map(PathBuf::from),
             hook_timeout: values.seconds("BERTH_HOOK_TIMEOUT"),
             secrets_file: values.optional("BERTH_SECRETS_FILE").map(PathBuf::from),
             codespaces_dir: PathBuf::from(values.text("BERTH_CODESPACES_DIR")),
@@ -397,18 +395,6 @@ impl Values {
             v.trim().parse::<u64>().ok().map(Duration::from_secs)
         })
     }
-}
-
-/// `/var/lib/berth` for root, else `$XDG_STATE_HOME/berth` or `~/.local/state/berth`.
-fn default_state_dir() -> PathBuf {
-    if nix::unistd::Uid::effective().is_root() {
-        return PathBuf::from("/var/lib/berth");
-    }
-    if let Some(x) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-        return Path::new(&x).join("berth");
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
-    Path::new(&home).join(".local/state/berth")
 }
 
 fn parse_bool(v: &str) -> Option<bool> {

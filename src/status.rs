@@ -19,6 +19,9 @@ pub struct Status {
     pub registries: Vec<RegistryStatus>,
     /// Each image's latest state.
     pub pulls: Vec<PullStatus>,
+    /// The Docker engine, once it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineStatus>,
 }
 
 /// The daemon that answered.
@@ -28,6 +31,21 @@ pub struct DaemonInfo {
     pub pid: u32,
     /// Its version.
     pub version: String,
+    /// The user it runs as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<u32>,
+}
+
+/// The Docker engine as berth and the remote user meet it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct EngineStatus {
+    /// Where it answered.
+    pub host: String,
+    /// Its API version.
+    pub api_version: String,
+    /// Why the remote user cannot open it, if they cannot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_access: Option<String>,
 }
 
 /// One line of the timeline.
@@ -137,7 +155,7 @@ impl Status {
         for r in records {
             let at = r.at;
             match &r.event {
-                Event::DaemonStarted { pid, version } => push(
+                Event::DaemonStarted { pid, version, .. } => push(
                     &mut status.timeline,
                     at,
                     None,
@@ -265,12 +283,23 @@ impl Status {
                         format!("{id}: renewal failed: {error}"),
                     )
                 }
-                Event::EngineReady { host, api_version } => push(
-                    &mut status.timeline,
-                    at,
-                    None,
-                    format!("Docker engine answered at {host} (API {api_version})"),
-                ),
+                Event::EngineReady {
+                    host,
+                    api_version,
+                    user_access,
+                } => {
+                    status.engine = Some(EngineStatus {
+                        host: host.clone(),
+                        api_version: api_version.clone(),
+                        user_access: user_access.clone(),
+                    });
+                    push(
+                        &mut status.timeline,
+                        at,
+                        None,
+                        format!("Docker engine answered at {host} (API {api_version})"),
+                    )
+                }
                 Event::PullStarted { image } => {
                     let p = pulls
                         .entry(image.clone())
@@ -330,9 +359,28 @@ impl Status {
         let mut out = String::new();
         match &self.daemon {
             Some(d) => {
-                let _ = writeln!(out, "daemon: running (pid {}, berth {})", d.pid, d.version);
+                let who = d
+                    .uid
+                    .map(|u| {
+                        let name = crate::account::Account::by_uid(nix::unistd::Uid::from_raw(u))
+                            .map(|a| a.name)
+                            .unwrap_or_else(|| format!("uid {u}"));
+                        format!(", as {name}")
+                    })
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "daemon: running (pid {}, berth {}{who})",
+                    d.pid, d.version
+                );
             }
             None => out.push_str("daemon: not running\n"),
+        }
+        if let Some(e) = &self.engine {
+            let _ = writeln!(out, "engine: answers at {} (API {})", e.host, e.api_version);
+            if let Some(why) = &e.user_access {
+                let _ = writeln!(out, "  but {why}");
+            }
         }
         out.push_str("\ntimeline:\n");
         if self.timeline.is_empty() {
@@ -451,6 +499,7 @@ mod tests {
                 Event::DaemonStarted {
                     pid: 7,
                     version: "0.1.0".into(),
+                    uid: Some(0),
                 },
             ),
             rec(

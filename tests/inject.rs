@@ -230,8 +230,13 @@ fn writes_are_owned_private_and_skipped_when_nothing_changed() {
     let dir = scratch();
     let root = dir.path();
     bin_dir(root, true, &[]);
-    // Written for another user (berth runs as root here), in a folder of our choosing.
-    let target = root.join("nobody-docker");
+    // Written for another user (berth runs as root here), in a folder of our choosing
+    // inside one of that user's: berth writes as that user.
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let home = root.join("nobody-home");
+    std::fs::create_dir(&home).unwrap();
+    nix::unistd::chown(&home, Some(65534.into()), Some(65534.into())).unwrap();
+    let target = home.join("docker");
     let for_nobody = [
         "--user",
         "nobody",

@@ -16,6 +16,12 @@ fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// The real uid of a process.
+fn process_uid(pid: i32) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/proc/{pid}")).unwrap().uid()
+}
+
 #[test]
 fn credentials_appear_when_the_post_create_hook_returns_and_not_before() {
     let c = Container::new(&[]);
@@ -159,18 +165,42 @@ fn a_prebuild_defers_with_an_explanation_and_the_rest_completes_later() {
 }
 
 #[test]
-fn a_daemon_killed_between_phases_is_restarted_and_knows_what_happened() {
+fn a_daemon_killed_between_phases_is_restarted_by_its_own_user_only() {
     let c = Container::new(&[]);
     let secrets = both_registries();
     c.entrypoint();
     c.hook("onCreate", &secrets);
     c.stop_daemon(Signal::SIGKILL);
     assert!(c.daemon_pid().is_none());
-    // No daemon: the hook starts one and is handled by it.
-    let out = c.hook("postCreate", &secrets);
+    // The remote user cannot start a daemon of the daemon's user (root), and does not wait
+    // for one that already ran in this container: it does the work itself, at once.
+    let started = std::time::Instant::now();
+    let out = c.hook("updateContent", &secrets);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(c.has_login(&reg1()));
-    assert!(c.daemon_pid().is_some(), "the hook started a daemon");
+    assert!(
+        stdout(&out).contains("berth's daemon (pid") && stdout(&out).contains("stopped"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stdout(&out).contains("doing this phase's work here"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "no wait for a daemon that stopped"
+    );
+    assert!(c.daemon_pid().is_none(), "no daemon of the remote user's");
+    // A hook of the daemon's own user (root here) starts it again, and is handled by it.
+    let out = c.hook_as("postCreate", &secrets, 0, &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    let pid = c.daemon_pid().expect("the root hook started a daemon");
+    // The remote user's next hook reaches it.
+    let out = c.hook("postStart", &secrets);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(c.has_login(&reg1()), "{}", text(&out));
+    assert_eq!(process_uid(pid), 0, "the daemon runs as root again");
     let events = c.events();
     let post_create = events
         .iter()
@@ -221,22 +251,26 @@ fn a_container_restart_runs_post_start_only_and_rewrites_nothing() {
 
 #[test]
 fn without_any_daemon_the_hook_does_the_work_itself() {
-    let c = Container::new(&[]);
-    // The state folder is not writable by the remote user, so no daemon can start.
-    std::fs::create_dir_all(c.state()).unwrap();
-    std::fs::set_permissions(
-        c.state(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
+    // No entrypoint ever starts a daemon: the remote user's hook waits for one, within
+    // its bound, then does the work itself.
+    let c = Container::new(&[("BERTH_HOOK_TIMEOUT", "2")]);
     let out = c.hook("postCreate", &both_registries());
     assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        stdout(&out).contains("waiting up to 2 s for berth's daemon"),
+        "{}",
+        text(&out)
+    );
     assert!(
         stdout(&out).contains("doing this phase's work here"),
         "{}",
         text(&out)
     );
     assert!(c.has_login(&reg1()), "{}", text(&out));
+    assert!(
+        c.daemon_pid().is_none(),
+        "the remote user started no daemon"
+    );
 }
 
 #[test]
@@ -289,9 +323,9 @@ fn only_root_and_the_remote_user_may_talk_to_the_daemon() {
     let socket = c.state().join("berth.sock");
     let meta = std::fs::metadata(&socket).unwrap();
     assert_eq!(
-        (meta.mode() & 0o777, meta.uid()),
-        (0o600, REMOTE_UID),
-        "not world-accessible"
+        (meta.mode() & 0o777, meta.uid(), meta.gid()),
+        (0o660, 0, REMOTE_UID),
+        "root's, open to the remote user's group, not to the world"
     );
     let stranger = 4321;
     // The socket's mode keeps a stranger out: the hook cannot reach the daemon, cannot

@@ -1,70 +1,54 @@
 //! `berth daemon [--background]`: run the daemon, or start it detached and return once it
 //! listens (what the feature's entrypoint does, so that the container's start is never
-//! blocked).
+//! blocked), handing it the registry secrets of the container's environment over its
+//! socket (the daemon's own environment is kept clean of them).
 
-use std::io::Read as _;
-use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, ExitCode, Stdio};
-use std::time::Duration;
+use std::process::ExitCode;
 
-use nix::fcntl::{FcntlArg, FdFlag, fcntl};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-
-use crate::daemon::{self, READY_FD_VAR};
+use crate::daemon::{self, Started, start};
+use crate::protocol::{self, Request, StartRequest, WireSecret};
 use crate::settings::Settings;
 use crate::state::StateDir;
 
 /// Runs the command.
-pub fn run(background: bool, settings: Settings) -> anyhow::Result<ExitCode> {
+pub fn run(background: bool, settings: Settings, warnings: &[String]) -> anyhow::Result<ExitCode> {
     if !background {
-        daemon::run(settings)?;
+        daemon::run(settings, warnings)?;
         return Ok(ExitCode::SUCCESS);
     }
-    let state = StateDir::new(settings.state_dir.clone());
-    let (read, write) = nix::unistd::pipe()?;
-    fcntl(read.as_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
-    let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.arg("daemon")
-        .env(READY_FD_VAR, write.as_raw_fd().to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    // SAFETY: setsid is async-signal-safe; the child only detaches from our session.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            Ok(())
-        });
-    }
-    let child = cmd.spawn()?;
-    drop(write);
-    let mut fds = [PollFd::new(read.as_fd(), PollFlags::POLLIN)];
-    let waited = poll(
-        &mut fds,
-        PollTimeout::try_from(Duration::from_secs(10)).unwrap_or(PollTimeout::MAX),
-    )?;
-    let mut answer = [0u8; 16];
-    let n = if waited > 0 {
-        std::fs::File::from(read).read(&mut answer).unwrap_or(0)
-    } else {
-        0
-    };
-    match String::from_utf8_lossy(&answer[..n]).trim() {
-        "ready" => println!("berth: daemon started (pid {})", child.id()),
-        "already" => println!(
+    let state = StateDir::of_user(settings.state_dir.as_deref(), nix::unistd::Uid::effective());
+    match start::start_background() {
+        Ok(start::Outcome {
+            started: Started::Ready,
+            pid,
+        }) => println!("berth: daemon started (pid {pid})"),
+        Ok(start::Outcome {
+            started: Started::AlreadyRunning,
+            ..
+        }) => println!(
             "berth: daemon already running (pid {})",
             daemon::running_pid(&state)
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "?".into())
         ),
-        _ => {
+        Err(_) => {
             eprintln!(
                 "berth: the daemon did not start; see {} (or run `berth daemon` to see why)",
                 state.log().display()
             );
             return Ok(ExitCode::FAILURE);
         }
+    }
+    let request = Request::Start(StartRequest {
+        secrets: WireSecret::from_environment(),
+    });
+    if let Err(e) = protocol::call(
+        &state.socket(),
+        &request,
+        settings.hook_timeout,
+        &mut |_, _| {},
+    ) {
+        eprintln!("berth: could not hand the container's secrets to the daemon: {e}");
     }
     Ok(ExitCode::SUCCESS)
 }

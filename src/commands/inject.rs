@@ -21,11 +21,16 @@ pub async fn run(args: InjectArgs, settings: Settings) -> anyhow::Result<ExitCod
         target.location.dir = dir.into();
     }
     let secrets_file = args.secrets_file.clone().or(settings.secrets_file.clone());
-    let (layers, notes) = secrets::gather(
-        secrets::from_environment(),
-        secrets_file.as_deref(),
-        Some(&settings.codespaces_dir),
-    )?;
+    // Secrets files are read with the privileges of the user they are for, as the daemon
+    // reads them: a file that user could not read is no source of theirs.
+    let codespaces = settings.codespaces_dir.clone();
+    let (layers, notes) = crate::privilege::as_user(&target.account, move || {
+        secrets::gather(
+            secrets::from_environment(),
+            secrets_file.as_deref(),
+            Some(&codespaces),
+        )
+    })??;
     for note in &notes {
         tracing::warn!(problem = %note, "secrets file entry skipped");
     }

@@ -14,7 +14,7 @@ use crate::state::StateDir;
 
 /// Runs the command.
 pub fn run(follow: bool, settings: Settings) -> anyhow::Result<ExitCode> {
-    let path = StateDir::new(settings.state_dir.clone()).log();
+    let path = StateDir::of_daemon(settings.state_dir.as_deref()).log();
     let mut offset = print_from(&path, 0);
     if !follow {
         if offset == 0 && !path.exists() {

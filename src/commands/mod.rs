@@ -24,25 +24,27 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Inject(args) => {
             init_stderr_logging(&settings);
             report_setting_warnings(&warnings);
-            runtime().block_on(inject::run(args, settings))
+            runtime()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(inject::run(args, settings)))
         }
         Command::Hook { phase } => {
-            init_file_logging(&settings);
-            report_setting_warnings(&warnings);
+            // A hook's output is the creation log: a setting it cannot understand is news
+            // there. It logs to the state folder only when it works alone as its owner.
+            for w in &warnings {
+                println!("berth: {w}");
+            }
             return hook::run(phase, settings);
         }
-        Command::Daemon { background } => {
-            if !background {
-                report_setting_warnings_stderr(&warnings);
-            }
-            daemon::run(background, settings)
-        }
+        Command::Daemon { background } => daemon::run(background, settings, &warnings),
         Command::Status { json } => status::run(json, settings),
         Command::Logs { follow } => logs::run(follow, settings),
         Command::Pull { images } => {
             init_stderr_logging(&settings);
             report_setting_warnings(&warnings);
-            runtime().block_on(pull::run(images, settings))
+            runtime()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(pull::run(images, settings)))
         }
         Command::CredentialHelper { action } => return credential_helper::run(&action),
     };
@@ -55,45 +57,20 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// A one-thread runtime: a command's work is a little I/O.
-pub fn runtime() -> tokio::runtime::Runtime {
+/// The one place berth builds its runtime: one thread, since a command's work and the
+/// daemon's are I/O.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .expect("the tokio runtime starts")
 }
 
 fn init_stderr_logging(settings: &Settings) {
-    crate::logging::init(&crate::logging::LogTarget {
+    crate::logging::init(crate::logging::LogTarget {
         level: settings.log_level.clone(),
         stderr: true,
         file: None,
     });
-}
-
-/// Hooks log to the state folder's file only: their stdout is the creation log.
-fn init_file_logging(settings: &Settings) {
-    let state = crate::state::StateDir::new(settings.state_dir.clone());
-    let file = state.path.is_dir().then(|| {
-        (
-            state.log(),
-            crate::atomic::Ownership {
-                mode: 0o640,
-                owner: None,
-            },
-        )
-    });
-    crate::logging::init(&crate::logging::LogTarget {
-        level: settings.log_level.clone(),
-        stderr: false,
-        file,
-    });
-}
-
-fn report_setting_warnings_stderr(warnings: &[String]) {
-    for w in warnings {
-        eprintln!("berth: {w}");
-    }
 }
 
 fn report_setting_warnings(warnings: &[String]) {

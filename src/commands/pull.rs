@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::docker_config::{self, Location};
 use crate::ecr::{EcrClient, EndpointVars};
-use crate::engine::{self, DockerHost};
+use crate::engine::{self, DockerHost, EngineTarget};
 use crate::image::ImageRef;
 use crate::inject::{Login, obtain_login};
 use crate::pull::{self, PullConfig, PullEvent, PullSpec};
@@ -95,7 +95,7 @@ pub async fn run(images: Vec<String>, settings: Settings) -> anyhow::Result<Exit
         })
         .collect();
 
-    let host = DockerHost::from_env()?;
+    let host = EngineTarget::own(DockerHost::from_env()?);
     let cancel = CancellationToken::new();
     let engine = match engine::ping(&host, Duration::from_secs(2)).await {
         Ok(e) => e,

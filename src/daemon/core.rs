@@ -14,14 +14,14 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::docker_config::DockerConfig;
-use crate::engine::{self, DockerHost, Engine};
+use crate::engine::{self, Engine, EngineTarget};
 use crate::inject::{Login, Target};
-use crate::lifecycle::{HookInput, Injection, Lifecycle, Sink, now_ms, say};
+use crate::lifecycle::{Caller, HookInput, Injection, Lifecycle, Sink, now_ms, say};
 use crate::phase::Phase;
 use crate::protocol::Level;
 use crate::pull::PullSpec;
 use crate::registry::RegistryKind;
-use crate::secrets::{self, Discovery, Registry};
+use crate::secrets::{Discovery, Registry};
 use crate::state::{Event, Record, time_of};
 use crate::status::{DaemonInfo, PullStatus, Status};
 
@@ -30,8 +30,8 @@ use crate::status::{DaemonInfo, PullStatus, Status};
 pub enum EngineState {
     /// Not answering yet; why.
     Waiting(String),
-    /// Answering.
-    Ready(Engine),
+    /// Answering berth; with why the remote user cannot open it, if they cannot.
+    Ready(Engine, Option<String>),
 }
 
 /// A token to keep fresh.
@@ -80,8 +80,10 @@ pub(super) struct Memory {
     tokens: HashMap<String, TokenMemo>,
     /// Digests of images pulled, by image.
     pub(super) pulled: HashMap<String, String>,
-    /// The latest login of each registry, by registry key, with its identifier.
-    pub(super) logins: HashMap<String, (String, Login)>,
+    /// The current token of each ECR registry with access keys (which the renewer keeps
+    /// fresh), by registry key, with its identifier. Other logins are not kept: a pull
+    /// holds its own until it ends, and every hook brings the secrets again.
+    pub(super) tokens_in_force: HashMap<String, (String, Login)>,
 }
 
 /// The daemon's shared state.
@@ -94,7 +96,7 @@ pub struct Core {
     /// The engine's state.
     pub engine: watch::Sender<EngineState>,
     /// The engine to wait for (a hook may name another one).
-    pub engine_host: watch::Sender<Option<DockerHost>>,
+    pub engine_host: watch::Sender<Option<EngineTarget>>,
     renew_tx: mpsc::Sender<RenewJob>,
     pub(super) pull_tx: mpsc::Sender<Vec<PullSpec>>,
     /// The pulls, for status and waiting.
@@ -108,7 +110,7 @@ impl Core {
     pub fn new(life: Lifecycle, cancel: CancellationToken) -> (Core, Channels) {
         let (renew_tx, renew) = mpsc::channel(64);
         let (pull_tx, pulls) = mpsc::channel(64);
-        let host = life.expected_engine(&Default::default());
+        let host = life.expected_engine(None);
         let core = Core {
             life,
             cancel,
@@ -128,8 +130,11 @@ impl Core {
     /// Reads events appended since the last call (by this daemon, a hook working alone, or
     /// an earlier daemon) into memory.
     pub fn catch_up(&self) {
+        let Some(state) = &self.life.state else {
+            return;
+        };
         let mut mem = self.memory.lock().expect("memory lock");
-        let (records, offset) = self.life.state.events().read_from(mem.offset);
+        let (records, offset) = state.read_from(mem.offset);
         if offset < mem.offset {
             *mem = Memory::default();
         }
@@ -139,41 +144,45 @@ impl Core {
         }
     }
 
-    /// Work at daemon start: with `injectAt=start`, write credentials if the daemon's own
-    /// environment or Codespaces' files hold secrets.
-    pub async fn start(self: &Arc<Self>) {
+    /// Work at container start (the entrypoint's request, with the secrets of the
+    /// container's environment): with `injectAt=start`, or once the container was created,
+    /// write credentials if those secrets or Codespaces' files name registries.
+    pub async fn start(
+        self: &Arc<Self>,
+        secrets: Vec<crate::protocol::WireSecret>,
+        caller: Caller,
+    ) -> bool {
         let phases = self.memory.lock().expect("memory lock").phases.clone();
         if !phases.is_empty() {
             tracing::info!(phases = ?phases, "restored the lifecycle so far");
         }
         let after_creation = phases.contains(&Phase::PostCreate);
         if !(self.life.injects_at_start() || after_creation) {
-            return;
+            return true;
         }
-        let input = HookInput {
-            phase: None,
-            uid: nix::unistd::Uid::effective().as_raw(),
-            secrets: secrets::from_environment(),
-            env: Default::default(),
-            cwd: None,
-        };
+        let (input, _) = HookInput::checked(
+            None,
+            secrets,
+            Default::default(),
+            None,
+            caller,
+            &self.life.remote,
+        );
         let mut log_only = |_: Level, _: String| {};
         let discovery = self.life.discover(&input, &mut log_only);
         if discovery.registries.is_empty() {
-            return;
+            return true;
         }
-        self.inject(&input, &discovery, &mut log_only).await;
+        self.inject(&input, &discovery, &mut log_only).await
     }
 
     /// Handles one hook from start to end; `false` if anything berth tried failed.
     pub async fn handle_hook(self: &Arc<Self>, input: HookInput, sink: Sink<'_>) -> bool {
         let phase = input.phase.unwrap_or(Phase::PostStart);
-        if let Some(h) = input.env.get("DOCKER_HOST")
-            && let Ok(host) = DockerHost::from_value(Some(h))
-        {
+        if let Some(target) = &input.engine {
             self.engine_host.send_if_modified(|cur| {
-                let changed = cur.as_ref() != Some(&host);
-                *cur = Some(host.clone());
+                let changed = cur.as_ref() != Some(target);
+                *cur = Some(target.clone());
                 changed
             });
         }
@@ -195,7 +204,21 @@ impl Core {
             ok &= self.wait_engine(&input, sink).await;
         }
         if phase == Phase::PostCreate && self.life.settings.wait_for_pulls {
-            ok &= self.wait_pulls(&input, sink).await;
+            if !self.life.settings.wait_for_docker
+                || matches!(*self.engine.borrow(), EngineState::Ready(..))
+            {
+                ok &= self.wait_pulls(&input, sink).await;
+            } else {
+                say(
+                    sink,
+                    Level::Warn,
+                    format!(
+                        "berth: {}: the pre-pulls wait for the Docker engine, which did not answer; not waiting for them (berth status shows them)",
+                        input.label()
+                    ),
+                );
+                ok = false;
+            }
         }
         ok
     }
@@ -215,25 +238,26 @@ impl Core {
             return false;
         };
         self.after_injection(&injection).await;
-        self.request_pulls(input, sink).await;
+        let logins: HashMap<String, (String, Login)> = injection
+            .logins
+            .iter()
+            .map(|(r, l)| (r.server.config_key().to_string(), (r.id.clone(), l.clone())))
+            .collect();
+        self.request_pulls(input, &logins, sink).await;
         !injection.report.has_errors()
     }
 
     async fn after_injection(&self, injection: &Injection) {
-        {
-            let mut mem = self.memory.lock().expect("memory lock");
-            for (registry, login) in &injection.logins {
-                mem.logins.insert(
-                    registry.server.config_key().to_string(),
-                    (registry.id.clone(), login.clone()),
-                );
-            }
-        }
         for (registry, login) in &injection.logins {
             if !matches!(registry.kind, RegistryKind::EcrAccessKeys(_)) {
                 continue;
             }
             let key = registry.server.config_key().to_string();
+            self.memory
+                .lock()
+                .expect("memory lock")
+                .tokens_in_force
+                .insert(key.clone(), (registry.id.clone(), login.clone()));
             let keys = Some(self.fingerprint(registry));
             let memo = {
                 let mut mem = self.memory.lock().expect("memory lock");
@@ -281,7 +305,11 @@ impl Core {
         {
             return None;
         }
-        let (user, password) = DockerConfig::load(&target.location).ok()?.login(key)?;
+        // The config is the remote user's: read it with their privileges.
+        let (user, password) = crate::privilege::as_user(&target.account, || {
+            DockerConfig::load(&target.location).ok()?.login(key)
+        })
+        .ok()??;
         tracing::info!(id = %registry.id, expires = %crate::status::when(expires), "reusing a fresh ECR token");
         Some(Login {
             user,
@@ -296,7 +324,7 @@ impl Core {
         let keys = Some(self.fingerprint(registry));
         let expires_at = login.expires_at;
         let mut mem = self.memory.lock().expect("memory lock");
-        mem.logins
+        mem.tokens_in_force
             .insert(key.clone(), (registry.id.clone(), login.clone()));
         mem.tokens.insert(
             key,
@@ -321,12 +349,12 @@ impl Core {
         h.finish()
     }
 
-    /// The current login of a registry.
+    /// The current token of an ECR registry whose token berth renews.
     pub fn current_login(&self, key: &str) -> Option<Login> {
         self.memory
             .lock()
             .expect("memory lock")
-            .logins
+            .tokens_in_force
             .get(key)
             .map(|(_, l)| l.clone())
     }
@@ -334,11 +362,14 @@ impl Core {
     /// Says whether the engine answers now, without waiting.
     async fn say_engine(&self, input: &HookInput, sink: Sink<'_>) {
         let label = input.label();
-        if let EngineState::Ready(e) = &*self.engine.borrow() {
+        if let EngineState::Ready(e, access) = &*self.engine.borrow() {
             say(sink, Level::Info, answers(label, e));
+            if let Some(why) = access {
+                say(sink, Level::Warn, format!("berth: {label}: {why}"));
+            }
             return;
         }
-        let Some(host) = self.life.expected_engine(&input.env) else {
+        let Some(target) = self.life.expected_engine(Some(input)) else {
             say(
                 sink,
                 Level::Info,
@@ -346,29 +377,23 @@ impl Core {
             );
             return;
         };
-        match engine::ping(&host, Duration::from_secs(1)).await {
-            Ok(e) => say(
-                sink,
-                Level::Info,
-                format!(
-                    "berth: {label}: Docker engine answers at {host} (API {})",
-                    e.api_version
-                ),
-            ),
+        match engine::ping(&target, Duration::from_secs(1)).await {
+            Ok(e) => say(sink, Level::Info, answers(label, &e)),
             Err(why) => say(
                 sink,
                 Level::Info,
                 format!(
-                    "berth: {label}: Docker engine not reachable at {host} yet ({why}); normal in a prebuild, where Docker-in-Docker does not run"
+                    "berth: {label}: Docker engine not reachable at {target} yet ({why}); normal in a prebuild, where Docker-in-Docker does not run"
                 ),
             ),
         }
     }
 
-    /// Waits, within `dockerTimeout`, until the engine answers.
+    /// Waits, within `dockerTimeout`, until the engine answers; then says whether the
+    /// remote user can use it.
     async fn wait_engine(&self, input: &HookInput, sink: Sink<'_>) -> bool {
         let label = input.label();
-        let Some(host) = self.life.expected_engine(&input.env) else {
+        let Some(target) = self.life.expected_engine(Some(input)) else {
             say(
                 sink,
                 Level::Info,
@@ -377,41 +402,25 @@ impl Core {
             return true;
         };
         let mut rx = self.engine.subscribe();
-        if let EngineState::Ready(e) = &*rx.borrow() {
-            say(sink, Level::Info, answers(label, e));
-            return true;
-        }
-        let bound = self.life.settings.docker_timeout;
-        say(
-            sink,
-            Level::Info,
-            format!(
-                "berth: {label}: waiting up to {} s for the Docker engine at {host}",
-                bound.as_secs()
-            ),
-        );
+        let ready_now = matches!(&*rx.borrow(), EngineState::Ready(..));
         let started = std::time::Instant::now();
-        let ready =
-            tokio::time::timeout(bound, rx.wait_for(|s| matches!(s, EngineState::Ready(_)))).await;
-        match ready {
-            Ok(Ok(state)) => {
-                if let EngineState::Ready(e) = &*state {
-                    say(
-                        sink,
-                        Level::Info,
-                        format!(
-                            "berth: {label}: Docker engine answered after {:.1} s (API {})",
-                            started.elapsed().as_secs_f64(),
-                            e.api_version
-                        ),
-                    );
-                }
-                true
-            }
-            _ => {
+        if !ready_now {
+            let bound = self.life.settings.docker_timeout;
+            say(
+                sink,
+                Level::Info,
+                format!(
+                    "berth: {label}: waiting up to {} s for the Docker engine at {target}",
+                    bound.as_secs()
+                ),
+            );
+            let ready =
+                tokio::time::timeout(bound, rx.wait_for(|s| matches!(s, EngineState::Ready(..))))
+                    .await;
+            if !matches!(ready, Ok(Ok(_))) {
                 let why = match &*self.engine.borrow() {
                     EngineState::Waiting(w) => w.clone(),
-                    EngineState::Ready(_) => String::new(),
+                    EngineState::Ready(..) => String::new(),
                 };
                 say(
                     sink,
@@ -421,14 +430,37 @@ impl Core {
                         bound.as_secs()
                     ),
                 );
+                return false;
+            }
+        }
+        let EngineState::Ready(e, access) = self.engine.borrow().clone() else {
+            return false;
+        };
+        if ready_now {
+            say(sink, Level::Info, answers(label, &e));
+        } else {
+            say(
+                sink,
+                Level::Info,
+                format!(
+                    "berth: {label}: Docker engine answered after {:.1} s (API {})",
+                    started.elapsed().as_secs_f64(),
+                    e.api_version
+                ),
+            );
+        }
+        match access {
+            Some(why) => {
+                say(sink, Level::Warn, format!("berth: {label}: {why}"));
                 false
             }
+            None => true,
         }
     }
 
     /// The status: the event record, with the daemon's own facts.
     pub fn status(&self) -> Status {
-        let records = self.life.state.events().read_all();
+        let records = self.life.records();
         let mut status = Status::from_records(&records);
         for (image, live) in self.pulls.borrow().iter() {
             match status.pulls.iter_mut().find(|p| &p.image == image) {
@@ -439,6 +471,7 @@ impl Core {
         status.daemon = Some(DaemonInfo {
             pid: std::process::id(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            uid: Some(nix::unistd::Uid::effective().as_raw()),
         });
         status
     }

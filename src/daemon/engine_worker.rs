@@ -3,7 +3,9 @@
 //! The engine usually starts beside berth (Docker-in-Docker), or never exists. The worker
 //! waits for its socket to appear by watching the folder (no CPU while there is none), then
 //! pings within `dockerTimeout`; an engine that exists but does not answer is retried with
-//! a growing pause. Hooks and pulls wait on the published state, never on their own.
+//! a growing pause. Once it answers, the worker checks whether the remote user can open it
+//! too (as that user), so that hooks and `berth status` can say so. Hooks and pulls wait
+//! on the published state, never on their own.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +20,8 @@ pub async fn run(core: Arc<Core>) -> anyhow::Result<()> {
     let mut host_rx = core.engine_host.subscribe();
     let mut pause = Duration::from_secs(5);
     loop {
-        let host = host_rx.borrow_and_update().clone();
-        let Some(host) = host else {
+        let target = host_rx.borrow_and_update().clone();
+        let Some(target) = target else {
             core.engine.send_replace(EngineState::Waiting(
                 "no Docker engine in this container".into(),
             ));
@@ -29,8 +31,8 @@ pub async fn run(core: Arc<Core>) -> anyhow::Result<()> {
             }
         };
         core.engine
-            .send_replace(EngineState::Waiting(format!("waiting for {host}")));
-        if let engine::DockerHost::Unix(path) = &host {
+            .send_replace(EngineState::Waiting(format!("waiting for {target}")));
+        if let (engine::DockerHost::Unix(path), None) = (&target.host, &target.user) {
             tokio::select! {
                 _ = core.cancel.cancelled() => return Ok(()),
                 _ = host_rx.changed() => continue,
@@ -40,16 +42,28 @@ pub async fn run(core: Arc<Core>) -> anyhow::Result<()> {
         let bound = core.life.settings.docker_timeout;
         let result = tokio::select! {
             _ = host_rx.changed() => continue,
-            r = engine::wait_ready(&host, bound, &core.cancel) => r,
+            r = engine::wait_ready(&target, bound, &core.cancel) => r,
         };
         match result {
             Ok(engine) => {
-                tracing::info!(host = %engine.host, api = %engine.api_version, "docker engine answers");
+                // A connect as the remote user, in a thread of its own: microseconds, and no
+                // blocking pool left idling behind.
+                let user_access = engine::user_access(&target, &core.life.remote);
+                match &user_access {
+                    None => {
+                        tracing::info!(host = %engine.host, api = %engine.api_version, "docker engine answers")
+                    }
+                    Some(why) => {
+                        tracing::warn!(host = %engine.host, api = %engine.api_version, problem = %why, "docker engine answers berth, not the remote user")
+                    }
+                }
                 core.life.record(Event::EngineReady {
                     host: engine.host.to_string(),
                     api_version: engine.api_version.clone(),
+                    user_access: user_access.clone(),
                 });
-                core.engine.send_replace(EngineState::Ready(engine));
+                core.engine
+                    .send_replace(EngineState::Ready(engine, user_access));
                 // Until another engine is named, or the daemon stops.
                 tokio::select! {
                     _ = core.cancel.cancelled() => return Ok(()),

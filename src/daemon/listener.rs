@@ -2,8 +2,10 @@
 //!
 //! Each connection is checked by its peer credentials (root, the remote user and the
 //! daemon's own user only; the socket's mode already keeps others out), then carries one
-//! request. A hook's request is answered with lines as the work proceeds and a final
-//! verdict; a status request with the status.
+//! request, turned here, once, into a typed and checked [`HookInput`] with the caller's
+//! identity. A hook's request is answered with lines as the work proceeds and a final
+//! verdict; the entrypoint's with a verdict; a status request with the status. A failed
+//! `accept` (too many open files, say) is reported and survived.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,18 +17,34 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::Core;
-use crate::lifecycle::HookInput;
-use crate::protocol::{FORWARDED_VARS, Level, MAX_LINE, Request, Response};
-use crate::secrets::{NamedSecret, Source};
+use crate::lifecycle::{Caller, HookInput};
+use crate::protocol::{Level, MAX_LINE, Request, Response};
 
 /// Accepts connections until the daemon stops.
 pub async fn run(core: Arc<Core>, listener: UnixListener) -> anyhow::Result<()> {
     let mut connections = JoinSet::new();
+    let mut pause = Duration::from_millis(5);
     loop {
         tokio::select! {
             _ = core.cancel.cancelled() => break,
             accepted = listener.accept() => {
-                let (stream, _) = accepted.context("accepting a connection")?;
+                let stream = match accepted {
+                    Ok((stream, _)) => {
+                        pause = Duration::from_millis(5);
+                        stream
+                    }
+                    Err(e) => {
+                        // Such as running out of descriptors: back off as Go's servers do,
+                        // and go on.
+                        tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "cannot accept a connection");
+                        tokio::select! {
+                            _ = core.cancel.cancelled() => break,
+                            _ = tokio::time::sleep(pause) => {}
+                        }
+                        pause = (pause * 2).min(Duration::from_secs(1));
+                        continue;
+                    }
+                };
                 let core = core.clone();
                 connections.spawn(async move {
                     if let Err(e) = serve(core, stream).await {
@@ -61,29 +79,44 @@ async fn serve(core: Arc<Core>, stream: UnixStream) -> anyhow::Result<()> {
     tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line))
         .await
         .context("no request within 10 s")??;
+    if line.is_empty() {
+        return Ok(()); // a client that only checked the daemon listens
+    }
     let request: Request = serde_json::from_str(&line).context("a malformed request")?;
+    let caller = Caller {
+        uid,
+        pid: cred.pid(),
+    };
     match request {
         Request::Status => send(&mut write, &Response::Status(Box::new(core.status()))).await,
+        Request::Start(start) => {
+            // The entrypoint must not hold the container up: acknowledge, then work.
+            let worker = core.clone();
+            tokio::spawn(async move { worker.start(start.secrets, caller).await });
+            send(&mut write, &Response::Done { ok: true }).await
+        }
         Request::Hook(hook) => {
-            let input = HookInput {
-                phase: Some(hook.phase),
+            let (input, notes) = HookInput::checked(
+                Some(hook.phase),
+                hook.secrets,
+                hook.settings,
+                hook.cwd,
+                caller,
+                &core.life.remote,
+            );
+            tracing::debug!(
                 uid,
-                secrets: hook
-                    .secrets
-                    .into_iter()
-                    .map(|s| NamedSecret {
-                        name: s.name,
-                        value: s.value,
-                        source: Source::Environment,
-                    })
-                    .collect(),
-                env: hook
-                    .env
-                    .into_iter()
-                    .filter(|(k, _)| FORWARDED_VARS.contains(&k.as_str()))
-                    .collect(),
-                cwd: hook.cwd,
-            };
+                pid = ?caller.pid,
+                phase = %input.label(),
+                secrets = input.secrets.len(),
+                docker_config = ?input.docker_config,
+                engine = ?input.engine.as_ref().map(|e| e.to_string()),
+                images = ?input.images,
+                "hook request"
+            );
+            for note in &notes {
+                tracing::info!(uid, note = %note, "hook setting set aside");
+            }
             let (tx, mut rx) = mpsc::unbounded_channel::<(Level, String)>();
             let forward = async {
                 while let Some((level, text)) = rx.recv().await {

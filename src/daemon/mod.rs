@@ -1,9 +1,11 @@
 //! `berth daemon`: one per container, a set of named workers under one supervisor.
 //!
-//! The feature's entrypoint starts the daemon in the background at container start. It
-//! takes a lock so that it is alone, binds its socket (readable only by root and the
-//! remote user), replays the event record to learn what already happened, and runs its
-//! workers: `listener` (hooks and status requests), `signals` (SIGTERM/SIGINT), `watcher`
+//! The feature's entrypoint starts the daemon in the background at container start
+//! ([`start`]), as the container's own user and with a clean environment: it holds no
+//! secret until a hook or the entrypoint hands it some over the socket. It looks the remote
+//! user up by name, opens its state folder (its own, see [`crate::state`]), takes a lock
+//! so that it is alone, binds its socket (open to root and the remote user only), replays
+//! the event record to learn what already happened, and runs its workers: `listener` (hooks and status requests), `signals` (SIGTERM/SIGINT), `watcher`
 //! (the state folder, through notify), `engine` (waits for Docker to answer), `renewer`
 //! (ECR tokens) and `puller` (pre-pulls). A stop, from a signal or a fatal error, cancels
 //! one token; every worker finishes or abandons its work at a point where no file is half
@@ -15,13 +17,12 @@ mod listener;
 mod puller;
 mod renewer;
 mod signals;
+pub mod start;
 mod watcher;
 
 pub use core::Core;
 
-use std::io::Write as _;
 use std::os::fd::{FromRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,9 +30,10 @@ use anyhow::Context as _;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::lifecycle::Lifecycle;
+use crate::lifecycle::{Caller, Lifecycle};
+use crate::protocol::WireSecret;
 use crate::settings::Settings;
-use crate::state::{Event, Handler};
+use crate::state::{Event, StateDir};
 
 /// The variable through which `berth daemon --background` hands the child the pipe it
 /// reports readiness on.
@@ -48,56 +50,60 @@ pub enum Started {
 
 type WorkerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
 
-/// Runs the daemon until it is stopped.
-pub fn run(settings: Settings) -> anyhow::Result<()> {
+/// Runs the daemon until it is stopped; `warnings` are the settings it could not
+/// understand, for the log.
+pub fn run(settings: Settings, warnings: &[String]) -> anyhow::Result<()> {
     let ready = ReadyPipe::from_env();
-    let life = Lifecycle::new(settings, Handler::Daemon)?;
-    life.state.prepare(life.owner).with_context(|| {
-        format!(
-            "cannot create the state folder {}",
-            life.state.path.display()
-        )
-    })?;
-    let Some(lock) = acquire_lock(&life)? else {
+    let life = Lifecycle::for_daemon(settings)?;
+    let state = life
+        .state
+        .as_ref()
+        .expect("the daemon holds its state folder");
+    let lock = state
+        .lock()
+        .with_context(|| format!("cannot lock {}", state.dir().lock().display()))?;
+    let Some(lock) = lock else {
         ready.tell(Started::AlreadyRunning);
         return Ok(());
     };
-    crate::logging::init(&crate::logging::LogTarget {
+    let log = state.open_log();
+    if let (Err(e), false) = (&log, ready.is_set()) {
+        eprintln!(
+            "berth: cannot open the log file {}: {e}",
+            state.dir().log().display()
+        );
+    }
+    crate::logging::init(crate::logging::LogTarget {
         level: life.settings.log_level.clone(),
         stderr: !ready.is_set(),
-        file: Some((
-            life.state.log(),
-            crate::atomic::Ownership {
-                mode: 0o640,
-                ..life.owner
-            },
-        )),
+        file: log.ok(),
     });
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
+    for w in warnings {
+        tracing::warn!(problem = %w, "setting ignored");
+    }
+    let runtime = crate::commands::runtime()?;
     let result = runtime.block_on(supervise(life, ready));
     drop(lock);
     result
 }
 
 async fn supervise(life: Lifecycle, ready: ReadyPipe) -> anyhow::Result<()> {
-    let socket_path = life.state.socket();
-    let _ = std::fs::remove_file(&socket_path); // stale: we hold the lock
-    let listener = tokio::net::UnixListener::bind(&socket_path)
-        .with_context(|| format!("cannot listen on {}", socket_path.display()))?;
-    std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o600))?;
-    if let Some((uid, gid)) = life.owner.owner {
-        nix::unistd::chown(&socket_path, Some(uid), Some(gid))?;
-    }
+    let state = life
+        .state
+        .as_ref()
+        .expect("the daemon holds its state folder");
+    let listener = state
+        .bind_socket()
+        .with_context(|| format!("cannot listen on {}", state.dir().socket().display()))?;
     let cancel = CancellationToken::new();
     let pid = std::process::id();
+    let uid = nix::unistd::Uid::effective().as_raw();
     life.record(Event::DaemonStarted {
         pid,
         version: env!("CARGO_PKG_VERSION").to_string(),
+        uid: Some(uid),
     });
-    tracing::info!(pid, state = %life.state.path.display(), "daemon started");
+    tracing::info!(pid, uid, remote_user = %life.remote.name, state = %state.path().display(), "daemon started");
     let (core, channels) = Core::new(life, cancel.clone());
     let core = Arc::new(core);
     ready.tell(Started::Ready);
@@ -119,7 +125,12 @@ async fn supervise(life: Lifecycle, ready: ReadyPipe) -> anyhow::Result<()> {
         "puller",
         Box::pin(puller::run(core.clone(), channels.pulls)),
     ));
-    core.start().await;
+    if !ready.is_set() {
+        // Run in the foreground (by hand): this process's own environment is the
+        // container's. In the background the entrypoint hands its secrets over the socket.
+        core.start(WireSecret::from_environment(), Caller::this_process())
+            .await;
+    }
 
     // The first worker to end (a signal, or a fatal error) stops them all.
     let mut failure = None;
@@ -141,7 +152,9 @@ async fn supervise(life: Lifecycle, ready: ReadyPipe) -> anyhow::Result<()> {
         tracing::warn!("workers did not stop within 10 s; stopping anyway");
         workers.abort_all();
     }
-    let _ = std::fs::remove_file(&socket_path);
+    if let Some(state) = &core.life.state {
+        state.remove_socket();
+    }
     core.life.record(Event::DaemonStopped { pid });
     tracing::info!(pid, "daemon stopped");
     match failure {
@@ -169,33 +182,9 @@ fn report_worker(
     }
 }
 
-/// Takes the single-instance lock and writes the pid into it; `None` if another daemon
-/// holds it.
-fn acquire_lock(life: &Lifecycle) -> anyhow::Result<Option<nix::fcntl::Flock<std::fs::File>>> {
-    let path = life.state.lock();
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .read(true)
-        .open(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    if let Some((uid, gid)) = life.owner.owner {
-        let _ = nix::unistd::fchown(&file, Some(uid), Some(gid));
-    }
-    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => {
-            lock.set_len(0)?;
-            writeln!(&*lock, "{}", std::process::id())?;
-            Ok(Some(lock))
-        }
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-        Err((_, e)) => Err(anyhow::anyhow!("cannot lock {}: {e}", path.display())),
-    }
-}
-
-/// The pid of the running daemon, from its lock file, if it holds the lock.
-pub fn running_pid(state: &crate::state::StateDir) -> Option<u32> {
+/// The pid of the running daemon, from its lock file, if it holds the lock (read as the
+/// caller).
+pub fn running_pid(state: &StateDir) -> Option<u32> {
     let file = std::fs::File::open(state.lock()).ok()?;
     match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock) {
         Ok(_) => None, // nobody holds it

@@ -8,16 +8,16 @@
 //! `berth status` and `waitForPulls`) and, at a calm pace, to the log. The board itself,
 //! and the hooks' requests and waits on it, are here too.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-use std::collections::BTreeSet;
-
 use super::Core;
 use super::core::{Board, EngineState};
+use crate::inject::Login;
 use crate::lifecycle::{HookInput, Sink, say};
 use crate::protocol::Level;
 use crate::pull::{self, PullConfig, PullEvent, PullSpec};
@@ -55,8 +55,8 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
     let mut engine_rx = core.engine.subscribe();
     let engine = tokio::select! {
         _ = core.cancel.cancelled() => return,
-        state = engine_rx.wait_for(|s| matches!(s, EngineState::Ready(_))) => match state.as_deref() {
-            Ok(EngineState::Ready(e)) => e.clone(),
+        state = engine_rx.wait_for(|s| matches!(s, EngineState::Ready(..))) => match state.as_deref() {
+            Ok(EngineState::Ready(e, _)) => e.clone(),
             _ => return,
         },
     };
@@ -194,28 +194,47 @@ impl Core {
         });
     }
 
-    /// Puts the images this phase wants on the board and hands the new ones to the puller.
-    pub(super) async fn request_pulls(&self, input: &HookInput, sink: Sink<'_>) {
+    /// Puts the images this phase wants on the board and hands the new ones to the puller,
+    /// each with the login of its registry (by registry key, with its identifier).
+    pub(super) async fn request_pulls(
+        &self,
+        input: &HookInput,
+        logins: &HashMap<String, (String, Login)>,
+        sink: Sink<'_>,
+    ) {
         let settings = &self.life.settings;
         let mut listed = settings.images.clone();
-        listed.extend(crate::settings::split_list(
-            input
-                .env
-                .get("BERTH_IMAGES")
-                .map(String::as_str)
-                .unwrap_or_default(),
-        ));
+        listed.extend(input.images.iter().cloned());
         let workspace = settings
             .discover
-            .then(|| settings.workspace.clone().or_else(|| input.cwd.clone()))
+            .then(|| {
+                settings
+                    .workspace
+                    .clone()
+                    .or_else(|| input.workspace.clone())
+            })
             .flatten();
-        let logins = self.memory.lock().expect("memory lock").logins.clone();
-        let wanted = pull::wanted(
-            &listed,
-            workspace.as_deref(),
-            settings.discover_public,
-            &|i| logins.contains_key(i.server().config_key()),
-        );
+        let credentialed: BTreeSet<String> = logins.keys().cloned().collect();
+        // The workspace is the remote user's: search it with their privileges.
+        let wanted = crate::privilege::as_user(&self.life.remote, || {
+            pull::wanted(
+                &listed,
+                workspace.as_deref(),
+                settings.discover_public,
+                &|i| credentialed.contains(i.server().config_key()),
+            )
+        });
+        let wanted = match wanted {
+            Ok(w) => w,
+            Err(e) => {
+                say(
+                    sink,
+                    Level::Warn,
+                    format!("berth: {}: {e}; no images pulled", input.label()),
+                );
+                return;
+            }
+        };
         let label = input.label();
         for n in wanted.invalid.iter().chain(&wanted.notes) {
             say(sink, Level::Warn, format!("berth: {label}: {n}"));
@@ -224,7 +243,7 @@ impl Core {
         if images.is_empty() {
             return;
         }
-        if self.life.expected_engine(&input.env).is_none() {
+        if self.life.expected_engine(Some(input)).is_none() {
             for i in &images {
                 self.update_pull(&i.to_string(), |p| {
                     p.state = PullState::Failed;

@@ -15,13 +15,7 @@ use super::Core;
 /// Watches until the daemon stops.
 pub async fn run(core: Arc<Core>) -> anyhow::Result<()> {
     let (tx, mut rx) = mpsc::channel::<bool>(16);
-    let events_name = core
-        .life
-        .state
-        .events()
-        .path()
-        .file_name()
-        .map(|n| n.to_os_string());
+    let events_name = Some(std::ffi::OsString::from(crate::state::EVENTS));
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         // Reads raise access events too (the daemon's own reads among them): only a change
         // of the record matters.
@@ -41,7 +35,10 @@ pub async fn run(core: Arc<Core>) -> anyhow::Result<()> {
             let _ = tx.try_send(res.map(|e| e.need_rescan()).unwrap_or(true));
         }
     })?;
-    watcher.watch(&core.life.state.path, notify::RecursiveMode::NonRecursive)?;
+    watcher.watch(
+        &core.life.state_dir.path,
+        notify::RecursiveMode::NonRecursive,
+    )?;
     loop {
         tokio::select! {
             _ = core.cancel.cancelled() => return Ok(()),

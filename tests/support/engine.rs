@@ -73,7 +73,9 @@ impl TestEngine {
 
     /// Waits (bounded) until it answers, with berth's own readiness wait.
     pub fn wait_ready(&self) {
-        let host = berth::engine::DockerHost::from_value(Some(&self.host())).unwrap();
+        let host = berth::engine::EngineTarget::own(
+            berth::engine::DockerHost::from_value(Some(&self.host())).unwrap(),
+        );
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -89,10 +89,16 @@ impl Container {
 
     /// The entrypoint: `berth daemon --background`, as root, without secrets.
     pub fn entrypoint(&self) -> Output {
+        self.entrypoint_with(&[])
+    }
+
+    /// The entrypoint with more variables in the container's environment.
+    pub fn entrypoint_with(&self, env: &[(&str, &str)]) -> Output {
         let out = run(self
             .berth()
             .args(["daemon", "--background"])
-            .env("HOME", "/root"));
+            .env("HOME", "/root")
+            .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string()))));
         assert!(out.status.success(), "entrypoint: {}", text(&out));
         out
     }
@@ -110,6 +116,17 @@ impl Container {
         uid: u32,
         extra: &[(&str, &str)],
     ) -> Output {
+        run(&mut self.hook_command(phase, secrets, uid, extra))
+    }
+
+    /// The command of a hook as any user, with extra variables, to run or spawn.
+    pub fn hook_command(
+        &self,
+        phase: &str,
+        secrets: &[(String, String)],
+        uid: u32,
+        extra: &[(&str, &str)],
+    ) -> Command {
         let mut cmd = self.berth();
         cmd.args(["hook", phase])
             .env("HOME", "/nonexistent")
@@ -118,7 +135,7 @@ impl Container {
             .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .uid(uid)
             .gid(uid);
-        run(&mut cmd)
+        cmd
     }
 
     /// The daemon's pid, from its lock, if it runs.

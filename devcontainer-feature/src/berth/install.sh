@@ -1,13 +1,16 @@
 #!/bin/sh
 # Installs berth from this feature package: the binary (also as the Docker credential
 # helper docker-credential-berth), the entrypoint that starts its daemon, the options chosen
-# in devcontainer.json, and a state folder owned by the remote user. Safe to run again.
+# in devcontainer.json, and root's state folder. Safe to run again.
+#
+# Nothing here is given to the remote user's uid: the Dev Containers CLI may change that
+# uid after this runs (updateRemoteUserUID). The daemon looks the remote user up by name
+# each time it starts, and keeps its own files where only its own user may write.
 set -e
 
 FEATURE_DIR=$(cd "$(dirname "$0")" && pwd)
 BIN_DIR=/usr/local/bin
 SHARE_DIR=/usr/local/share/berth
-STATE_DIR=/var/lib/berth
 
 # The options, as the Dev Containers CLI passes them (upper-cased), with their defaults.
 IMAGES=${IMAGES:-}
@@ -63,18 +66,13 @@ options=$SHARE_DIR/options.env
     printf 'BERTH_FAIL_ON_ERROR=%s\n' "$(quote "$FAILONERROR")"
     printf 'BERTH_CREDENTIAL_HELPER=%s\n' "$(quote "$CREDENTIALHELPER")"
     printf 'BERTH_REMOTE_USER=%s\n' "$(quote "$REMOTE_USER")"
-    printf 'BERTH_STATE_DIR=%s\n' "$(quote "$STATE_DIR")"
 } >"$options.new"
 chmod 0644 "$options.new"
 mv -f "$options.new" "$options"
 
-# The state folder: the remote user's (hooks run as them; the daemon, often root, writes
-# its files for them), and no one else's.
-install -d -m 0700 "$STATE_DIR"
-if id -u "$REMOTE_USER" >/dev/null 2>&1; then
-    chown "$(id -u "$REMOTE_USER"):$(id -g "$REMOTE_USER")" "$STATE_DIR"
-else
-    echo "berth feature: user $REMOTE_USER does not exist yet; the daemon will give it $STATE_DIR" >&2
-fi
+# The state folder of a daemon that runs as root (as the container's user usually is):
+# root's, which others may enter to reach the socket and read the log, not write. A daemon
+# run as another user keeps its state in that user's ~/.local/state/berth instead.
+install -d -m 0755 -o root -g root /var/lib/berth
 
 echo "berth feature: $("$BIN_DIR/berth" --version) installed for remote user $REMOTE_USER (options: $options)"
