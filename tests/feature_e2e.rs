@@ -4,6 +4,8 @@
 //!
 //! The feature used is the one `scripts/package-feature` staged in target/feature/offline
 //! (the shipped feature without `installsAfter`, which the CLI would fetch from ghcr.io).
+//! These tests take turns (`.config/nextest.toml`): the CLI builds every container's
+//! features through one shared image tag, so two at once can swap their features.
 
 mod support;
 
@@ -44,6 +46,16 @@ struct Workspace {
 
 impl Workspace {
     fn new(berth_options: serde_json::Value) -> Workspace {
+        Self::custom(berth_options, DIND_INSTALL, |_| {})
+    }
+
+    /// A workspace whose Docker-in-Docker feature installs with `dind_install`, and whose
+    /// `devcontainer.json` `edit` changes.
+    fn custom(
+        berth_options: serde_json::Value,
+        dind_install: &str,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> Workspace {
         let tb = testbed();
         let dir = scratch();
         let dc = dir.path().join("ws/.devcontainer");
@@ -54,25 +66,28 @@ impl Workspace {
             r#"{"id": "dind", "version": "1.0.0", "name": "Docker-in-Docker for tests", "entrypoint": "/usr/local/share/dind-entrypoint.sh"}"#,
         )
         .unwrap();
-        std::fs::write(dc.join("dind/install.sh"), DIND_INSTALL).unwrap();
+        std::fs::write(dc.join("dind/install.sh"), dind_install).unwrap();
         std::fs::set_permissions(
             dc.join("dind/install.sh"),
             std::os::unix::fs::PermissionsExt::from_mode(0o755),
         )
         .unwrap();
         let (one, two) = (tb.get("BERTH_TB_REG1_TINY"), tb.get("BERTH_TB_REG2_TINY"));
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "image": tb.get("BERTH_TB_IMAGE_DIND"),
             "runArgs": ["--network=host", "--cap-add=SYS_ADMIN", "--cap-add=NET_ADMIN", "--cap-add=MKNOD",
                         "--security-opt=seccomp=unconfined", "--security-opt=apparmor=unconfined", "--tmpfs=/var/lib/docker:exec"],
             "remoteUser": "dev",
             "containerEnv": {"AWS_ENDPOINT_URL_ECR": tb.get("BERTH_TB_ECR_ENDPOINT")},
             "features": {"./dind": {}, "./berth": berth_options},
+            // What the shipped feature's installsAfter does (the offline copy has none).
+            "overrideFeatureInstallOrder": ["./dind", "./berth"],
             // As in Codespaces, onCreate cannot pull (it waits for the engine, to fail for
             // the right reason), and postCreate can; it first notes which images are there.
             "onCreateCommand": format!("for i in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; docker pull {one} > /tmp/oncreate.log 2>&1 && echo PULLED >> /tmp/oncreate.log || echo FAILED >> /tmp/oncreate.log"),
             "postCreateCommand": format!("docker image inspect -f '{{{{.Id}}}}' {one} {two} > /tmp/postcreate.before 2>&1; echo rc=$? >> /tmp/postcreate.before; (docker pull {one} && docker pull {two}) > /tmp/postcreate.log 2>&1; echo rc=$? >> /tmp/postcreate.log"),
         });
+        edit(&mut config);
         std::fs::write(
             dc.join("devcontainer.json"),
             serde_json::to_vec_pretty(&config).unwrap(),
@@ -128,6 +143,13 @@ impl Workspace {
             .args(["exec", "--workspace-folder"])
             .arg(self.folder())
             .args(args))
+    }
+
+    /// A command in the container, as root.
+    fn exec_root(&self, args: &[&str]) -> String {
+        let out = self.docker(&[&["exec", "-u", "root", &self.container()][..], args].concat());
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn exec_ok(&self, args: &[&str]) -> String {
@@ -187,41 +209,15 @@ fn credentials_arrive_after_on_create_images_before_post_create_and_survive_a_re
     let up = ws.up(&[], true);
     let said = text(&up);
     assert!(up.status.success(), "{said}");
-    assert!(
-        said.contains("berth: onCreate: credentials deferred to postCreate"),
-        "{said}"
-    );
-    assert!(
-        said.contains("berth: postCreate: pre-pulls finished")
-            && said.contains("(2 pulled, 0 failed)"),
-        "{said}"
-    );
+    // onCreate could not pull (no credentials yet, as in Codespaces); the images were in the
+    // inner engine when postCreateCommand started; the config has all three registries.
+    assert_lifecycle_result(&ws, &said, "dev");
 
-    // The user's onCreateCommand could not pull: no credentials yet, as in Codespaces.
-    let on_create = ws.exec_ok(&["cat", "/tmp/oncreate.log"]);
-    assert!(
-        on_create.contains("FAILED") && on_create.contains("no basic auth credentials"),
-        "{on_create}"
-    );
-    // When the user's postCreateCommand started, the images were in the inner engine; its
-    // own pulls then worked.
-    let before = ws.exec_ok(&["cat", "/tmp/postcreate.before"]);
-    assert!(
-        before.contains("rc=0") && before.matches("sha256:").count() == 2,
-        "{before}"
-    );
-    assert!(ws.exec_ok(&["cat", "/tmp/postcreate.log"]).contains("rc=0"));
-
-    // The remote user's config: both registries, and the ECR token swapped from the keys.
     let config: serde_json::Value =
         serde_json::from_str(&ws.exec_ok(&["cat", "/home/dev/.docker/config.json"])).unwrap();
     let auth = |server: &str| {
         decoded_auth(&config, server).unwrap_or_else(|| panic!("{server} in {config}"))
     };
-    assert!(
-        auth(&ecr_host("eu-west-1")).starts_with("AWS:"),
-        "ECR token"
-    );
     assert_eq!(
         auth(tb.get("BERTH_TB_REG1")),
         format!(
@@ -231,11 +227,6 @@ fn credentials_arrive_after_on_create_images_before_post_create_and_survive_a_re
         )
     );
     assert_eq!(config["credHelpers"][tb.get("BERTH_TB_REG2")], "berth");
-    assert_eq!(
-        ws.exec_ok(&["stat", "-c", "%U:%a", "/home/dev/.docker/config.json"])
-            .trim(),
-        "dev:600"
-    );
 
     // berth status in the container tells the story.
     let status = ws.exec_ok(&["berth", "status"]);
@@ -345,4 +336,279 @@ fn the_tested_feature_is_the_shipped_one_without_installs_after() {
             "{f}"
         );
     }
+}
+
+/// A Docker-in-Docker feature whose entrypoint, like the real feature's `docker-init.sh`,
+/// holds the entrypoint chain (and so berth's entrypoint) while the Dev Containers CLI
+/// starts the lifecycle commands: until the test releases it through a FIFO, with no
+/// polling, once berth's first hook says it waits for the daemon.
+const DIND_INSTALL_HELD: &str = r#"#!/bin/sh
+set -e
+cat > /usr/local/share/dind-entrypoint.sh <<'SCRIPT'
+#!/bin/sh
+find /run /var/run -iname 'docker*.pid' -delete 2>/dev/null || :
+find /run /var/run -iname 'container*.pid' -delete 2>/dev/null || :
+dockerd --storage-driver=vfs --bridge=none --iptables=false --ip-forward=false >/tmp/dockerd.log 2>&1 &
+rm -f /run/release-entrypoints && mkfifo /run/release-entrypoints
+read -r _ < /run/release-entrypoints
+exec "$@"
+SCRIPT
+chmod +x /usr/local/share/dind-entrypoint.sh
+"#;
+
+/// The checks of a whole lifecycle with both registries, ECR, `waitForPulls` and the
+/// images of both test registries, whatever the order entrypoints and hooks ran in.
+fn assert_lifecycle_result(ws: &Workspace, said: &str, user: &str) {
+    let tb = testbed();
+    assert!(
+        said.contains("berth: onCreate: credentials deferred to postCreate"),
+        "{said}"
+    );
+    assert!(
+        said.contains("berth: postCreate: pre-pulls finished")
+            && said.contains("(2 pulled, 0 failed)"),
+        "{said}"
+    );
+    let on_create = ws.exec_ok(&["cat", "/tmp/oncreate.log"]);
+    assert!(
+        on_create.contains("FAILED") && on_create.contains("no basic auth credentials"),
+        "{on_create}"
+    );
+    let before = ws.exec_ok(&["cat", "/tmp/postcreate.before"]);
+    assert!(
+        before.contains("rc=0") && before.matches("sha256:").count() == 2,
+        "{before}"
+    );
+    assert!(ws.exec_ok(&["cat", "/tmp/postcreate.log"]).contains("rc=0"));
+    let config: serde_json::Value =
+        serde_json::from_str(&ws.exec_ok(&["cat", "/home/dev/.docker/config.json"])).unwrap();
+    assert!(
+        decoded_auth(&config, &ecr_host("eu-west-1")).is_some_and(|a| a.starts_with("AWS:")),
+        "ECR token: {config}"
+    );
+    assert!(
+        decoded_auth(&config, tb.get("BERTH_TB_REG1")).is_some(),
+        "{config}"
+    );
+    assert_eq!(
+        ws.exec_ok(&["stat", "-c", "%U:%a", "/home/dev/.docker/config.json"])
+            .trim(),
+        format!("{user}:600")
+    );
+    // The daemon runs as root, the container's user, with no secret in its environment,
+    // and handled every phase.
+    let pid = ws.exec_ok(&["cat", "/var/lib/berth/daemon.lock"]);
+    let pid = pid.trim();
+    assert_eq!(
+        ws.exec_ok(&["stat", "-c", "%U", &format!("/proc/{pid}")])
+            .trim(),
+        "root"
+    );
+    let environ = ws.exec_root(&["cat", &format!("/proc/{pid}/environ")]);
+    assert!(!environ.contains("_CONTAINER_REGISTRY_"), "{environ}");
+    let status = ws.exec_ok(&["berth", "status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert!(status["daemon"]["pid"].is_number(), "{status:#}");
+    let records = ws.exec_ok(&["cat", "/var/lib/berth/events.jsonl"]);
+    let phases: Vec<serde_json::Value> = records
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["event"] == "phase")
+        .collect();
+    for p in [
+        "onCreate",
+        "updateContent",
+        "postCreate",
+        "postStart",
+        "postAttach",
+    ] {
+        let e = phases
+            .iter()
+            .find(|e| e["phase"] == p)
+            .unwrap_or_else(|| panic!("{p} recorded: {records}"));
+        assert_eq!(e["handler"], "daemon", "{p}: {e}");
+    }
+    let pulls = status["pulls"].as_array().unwrap();
+    assert!(
+        pulls.len() == 2 && pulls.iter().all(|p| p["state"] == "done"),
+        "{status:#}"
+    );
+}
+
+#[test]
+fn hooks_that_start_before_berths_entrypoint_give_the_same_result() {
+    use std::io::BufRead;
+    let tb = testbed();
+    let ws = Workspace::custom(
+        serde_json::json!({
+            "images": format!("{} {}", tb.get("BERTH_TB_REG1_TINY"), tb.get("BERTH_TB_REG2_TINY")),
+            "waitForPulls": true,
+        }),
+        DIND_INSTALL_HELD,
+        |_| {},
+    );
+    let mut up = ws
+        .cli()
+        .args(["up", "--workspace-folder"])
+        .arg(ws.folder())
+        .arg("--secrets-file")
+        .arg(ws.dir.path().join("secrets.json"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = up.stdout.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::BufReader::new(stdout), &mut s).unwrap();
+        s
+    });
+    let mut said = String::new();
+    let mut released = false;
+    for line in std::io::BufReader::new(up.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if !released && line.contains("waiting up to 60 s for berth's daemon") {
+            // berth's onCreate hook runs and its daemon is not there yet: let the
+            // entrypoints go on.
+            let out = ws.docker(&[
+                "exec",
+                &ws.container(),
+                "sh",
+                "-c",
+                "echo go > /run/release-entrypoints",
+            ]);
+            assert!(out.status.success(), "{}", text(&out));
+            released = true;
+        }
+        said.push_str(&line);
+        said.push('\n');
+    }
+    let status = up.wait().unwrap();
+    said.push_str(&out_reader.join().unwrap());
+    assert!(status.success(), "{said}");
+    assert!(
+        released,
+        "the onCreate hook ran before berth's entrypoint: {said}"
+    );
+    assert!(
+        !said.contains("doing this phase's work here"),
+        "the daemon did every phase's work: {said}"
+    );
+    assert_lifecycle_result(&ws, &said, "dev");
+}
+
+#[test]
+fn a_remote_user_whose_uid_changed_after_install_keeps_its_daemon_pulls_and_status() {
+    let tb = testbed();
+    let built = Workspace::new(serde_json::json!({
+        "images": format!("{} {}", tb.get("BERTH_TB_REG1_TINY"), tb.get("BERTH_TB_REG2_TINY")),
+        "waitForPulls": true,
+    }));
+    let tag = format!(
+        "berth-test/uid-{}",
+        built
+            .dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+    );
+    // The image with the features installed, as the Dev Containers CLI builds it...
+    let build = run(built
+        .cli()
+        .args(["build", "--workspace-folder"])
+        .arg(built.folder())
+        .args(["--image-name", &format!("{tag}:installed")]));
+    assert!(build.status.success(), "{}", text(&build));
+    // ...then what updateRemoteUserUID does on a host whose user has another uid.
+    let dockerfile =
+        format!("FROM {tag}:installed\nRUN usermod -u 1500 dev && groupmod -g 1500 dev\n");
+    let mut docker_build = Command::new("docker")
+        .env("DOCKER_HOST", tb.get("BERTH_TB_DOCKER_HOST"))
+        .args(["build", "-q", "-t", &format!("{tag}:uid1500"), "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut docker_build.stdin.take().unwrap(),
+        dockerfile.as_bytes(),
+    )
+    .unwrap();
+    let out = docker_build.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    // A workspace on that image: the features and the lifecycle commands come with it.
+    let ws = Workspace::custom(serde_json::json!({}), DIND_INSTALL, |config| {
+        let keep = |k: &str| config[k].clone();
+        *config = serde_json::json!({
+            "image": format!("{tag}:uid1500"),
+            "runArgs": keep("runArgs"),
+            "remoteUser": "dev",
+            "containerEnv": keep("containerEnv"),
+        });
+    });
+    let up = ws.up(&[], true);
+    let said = text(&up);
+    for t in ["installed", "uid1500"] {
+        built.docker(&["rmi", "-f", &format!("{tag}:{t}")]);
+    }
+    assert!(up.status.success(), "{said}");
+    assert_eq!(ws.exec_ok(&["id", "-u"]).trim(), "1500");
+    assert_lifecycle_result(&ws, &said, "dev");
+    assert_eq!(
+        ws.exec_ok(&["stat", "-c", "%u:%g", "/home/dev/.docker/config.json"])
+            .trim(),
+        "1500:1500"
+    );
+    // dev reaches the daemon: the socket is root's, for dev's group as it is now.
+    assert_eq!(
+        ws.exec_ok(&["stat", "-c", "%U:%g:%a", "/var/lib/berth/berth.sock"])
+            .trim(),
+        "root:1500:660"
+    );
+    let status = ws.exec_ok(&["berth", "status"]);
+    assert!(status.contains("daemon: running"), "{status}");
+    assert!(status.contains("postCreate hook ran (uid 1500"), "{status}");
+}
+
+#[test]
+fn a_docker_socket_the_remote_user_cannot_open_is_named_in_the_creation_log() {
+    let tb = testbed();
+    let host_socket = tb
+        .get("BERTH_TB_DOCKER_HOST")
+        .strip_prefix("unix://")
+        .unwrap()
+        .to_string();
+    // Docker-outside-of-Docker: the host's engine socket bind-mounted, root's and its
+    // group's; the remote user dev is not in that group in the container.
+    let ws = Workspace::custom(serde_json::json!({}), DIND_INSTALL, |config| {
+        *config = serde_json::json!({
+            "image": tb.get("BERTH_TB_IMAGE_DEBIAN"),
+            "runArgs": ["--network=host"],
+            "remoteUser": "dev",
+            "mounts": [format!("source={host_socket},target=/var/run/docker.sock,type=bind")],
+            "features": {"./berth": {}},
+        });
+    });
+    let up = ws.up(&[], true);
+    let said = text(&up);
+    assert!(up.status.success(), "{said}");
+    assert!(
+        said.contains("berth: postCreate: Docker engine answers at unix:///var/run/docker.sock"),
+        "{said}"
+    );
+    assert!(
+        said.contains("berth: postCreate: user dev cannot open the Docker engine's socket /var/run/docker.sock")
+            && said.contains("dev is not in group")
+            && said.contains("docker-outside-of-docker feature"),
+        "{said}"
+    );
+    let status = ws.exec_ok(&["berth", "status"]);
+    assert!(
+        status.contains("but user dev cannot open the Docker engine's socket"),
+        "{status}"
+    );
 }
