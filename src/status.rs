@@ -155,11 +155,15 @@ impl Status {
         for r in records {
             let at = r.at;
             match &r.event {
-                Event::DaemonStarted { pid, version, .. } => push(
+                Event::DaemonStarted { pid, version, uid } => push(
                     &mut status.timeline,
                     at,
                     None,
-                    format!("daemon started (pid {pid}, berth {version})"),
+                    format!(
+                        "daemon started (pid {pid}, berth {version}{})",
+                        uid.map(|u| format!(", as {}", user_name(u)))
+                            .unwrap_or_default()
+                    ),
                 ),
                 Event::DaemonStopped { pid } => push(
                     &mut status.timeline,
@@ -361,12 +365,7 @@ impl Status {
             Some(d) => {
                 let who = d
                     .uid
-                    .map(|u| {
-                        let name = crate::account::Account::by_uid(nix::unistd::Uid::from_raw(u))
-                            .map(|a| a.name)
-                            .unwrap_or_else(|| format!("uid {u}"));
-                        format!(", as {name}")
-                    })
+                    .map(|u| format!(", as {}", user_name(u)))
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,
@@ -455,6 +454,13 @@ fn push(timeline: &mut Vec<TimelineEntry>, at: u64, phase: Option<&str>, what: S
         phase: phase.map(str::to_string),
         what,
     });
+}
+
+/// A user's name, or `uid N`.
+fn user_name(uid: u32) -> String {
+    crate::account::Account::by_uid(nix::unistd::Uid::from_raw(uid))
+        .map(|a| a.name)
+        .unwrap_or_else(|| format!("uid {uid}"))
 }
 
 /// An RFC 3339 time, to the second, UTC.
