@@ -590,6 +590,7 @@ fn a_docker_socket_the_remote_user_cannot_open_is_named_in_the_creation_log() {
             "runArgs": ["--network=host"],
             "remoteUser": "dev",
             "mounts": [format!("source={host_socket},target=/var/run/docker.sock,type=bind")],
+            "containerEnv": {"AWS_ENDPOINT_URL_ECR": tb.get("BERTH_TB_ECR_ENDPOINT")},
             "features": {"./berth": {}},
         });
     });
@@ -610,5 +611,53 @@ fn a_docker_socket_the_remote_user_cannot_open_is_named_in_the_creation_log() {
     assert!(
         status.contains("but user dev cannot open the Docker engine's socket"),
         "{status}"
+    );
+}
+
+#[test]
+fn a_container_run_as_the_remote_user_runs_the_daemon_as_that_user() {
+    let tb = testbed();
+    // An image whose own user is the remote user (as Codespaces' universal image): the
+    // entrypoint, the daemon and the hooks all run as dev; berth keeps its state in dev's
+    // home, and nothing of it is root's.
+    let ws = Workspace::custom(serde_json::json!({}), DIND_INSTALL, |config| {
+        *config = serde_json::json!({
+            "image": tb.get("BERTH_TB_IMAGE_DEBIAN"),
+            "runArgs": ["--network=host"],
+            "containerUser": "dev",
+            "remoteUser": "dev",
+            "containerEnv": {"AWS_ENDPOINT_URL_ECR": tb.get("BERTH_TB_ECR_ENDPOINT")},
+            "features": {"./berth": {}},
+        });
+    });
+    let up = ws.up(&[], true);
+    let said = text(&up);
+    assert!(up.status.success(), "{said}");
+    assert!(
+        said.contains("berth: postCreate: credentials for REG1")
+            && !said.contains("doing this phase's work here"),
+        "{said}"
+    );
+    let state = "/home/dev/.local/state/berth";
+    let pid = ws.exec_ok(&["cat", &format!("{state}/daemon.lock")]);
+    assert_eq!(
+        ws.exec_ok(&["stat", "-c", "%U", &format!("/proc/{}", pid.trim())])
+            .trim(),
+        "dev"
+    );
+    let status = ws.exec_ok(&["berth", "status"]);
+    assert!(status.contains("daemon: running (pid"), "{status}");
+    assert!(status.contains(", as dev)"), "{status}");
+    assert!(status.contains("postCreate hook ran (uid 1000"), "{status}");
+    assert!(
+        !ws.exec(&["test", "-e", "/var/lib/berth/events.jsonl"])
+            .status
+            .success(),
+        "no root state"
+    );
+    assert_eq!(
+        ws.exec_ok(&["stat", "-c", "%U:%a", "/home/dev/.docker/config.json"])
+            .trim(),
+        "dev:600"
     );
 }

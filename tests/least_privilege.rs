@@ -378,3 +378,33 @@ fn an_engine_socket_the_remote_user_cannot_open_is_named_with_the_fix() {
         "{status:#}"
     );
 }
+
+#[test]
+fn a_container_whose_own_user_is_the_remote_user_runs_the_daemon_as_that_user() {
+    // As in images whose USER is the remote user (Codespaces' universal image): the
+    // entrypoint, and so the daemon, run as that user, in a state folder of theirs.
+    let c = Container::new(&[]);
+    std::fs::create_dir(c.state()).unwrap();
+    nix::unistd::chown(&c.state(), Some(REMOTE_UID.into()), Some(REMOTE_UID.into())).unwrap();
+    c.entrypoint_as(REMOTE_UID);
+    let pid = c.daemon_pid().expect("a daemon runs");
+    assert_eq!(
+        std::fs::metadata(format!("/proc/{pid}")).unwrap().uid(),
+        REMOTE_UID
+    );
+    let said = lifecycle(&c, &[]);
+    assert!(c.has_login(testbed().get("BERTH_TB_REG1")), "{said}");
+    assert!(!said.contains("doing this phase's work here"), "{said}");
+    let events = c.events();
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["event"] == "phase")
+            .all(|e| e["handler"] == "daemon"),
+        "{events:#?}"
+    );
+    for name in ["events.jsonl", "berth.sock", "daemon.lock"] {
+        let m = std::fs::metadata(c.state().join(name)).unwrap();
+        assert_eq!(m.uid(), REMOTE_UID, "{name}");
+    }
+}

@@ -103,6 +103,18 @@ impl Container {
         out
     }
 
+    /// The entrypoint of a container whose own user is `uid`, not root.
+    pub fn entrypoint_as(&self, uid: u32) -> Output {
+        let out = run(self
+            .berth()
+            .args(["daemon", "--background"])
+            .env("HOME", "/nonexistent")
+            .uid(uid)
+            .gid(uid));
+        assert!(out.status.success(), "entrypoint: {}", text(&out));
+        out
+    }
+
     /// A hook, as the remote user, with these secrets in its environment.
     pub fn hook(&self, phase: &str, secrets: &[(String, String)]) -> Output {
         self.hook_as(phase, secrets, REMOTE_UID, &[])
