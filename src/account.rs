@@ -35,12 +35,12 @@ pub enum AccountError {
     #[error("there is no user named {0:?} in this container; check the remote user's name")]
     NoSuchUser(String),
     /// The database could not be read.
-    #[error("cannot look up user {name:?}: {source}")]
+    #[error("cannot look up user {name:?}: {cause}")]
     Lookup {
         /// The user.
         name: String,
         /// Why.
-        source: nix::Error,
+        cause: nix::Error,
     },
 }
 
@@ -50,9 +50,9 @@ impl Account {
         match User::from_name(name) {
             Ok(Some(u)) => Ok(Account::from(u)),
             Ok(None) => Err(AccountError::NoSuchUser(name.to_string())),
-            Err(source) => Err(AccountError::Lookup {
+            Err(cause) => Err(AccountError::Lookup {
                 name: name.to_string(),
-                source,
+                cause,
             }),
         }
     }

@@ -70,6 +70,37 @@ pub fn ensure_dir(dir: &Path, mode: u32) -> io::Result<()> {
     fs::DirBuilder::new().recursive(true).mode(mode).create(dir)
 }
 
+/// Removes the temporary files that writers of `name` in `dir` left behind when they were
+/// killed: those whose writing process no longer exists. Call it under the lock that
+/// keeps writers in turn; a file that cannot be removed is left (the next run tries
+/// again).
+pub fn remove_stale_temps(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.berth-");
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(|n| n.strip_suffix(".tmp"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        let gone = matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        );
+        if gone && fs::remove_file(entry.path()).is_ok() {
+            tracing::info!(path = %entry.path().display(), "removed a temporary file a killed writer left");
+        }
+    }
+}
+
 /// Follows a chain of symlinks to the file that is really written. A dangling link
 /// resolves to where it points, so the write creates that file.
 pub fn resolve_symlinks(path: &Path) -> io::Result<PathBuf> {
@@ -204,6 +235,26 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("sub")]);
+    }
+
+    #[test]
+    fn temporary_files_of_gone_writers_are_removed_and_others_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        // A pid that does not exist (beyond pid_max) and one that does: this process.
+        let gone = dir
+            .path()
+            .join(".config.json.berth-2147483000-0000abcd.tmp");
+        let live = dir.path().join(format!(
+            ".config.json.berth-{}-0000abcd.tmp",
+            std::process::id()
+        ));
+        let other = dir.path().join(".other.json.berth-2147483000-0000abcd.tmp");
+        for p in [&gone, &live, &other] {
+            fs::write(p, b"x").unwrap();
+        }
+        remove_stale_temps(dir.path(), "config.json");
+        assert!(!gone.exists());
+        assert!(live.exists() && other.exists());
     }
 
     #[test]

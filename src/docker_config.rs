@@ -3,10 +3,11 @@
 //! berth adds one entry per registry and touches nothing else: every other key, entry and
 //! unknown field is kept, in order. The Docker CLI looks a registry up in
 //! `credHelpers[host]` first, then in a default `credsStore`, and only then in `auths`; so
-//! besides the `auths` entry (which every tool reads) berth names itself as the registry's
-//! credential helper when `docker-credential-berth` is installed, which keeps its entries in
-//! force under a default store such as the one IDEs install in dev containers. The helper
-//! answers from the same `auths` entry, so the credentials live in one place.
+//! besides the `auths` entry (which every tool reads) berth sets `credHelpers[host]`, which
+//! keeps its entries in force under a default store such as the one IDEs install in dev
+//! containers: to `berth` when `docker-credential-berth` is installed (the helper answers
+//! from the same `auths` entry, so the credentials live in one place), else to the empty
+//! string, which makes the Docker CLI read `auths` for that host (Docker CLI 20.10 to 28).
 //!
 //! Which entries berth manages is recorded beside the config (`berth-managed.json`, no
 //! secrets in it), so that it later updates or removes only its own. A malformed existing
@@ -90,20 +91,20 @@ pub enum ConfigError {
         what: String,
     },
     /// Reading failed.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: io::Error,
+        cause: io::Error,
     },
     /// Writing failed; the old file is untouched.
-    #[error("cannot write {path}: {source}; the file was left as it was")]
+    #[error("cannot write {path}: {cause}; the file was left as it was")]
     Write {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
@@ -137,7 +138,7 @@ impl DockerConfig {
         let text = match fs::read(&real) {
             Ok(t) => t,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(source) => return Err(ConfigError::Read { path, source }),
+            Err(cause) => return Err(ConfigError::Read { path, cause }),
         };
         let doc = parse(&path, &text)?;
         Ok(DockerConfig {
@@ -168,15 +169,16 @@ impl DockerConfig {
             .and_then(Value::as_str)
     }
 
-    /// Sets a registry's credentials: its `auths` entry, and, with `helper`, berth as its
-    /// credential helper. Other fields of an existing entry are kept; tokens that would take
+    /// Sets a registry's credentials: its `auths` entry, and, with `helper`, its
+    /// `credHelpers` value (`berth`, or `""` for "use auths"). Other fields of an existing
+    /// entry are kept; tokens that would take
     /// precedence over a password are dropped.
     pub fn set_login(
         &mut self,
         key: &str,
         user: &Secret,
         password: &Secret,
-        helper: bool,
+        helper: Option<&str>,
     ) -> Change {
         let auth = encode_auth(user, password);
         let auths = object_at(&mut self.doc, "auths");
@@ -199,10 +201,10 @@ impl DockerConfig {
         }
         obj.insert("auth".into(), Value::String(auth));
         let mut helper_changed = false;
-        if helper {
+        if let Some(helper) = helper {
             let helpers = object_at(&mut self.doc, "credHelpers");
-            if helpers.get(key).and_then(Value::as_str) != Some(HELPER_NAME) {
-                helpers.insert(key.to_string(), Value::String(HELPER_NAME.into()));
+            if helpers.get(key).and_then(Value::as_str) != Some(helper) {
+                helpers.insert(key.to_string(), Value::String(helper.into()));
                 helper_changed = true;
             }
         }
@@ -212,14 +214,21 @@ impl DockerConfig {
         }
     }
 
-    /// Removes berth's entry for a registry, restoring the credential helper it replaced.
-    pub fn remove_login(&mut self, key: &str, previous_helper: Option<&str>) -> bool {
+    /// Removes berth's entry for a registry: its `auths` entry, and the `credHelpers`
+    /// value berth set (`ours`), restoring the one it replaced.
+    pub fn remove_login(
+        &mut self,
+        key: &str,
+        ours: Option<&str>,
+        previous_helper: Option<&str>,
+    ) -> bool {
         let mut removed = false;
         if let Some(Value::Object(auths)) = self.doc.get_mut("auths") {
             removed |= auths.shift_remove(key).is_some();
         }
         if let Some(Value::Object(helpers)) = self.doc.get_mut("credHelpers")
-            && helpers.get(key).and_then(Value::as_str) == Some(HELPER_NAME)
+            && ours.is_some()
+            && helpers.get(key).and_then(Value::as_str) == ours
         {
             match previous_helper {
                 Some(prev) => {
@@ -278,9 +287,9 @@ impl DockerConfig {
     /// Writes the config if anything changed (atomically, mode 0600). Run it as the
     /// config's user: the file is theirs.
     pub fn save(&self) -> Result<atomic::Outcome, ConfigError> {
-        let write_err = |source| ConfigError::Write {
+        let write_err = |cause| ConfigError::Write {
             path: self.path.clone(),
-            source,
+            cause,
         };
         if !self.is_changed() {
             // Nothing to write; still make sure an existing file is private and the user's.
@@ -405,11 +414,23 @@ fn helper_get(helper: &str, key: &str) -> Option<(Secret, Secret)> {
 pub struct ManagedEntry {
     /// The secret identifier it came from.
     pub id: String,
-    /// Whether berth set itself as the credential helper.
-    pub helper: bool,
+    /// The `credHelpers` value berth set: `berth`, `""` (use `auths`), or none.
+    #[serde(default, deserialize_with = "helper_set")]
+    pub helper: Option<String>,
     /// The credential helper that was set before berth replaced it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_helper: Option<String>,
+}
+
+/// Reads the `helper` of a record: berth 0.1 wrote `true` for `berth` and `false` for none.
+fn helper_set<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(
+        match <Option<Value> as serde::Deserialize>::deserialize(d)? {
+            Some(Value::Bool(true)) => Some(HELPER_NAME.to_string()),
+            Some(Value::String(s)) => Some(s),
+            _ => None,
+        },
+    )
 }
 
 /// berth's record of the entries it manages in one config (no secrets).
@@ -440,7 +461,7 @@ impl Managed {
         })
         .expect("the record serialises");
         bytes.push(b'\n');
-        atomic::write(&path, &bytes, 0o600).map_err(|source| ConfigError::Write { path, source })
+        atomic::write(&path, &bytes, 0o600).map_err(|cause| ConfigError::Write { path, cause })
     }
 }
 
@@ -531,9 +552,12 @@ mod tests {
         )
         .unwrap();
         let (u, p) = (Secret::new("me"), Secret::new("pw"));
-        assert_eq!(c.set_login("mine.io", &u, &p, true), Change::Updated);
-        assert_eq!(c.set_login("new.io", &u, &p, false), Change::Added);
-        assert_eq!(c.set_login("new.io", &u, &p, false), Change::Unchanged);
+        assert_eq!(
+            c.set_login("mine.io", &u, &p, Some(HELPER_NAME)),
+            Change::Updated
+        );
+        assert_eq!(c.set_login("new.io", &u, &p, None), Change::Added);
+        assert_eq!(c.set_login("new.io", &u, &p, None), Change::Unchanged);
         let text = String::from_utf8(c.to_bytes()).unwrap();
         let v: Value = serde_json::from_str(&text).unwrap();
         let keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
@@ -553,7 +577,7 @@ mod tests {
     fn auth_round_trips_any_characters() {
         let mut c = load_text("{}").unwrap();
         let p = Secret::new("a:b\"c\\d€🔑 '\n");
-        c.set_login("x.io", &Secret::new("u"), &p, false);
+        c.set_login("x.io", &Secret::new("u"), &p, None);
         assert_eq!(c.login("x.io").unwrap().1, p);
     }
 
@@ -562,7 +586,7 @@ mod tests {
         let mut c =
             load_text("{\"credHelpers\": {\"x.io\": \"berth\"}, \"auths\": {\"x.io\": {}}}")
                 .unwrap();
-        assert!(c.remove_login("x.io", Some("ecr-login")));
+        assert!(c.remove_login("x.io", Some(HELPER_NAME), Some("ecr-login")));
         assert_eq!(c.cred_helper("x.io"), Some("ecr-login"));
         assert!(c.auth_keys().is_empty());
     }

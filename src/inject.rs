@@ -33,13 +33,31 @@ pub struct Login {
     pub expires_at: Option<SystemTime>,
 }
 
+/// A login ECR would not give, after some attempts.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{error}{}", attempts_note(*.attempts))]
+pub struct LoginError {
+    /// The last failure.
+    pub error: EcrError,
+    /// Attempts made.
+    pub attempts: u32,
+}
+
+fn attempts_note(attempts: u32) -> String {
+    if attempts > 1 {
+        format!(" (gave up after {attempts} attempts)")
+    } else {
+        String::new()
+    }
+}
+
 /// Gets the login of one registry: the secrets themselves, or for ECR with access keys a
 /// token from ECR (transient errors are retried a few times with backoff).
 pub async fn obtain_login(
     client: &EcrClient,
     endpoints: &EndpointVars,
     registry: &Registry,
-) -> Result<Login, EcrError> {
+) -> Result<Login, LoginError> {
     let RegistryKind::EcrAccessKeys(host) = &registry.kind else {
         return Ok(Login {
             user: registry.user.clone(),
@@ -63,10 +81,15 @@ pub async fn obtain_login(
             Err(e) if e.is_transient() && attempt < 3 => {
                 let delay =
                     Duration::from_millis(500 << attempt).mul_f64(0.8 + 0.4 * fastrand::f64());
-                tracing::warn!(id = %registry.id, error = %e, attempt, "ECR token request failed; retrying");
+                tracing::warn!(id = %registry.id, error = %e, attempt, retry_in_ms = delay.as_millis() as u64, "ECR token request failed; retrying");
                 tokio::time::sleep(delay).await;
             }
-            Err(e) => return Err(e),
+            Err(error) => {
+                return Err(LoginError {
+                    error,
+                    attempts: attempt,
+                });
+            }
         }
     }
 }
@@ -99,11 +122,17 @@ pub enum HelperMode {
 }
 
 impl HelperMode {
-    fn enabled(self) -> bool {
+    /// The `credHelpers` value to set for berth's registries: `berth` when its helper is
+    /// (or will be) installed, else the empty string (the Docker CLI then reads `auths`
+    /// for that host, whatever `credsStore` says); `None` with `Never`.
+    pub fn value(self) -> Option<&'static str> {
         match self {
-            HelperMode::Auto => docker_config::helper_installed(),
-            HelperMode::Always => true,
-            HelperMode::Never => false,
+            HelperMode::Auto if docker_config::helper_installed() => {
+                Some(docker_config::HELPER_NAME)
+            }
+            HelperMode::Auto => Some(""),
+            HelperMode::Always => Some(docker_config::HELPER_NAME),
+            HelperMode::Never => None,
         }
     }
 }
@@ -151,13 +180,21 @@ pub enum InjectError {
     /// The config file.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The config folder is a file.
+    #[error(
+        "{path} is a file, not a folder: DOCKER_CONFIG (or --docker-config) names the folder that holds config.json"
+    )]
+    NotAFolder {
+        /// The path.
+        path: PathBuf,
+    },
     /// The config folder.
-    #[error("cannot prepare {path}: {source}")]
+    #[error("cannot prepare {path}: {cause}")]
     Folder {
         /// The folder.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -203,63 +240,112 @@ pub struct WriteReport {
 /// Writes logins into the target's config, under berth's lock, keeping everything else.
 /// Everything is read and written with the target user's own privileges
 /// ([`privilege::as_user`]): the kernel refuses whatever that user could not do.
+///
+/// When nothing would change, nothing is created (no lock, no folder). Otherwise, under
+/// the lock, temporary files that writers killed earlier left behind are removed, the
+/// change is made again on what the file holds now, and the config is written before the
+/// record of berth's entries, so that a failed write never leaves the record claiming an
+/// entry the config does not have.
 pub fn write_entries(
     target: &Target,
     entries: &[Entry<'_>],
     opts: WriteOptions,
 ) -> Result<WriteReport, InjectError> {
     // Whether the helper is installed is berth's own question, asked before the switch.
-    let helper = opts.helper.enabled();
+    let helper = opts.helper.value();
     privilege::as_user(&target.account, || {
         write_entries_as_user(target, entries, opts, helper)
     })?
+}
+
+/// The config and the record with the entries applied, and what that changed.
+struct Applied {
+    config: DockerConfig,
+    managed: Managed,
+    managed_changed: bool,
+    changes: Vec<(String, Change)>,
+    removed: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl Applied {
+    fn needs_write(&self) -> bool {
+        self.config.is_changed() || self.managed_changed
+    }
 }
 
 fn write_entries_as_user(
     target: &Target,
     entries: &[Entry<'_>],
     opts: WriteOptions,
-    helper: bool,
+    helper: Option<&str>,
 ) -> Result<WriteReport, InjectError> {
     let dir = &target.location.dir;
-    if !opts.dry_run {
-        atomic::ensure_dir(dir, 0o700).map_err(|source| InjectError::Folder {
-            path: dir.clone(),
-            source,
-        })?;
+    if std::fs::metadata(dir).is_ok_and(|m| !m.is_dir()) {
+        return Err(InjectError::NotAFolder { path: dir.clone() });
     }
-    let _lock = if opts.dry_run || !dir.is_dir() {
-        None
-    } else {
-        Some(
-            ConfigLock::acquire(&target.location).map_err(|source| InjectError::Folder {
-                path: dir.clone(),
-                source,
-            })?,
-        )
+    let folder_err = |cause| InjectError::Folder {
+        path: dir.clone(),
+        cause,
     };
+    let mut applied = apply(target, entries, opts, helper)?;
+    if !opts.dry_run && applied.needs_write() {
+        atomic::ensure_dir(dir, 0o700).map_err(folder_err)?;
+        let _lock = ConfigLock::acquire(&target.location).map_err(folder_err)?;
+        for name in ["config.json", crate::docker_config::MANAGED_FILE] {
+            atomic::remove_stale_temps(dir, name);
+        }
+        // Another writer may have come between the first look and the lock.
+        applied = apply(target, entries, opts, helper)?;
+        applied.config.save()?;
+        if applied.managed_changed {
+            applied.managed.save(&target.location)?;
+        }
+    } else if !opts.dry_run {
+        // Nothing to write; an existing file is still made private and the user's.
+        applied.config.save()?;
+    }
+    Ok(WriteReport {
+        path: applied.config.path().to_path_buf(),
+        written: applied.config.is_changed(),
+        changes: applied.changes,
+        removed: applied.removed,
+        helper: helper == Some(docker_config::HELPER_NAME),
+        notes: applied.notes,
+    })
+}
+
+/// Loads the config and the record and applies the entries (and, with `prune`, removes
+/// berth's others) in memory.
+fn apply(
+    target: &Target,
+    entries: &[Entry<'_>],
+    opts: WriteOptions,
+    helper: Option<&str>,
+) -> Result<Applied, InjectError> {
     let mut config = DockerConfig::load(&target.location)?;
     let mut managed = Managed::load(&target.location);
     let before = managed.clone();
     let mut notes = Vec::new();
-    if let (Some(store), false) = (config.creds_store(), helper) {
+    if let (Some(store), None) = (config.creds_store(), helper) {
         notes.push(format!(
             "{} sets a default credsStore ({store}), so the docker CLI ignores berth's auths entries; \
-             install the helper with `ln -s \"$(command -v berth)\" /usr/local/bin/docker-credential-berth` \
-             and run berth again",
+             set the credentialHelper option (BERTH_CREDENTIAL_HELPER) to auto and run berth again",
             config.path().display()
         ));
     }
     let mut changes = Vec::new();
     for entry in entries {
         let previous_helper = match config.cred_helper(entry.key) {
-            Some(h) if h != docker_config::HELPER_NAME => Some(h.to_string()),
+            Some(h) if Some(h) != helper && h != docker_config::HELPER_NAME && !h.is_empty() => {
+                Some(h.to_string())
+            }
             _ => managed
                 .entries
                 .get(entry.key)
                 .and_then(|m| m.previous_helper.clone()),
         };
-        if previous_helper.is_some() && !helper {
+        if previous_helper.is_some() && helper.is_none() {
             notes.push(format!(
                 "{} names credential helper {} for {}, which the docker CLI asks before berth's entry",
                 config.path().display(),
@@ -272,7 +358,7 @@ fn write_entries_as_user(
             entry.key.to_string(),
             ManagedEntry {
                 id: entry.id.to_string(),
-                helper,
+                helper: helper.map(str::to_string),
                 previous_helper,
             },
         );
@@ -289,24 +375,22 @@ fn write_entries_as_user(
             .collect();
         for key in stale {
             let entry = managed.entries.remove(&key).expect("a managed key");
-            if config.remove_login(&key, entry.previous_helper.as_deref()) {
+            if config.remove_login(
+                &key,
+                entry.helper.as_deref(),
+                entry.previous_helper.as_deref(),
+            ) {
                 removed.push(key);
             }
         }
     }
-    let written = config.is_changed();
-    if !opts.dry_run {
-        if managed != before {
-            managed.save(&target.location)?;
-        }
-        config.save()?;
-    }
-    Ok(WriteReport {
-        path: config.path().to_path_buf(),
-        written,
+    let managed_changed = managed != before;
+    Ok(Applied {
+        config,
+        managed,
+        managed_changed,
         changes,
         removed,
-        helper,
         notes,
     })
 }

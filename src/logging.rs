@@ -30,6 +30,7 @@ pub fn init(target: LogTarget) {
     let stderr = target.stderr.then(|| {
         fmt::layer()
             .with_writer(io::stderr)
+            .with_ansi(colour_on_stderr())
             .with_target(false)
             .without_time()
             .compact()
@@ -49,6 +50,12 @@ pub fn init(target: LogTarget) {
         .with(stderr)
         .with(file)
         .try_init();
+}
+
+/// Whether stderr may carry colour: it is a terminal, and `NO_COLOR` is unset or empty.
+pub fn colour_on_stderr() -> bool {
+    use std::io::IsTerminal;
+    io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// The file records at least `info`, whatever stderr shows.

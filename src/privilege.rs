@@ -40,20 +40,20 @@ pub enum PrivilegeError {
         uid: u32,
     },
     /// The kernel refused the change of credentials.
-    #[error("cannot take the identity of user {target}: {source}")]
+    #[error("cannot take the identity of user {target}: {cause}")]
     Switch {
         /// The user.
         target: String,
         /// Why.
-        source: io::Error,
+        cause: io::Error,
     },
     /// The thread could not be started.
-    #[error("cannot start a thread to act as user {target}: {source}")]
+    #[error("cannot start a thread to act as user {target}: {cause}")]
     Thread {
         /// The user.
         target: String,
         /// Why.
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
@@ -97,17 +97,17 @@ pub fn as_user<T: Send>(
             let handle = std::thread::Builder::new()
                 .name(format!("berth-as-{}", account.uid))
                 .spawn_scoped(scope, || {
-                    drop_thread_to(account.uid, account.gid, &account.groups).map_err(
-                        |source| PrivilegeError::Switch {
+                    drop_thread_to(account.uid, account.gid, &account.groups).map_err(|cause| {
+                        PrivilegeError::Switch {
                             target: account.name.clone(),
-                            source,
-                        },
-                    )?;
+                            cause,
+                        }
+                    })?;
                     Ok(work())
                 })
-                .map_err(|source| PrivilegeError::Thread {
+                .map_err(|cause| PrivilegeError::Thread {
                     target: account.name.clone(),
-                    source,
+                    cause,
                 })?;
             match handle.join() {
                 Ok(result) => result,

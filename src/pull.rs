@@ -77,6 +77,29 @@ pub struct Progress {
     pub rate: f64,
 }
 
+impl Progress {
+    /// The progress in words: layers, bytes and rate, with what is not known yet left out.
+    pub fn describe(&self) -> String {
+        use crate::status::human_bytes;
+        if self.layers == 0 {
+            return "starting".to_string();
+        }
+        let mut out = format!(
+            "{}/{} layers, {}",
+            self.layers_done,
+            self.layers,
+            human_bytes(self.bytes)
+        );
+        if self.total > 0 {
+            out.push_str(&format!(" of {}", human_bytes(self.total)));
+        }
+        if self.bytes > 0 {
+            out.push_str(&format!(", {}/s", human_bytes(self.rate as u64)));
+        }
+        out
+    }
+}
+
 /// What happened, for the caller to show.
 #[derive(Debug)]
 pub enum PullEvent<'a> {

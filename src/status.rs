@@ -429,10 +429,10 @@ impl Status {
                 }
                 PullState::Pulling | PullState::Retrying => {
                     let _ = write!(what, "  {}", human_bytes(p.bytes));
-                    if let Some(t) = p.total {
+                    if let Some(t) = p.total.filter(|t| *t > 0) {
                         let _ = write!(what, " of {}", human_bytes(t));
                     }
-                    if let Some((d, n)) = p.layers {
+                    if let Some((d, n)) = p.layers.filter(|(_, n)| *n > 0) {
                         let _ = write!(what, ", {d}/{n} layers");
                     }
                 }

@@ -137,3 +137,129 @@ fn a_writer_killed_at_any_moment_leaves_a_whole_config() {
         "only {killed} of 200 writers were killed before they finished"
     );
 }
+
+/// The temporary files berth's writers left in `dir`.
+fn temporaries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect()
+}
+
+#[test]
+fn the_next_run_removes_what_killed_writers_left_and_a_run_that_writes_nothing_creates_nothing() {
+    let dir = scratch();
+    let cfg = nobody_folder(dir.path());
+    // Writers killed mid-write leave their temporary files (with credentials in them).
+    let mut left = 0;
+    for round in 0..100u32 {
+        let mut child = inject_for_nobody(dir.path(), &cfg, "K", &format!("k{round}.example.com"))
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(fastrand::u64(0..4000)));
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        child.wait().unwrap();
+        left = temporaries(&cfg).len();
+        if left > 0 {
+            break;
+        }
+    }
+    assert!(left > 0, "no writer was killed mid-write in 100 rounds");
+    let out = run(&mut inject_for_nobody(
+        dir.path(),
+        &cfg,
+        "NEXT",
+        "next.example.com",
+    ));
+    assert!(out.status.success());
+    assert_eq!(
+        temporaries(&cfg),
+        Vec::<String>::new(),
+        "the next run cleaned up"
+    );
+    // A run with nothing to change creates nothing, not even its lock.
+    std::fs::remove_file(cfg.join(".berth.lock")).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let before = std::fs::metadata(cfg.join("config.json")).unwrap();
+    let out = run(&mut inject_for_nobody(
+        dir.path(),
+        &cfg,
+        "NEXT",
+        "next.example.com",
+    ));
+    assert!(out.status.success());
+    assert!(
+        !cfg.join(".berth.lock").exists(),
+        "no lock for a run that writes nothing"
+    );
+    let after = std::fs::metadata(cfg.join("config.json")).unwrap();
+    assert_eq!(
+        (before.ino(), before.mtime_nsec()),
+        (after.ino(), after.mtime_nsec())
+    );
+}
+
+#[test]
+fn a_full_disk_leaves_the_config_and_the_record_as_they_were() {
+    let dir = scratch();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let disk = dir.path().join("small-disk");
+    std::fs::create_dir(&disk).unwrap();
+    // A real filesystem of 256 KiB (the tests run as root).
+    let mounted = run(Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs"])
+        .arg(&disk));
+    assert!(mounted.status.success(), "{}", text(&mounted));
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(disk.clone());
+    let cfg = disk.join("nobody-docker");
+    std::fs::create_dir(&cfg).unwrap();
+    nix::unistd::chown(&cfg, Some(NOBODY.into()), Some(NOBODY.into())).unwrap();
+    let out = run(&mut inject_for_nobody(
+        dir.path(),
+        &cfg,
+        "FIRST",
+        "first.example.com",
+    ));
+    assert!(out.status.success());
+    let config_before = std::fs::read(cfg.join("config.json")).unwrap();
+    let record_before = std::fs::read(cfg.join("berth-managed.json")).unwrap();
+    // Fill the disk (as root, who may use what is left), then ask for one more entry.
+    let filler = disk.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let block = vec![0u8; 4096];
+    while std::io::Write::write_all(&mut f, &block).is_ok() {}
+    drop(f);
+    let mut cmd = inject_for_nobody(dir.path(), &cfg, "SECOND", "second.example.com");
+    let out = run(cmd.stderr(Stdio::piped()));
+    assert!(!out.status.success(), "a full disk is an error");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("No space left on device"),
+        "{}",
+        text(&out)
+    );
+    assert_eq!(
+        std::fs::read(cfg.join("config.json")).unwrap(),
+        config_before
+    );
+    assert_eq!(
+        std::fs::read(cfg.join("berth-managed.json")).unwrap(),
+        record_before,
+        "the record claims nothing the config does not have"
+    );
+    assert_eq!(
+        temporaries(&cfg),
+        Vec::<String>::new(),
+        "no half-written file left"
+    );
+}

@@ -150,7 +150,31 @@ fn pulls_work_over_a_config_with_other_entries_unknown_keys_and_a_default_store(
 }
 
 #[test]
-fn a_default_store_without_berths_helper_is_reported_with_what_to_do() {
+fn a_default_store_without_berths_helper_still_lets_docker_pull() {
+    // Issue 11: standalone `berth inject`, an IDE's default credsStore that knows nothing of
+    // berth's registries, and no docker-credential-berth installed.
+    let tb = testbed();
+    let dir = scratch();
+    let root = dir.path();
+    bin_dir(root, false, &[("docker-credential-ide", EMPTY_STORE)]);
+    let config = config_dir(root);
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("config.json"), r#"{"credsStore": "ide"}"#).unwrap();
+    let out = inject(root, &both_registries(), &[]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains("warning"), "{}", text(&out));
+    let after = read_config(root);
+    assert_eq!(after["credsStore"], "ide", "the user's store is kept");
+    assert_eq!(
+        after["credHelpers"][tb.get("BERTH_TB_REG1")],
+        "",
+        "the empty helper: the docker CLI reads auths for this host"
+    );
+    for n in ["1", "2"] {
+        let out = docker_pull(root, &config, tb.get(&format!("BERTH_TB_REG{n}_TINY")));
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    // With credentialHelper=never berth leaves credHelpers alone, and says what follows.
     let dir = scratch();
     let root = dir.path();
     bin_dir(root, false, &[("docker-credential-ide", EMPTY_STORE)]);
@@ -160,16 +184,15 @@ fn a_default_store_without_berths_helper_is_reported_with_what_to_do() {
         r#"{"credsStore": "ide"}"#,
     )
     .unwrap();
-    let out = inject(root, &both_registries(), &[]);
-    let all = text(&out);
+    let mut vars = both_registries();
+    vars.push(("BERTH_CREDENTIAL_HELPER".into(), "never".into()));
+    let out = inject(root, &vars, &[]);
     assert!(
-        all.contains("credsStore (ide)") && all.contains("docker-credential-berth"),
-        "{all}"
+        text(&out).contains("credsStore (ide)") && text(&out).contains("credentialHelper"),
+        "{}",
+        text(&out)
     );
-    assert!(
-        read_config(root).get("credHelpers").is_none(),
-        "no helper named when it is not installed"
-    );
+    assert!(read_config(root).get("credHelpers").is_none());
 }
 
 #[test]
@@ -363,6 +386,8 @@ struct Bad {
     name: &'static str,
     vars: Vec<(String, String)>,
     message: &'static [&'static str],
+    /// The set is rejected (not merely warned about).
+    rejected: bool,
 }
 
 #[test]
@@ -386,6 +411,7 @@ fn bad_secrets_each_give_their_message_and_the_good_registry_still_works() {
                 "HALF_CONTAINER_REGISTRY_USER and HALF_CONTAINER_REGISTRY_PASSWORD",
                 "missing",
             ],
+            rejected: true,
         },
         Bad {
             name: "empty value",
@@ -394,6 +420,7 @@ fn bad_secrets_each_give_their_message_and_the_good_registry_still_works() {
                 "registry EMPTY is skipped",
                 "EMPTY_CONTAINER_REGISTRY_PASSWORD is empty",
             ],
+            rejected: true,
         },
         Bad {
             name: "server not a host",
@@ -403,11 +430,13 @@ fn bad_secrets_each_give_their_message_and_the_good_registry_still_works() {
                 "NOHOST_CONTAINER_REGISTRY_SERVER is not a registry host",
                 "such as ghcr.io",
             ],
+            rejected: true,
         },
         Bad {
             name: "single word server",
             vars: registry_env("WORD", "ghcr", "u", "p"),
             message: &["registry WORD is skipped", "single word"],
+            rejected: true,
         },
         Bad {
             name: "two identifiers, one server",
@@ -418,6 +447,7 @@ fn bad_secrets_each_give_their_message_and_the_good_registry_still_works() {
                 "p",
             ),
             message: &["registries GOOD and ZDUP all name", "berth uses GOOD"],
+            rejected: false,
         },
         Bad {
             name: "trailing newline",
@@ -427,11 +457,13 @@ fn bad_secrets_each_give_their_message_and_the_good_registry_still_works() {
                 "NL_CONTAINER_REGISTRY_PASSWORD ends with a newline",
                 "removed",
             ],
+            rejected: false,
         },
         Bad {
             name: "colon in user",
             vars: registry_env("COLON", "colon.example.com", "a:b", "p"),
             message: &["registry COLON is skipped", "contains ':'"],
+            rejected: true,
         },
         Bad {
             name: "invalid identifier",
@@ -443,6 +475,7 @@ fn bad_secrets_each_give_their_message_and_the_good_registry_still_works() {
                 "MY-REG_CONTAINER_REGISTRY_SERVER is ignored",
                 "letters, digits and underscores",
             ],
+            rejected: true,
         },
     ];
     for case in cases {
@@ -452,9 +485,11 @@ fn bad_secrets_each_give_their_message_and_the_good_registry_still_works() {
         vars.extend(case.vars.clone());
         let out = inject(root, &vars, &[]);
         let all = text(&out);
-        assert!(
-            out.status.success(),
-            "{}: a bad set does not fail the others: {all}",
+        let expected = if case.rejected { 3 } else { 0 };
+        assert_eq!(
+            out.status.code(),
+            Some(expected),
+            "{}: a bad set does not fail the others, and a rejected one says so in the exit code: {all}",
             case.name
         );
         for m in case.message {
@@ -639,4 +674,84 @@ fn codespaces_secret_files_are_read() {
             .contains("Codespaces")
     );
     assert!(read_config(root)["auths"][tb.get("BERTH_TB_REG2")].is_object());
+}
+
+#[test]
+fn messages_are_said_once_plainly_and_without_colour_codes() {
+    // Issue 11: each message case.
+    let tb = testbed();
+    // A DOCKER_CONFIG that is a file.
+    let dir = scratch();
+    let root = dir.path();
+    let file = root.join("not-a-folder");
+    std::fs::write(&file, "x").unwrap();
+    let mut vars = both_registries();
+    vars.push(("DOCKER_CONFIG".into(), file.display().to_string()));
+    let out = inject(root, &vars, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("is a file, not a folder") && !text(&out).contains("File exists"),
+        "{}",
+        text(&out)
+    );
+    // An OS error is said once, and nothing on stderr is coloured when it is not a terminal.
+    let dir = scratch();
+    let root = dir.path();
+    std::fs::create_dir_all(config_dir(root)).unwrap();
+    std::fs::write(config_dir(root).join("config.json"), "{}").unwrap();
+    std::fs::set_permissions(
+        config_dir(root).join("config.json"),
+        std::fs::Permissions::from_mode(0o000),
+    )
+    .unwrap();
+    let as_nobody = |root: &Path| {
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut cmd = berth(root);
+        cmd.arg("inject")
+            .envs(both_registries())
+            .env("DOCKER_CONFIG", config_dir(root));
+        std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
+        run(&mut cmd)
+    };
+    std::fs::set_permissions(root.join("home"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    nix::unistd::chown(&config_dir(root), Some(65534.into()), Some(65534.into())).unwrap();
+    let out = as_nobody(root);
+    let all = text(&out);
+    assert_eq!(
+        all.matches("Permission denied").count(),
+        1,
+        "said once: {all}"
+    );
+    assert!(!all.contains('\u{1b}'), "no colour codes: {all:?}");
+    // Every registry failed: the last line does not say the config is up to date.
+    let dir = scratch();
+    let root = dir.path();
+    let mut vars = registry_env(
+        "ECR_BAD",
+        &ecr_host("eu-west-1"),
+        "AKIAIOSFODNN7EXAMPLE",
+        "wrong-secret",
+    );
+    vars.push((
+        "AWS_ENDPOINT_URL_ECR".into(),
+        tb.get("BERTH_TB_ECR_ENDPOINT").into(),
+    ));
+    let out = inject(root, &vars, &[]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{all}");
+    assert!(
+        all.contains("left as it was") && !all.contains("already up to date"),
+        "{all}"
+    );
+    assert!(!all.contains("berth retries"), "{all}");
+    // Every set rejected: not "no registry secrets found".
+    let dir = scratch();
+    let root = dir.path();
+    let out = inject(root, &registry_env("EMPTY", "e.example.com", "u", ""), &[]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{all}");
+    assert!(
+        all.contains("every secret set was rejected") && !all.contains("no registry secrets found"),
+        "{all}"
+    );
 }

@@ -1,5 +1,11 @@
 //! `berth inject`: read the secrets and write the Docker config, once, and say what was
 //! done (identifiers and servers, never secrets).
+//!
+//! Exit codes: 0 when every secret set was usable and every registry written (or, with
+//! `--dry-run`, would be); [`EXIT_INCOMPLETE`] when a secret set was rejected or a
+//! registry failed, the others being written; 1 when nothing could be done (a malformed
+//! config, an unknown user, a folder berth may not write); 2 for a command line clap
+//! refused.
 
 use std::process::ExitCode;
 
@@ -8,6 +14,9 @@ use crate::ecr::{EcrClient, EndpointVars};
 use crate::inject::{self, Report, Target, WriteOptions};
 use crate::secrets::{self, Discovery};
 use crate::settings::Settings;
+
+/// The exit code when some secret set was rejected or some registry failed.
+pub const EXIT_INCOMPLETE: u8 = 3;
 
 /// Runs the command.
 pub async fn run(args: InjectArgs, settings: Settings) -> anyhow::Result<ExitCode> {
@@ -49,27 +58,35 @@ pub async fn run(args: InjectArgs, settings: Settings) -> anyhow::Result<ExitCod
         opts,
     )
     .await?;
+    let rejected = discovery.findings.iter().any(|f| f.is_fatal_for_set());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_human(&report);
+        print_human(&report, rejected);
     }
-    Ok(if report.has_errors() {
-        ExitCode::FAILURE
+    Ok(if report.has_errors() || rejected {
+        ExitCode::from(EXIT_INCOMPLETE)
     } else {
         ExitCode::SUCCESS
     })
 }
 
-fn print_human(report: &Report) {
+fn print_human(report: &Report, rejected: bool) {
     for w in &report.warnings {
         eprintln!("berth: warning: {w}");
     }
     if report.registries.is_empty() {
-        println!(
-            "berth: no registry secrets found (expected <ID>_CONTAINER_REGISTRY_SERVER, _USER and _PASSWORD); {} left as it was",
-            report.config.display()
-        );
+        if rejected {
+            println!(
+                "berth: no registry could be used: every secret set was rejected (see the warnings above); {} left as it was",
+                report.config.display()
+            );
+        } else {
+            println!(
+                "berth: no registry secrets found (expected <ID>_CONTAINER_REGISTRY_SERVER, _USER and _PASSWORD); {} left as it was",
+                report.config.display()
+            );
+        }
         return;
     }
     println!(
@@ -120,11 +137,13 @@ fn print_human(report: &Report) {
             report.removed.join(", ")
         );
     }
-    let verb = match (report.dry_run, report.written) {
-        (true, true) => "would be written",
-        (true, false) => "would not change",
-        (false, true) => "written",
-        (false, false) => "already up to date; not rewritten",
+    let all_failed = report.registries.iter().all(|r| r.error.is_some());
+    let verb = match (report.dry_run, report.written, all_failed) {
+        (true, true, _) => "would be written",
+        (true, false, _) => "would not change",
+        (false, true, _) => "written",
+        (false, false, true) => "left as it was",
+        (false, false, false) => "already up to date; not rewritten",
     };
     println!(
         "berth: {} {verb}{}",

@@ -171,8 +171,13 @@ async fn pull_one(
     let image = spec.image.to_string();
     let bar = bars.map(|m| {
         let b = m.add(ProgressBar::new(0));
+        let template = if crate::logging::colour_on_stderr() {
+            "{prefix:.bold} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} {msg}"
+        } else {
+            "{prefix} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} {msg}"
+        };
         b.set_style(
-            ProgressStyle::with_template("{prefix:.bold} [{bar:30}] {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec} {msg}")
+            ProgressStyle::with_template(template)
                 .expect("a valid template")
                 .progress_chars("=> "),
         );
@@ -188,14 +193,7 @@ async fn pull_one(
         }
         (None, PullEvent::Progress(p)) if last_line.elapsed() >= LINE_EVERY => {
             last_line = Instant::now();
-            println!(
-                "pulling {image}: {}/{} layers, {} of {}, {}/s",
-                p.layers_done,
-                p.layers,
-                human_bytes(p.bytes),
-                human_bytes(p.total),
-                human_bytes(p.rate as u64)
-            );
+            println!("pulling {image}: {}", p.describe());
         }
         (
             _,

@@ -109,14 +109,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
             });
             if last_log.elapsed() >= LOG_EVERY {
                 last_log = Instant::now();
-                tracing::info!(
-                    image = %image,
-                    layers = %format!("{}/{}", pr.layers_done, pr.layers),
-                    downloaded = %human_bytes(pr.bytes),
-                    of = %human_bytes(pr.total),
-                    rate = %format!("{}/s", human_bytes(pr.rate as u64)),
-                    "pull progress"
-                );
+                tracing::info!(image = %image, progress = %pr.describe(), "pull progress");
             }
         }
         PullEvent::Retrying {

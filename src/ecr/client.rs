@@ -53,7 +53,7 @@ pub enum EcrError {
         code: String,
     },
     /// ECR asked to slow down.
-    #[error("ECR is throttling requests ({code}); berth retries with backoff")]
+    #[error("ECR is throttling requests ({code})")]
     Throttled {
         /// AWS's error code.
         code: String,
@@ -69,7 +69,7 @@ pub enum EcrError {
         reason: String,
     },
     /// ECR failed on its side.
-    #[error("the ECR API at {endpoint} failed with HTTP {status}; berth retries with backoff")]
+    #[error("the ECR API at {endpoint} failed with HTTP {status}")]
     ServerError {
         /// The endpoint.
         endpoint: String,

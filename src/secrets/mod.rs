@@ -119,12 +119,12 @@ pub fn from_environment() -> Vec<NamedSecret> {
 #[derive(Debug, thiserror::Error)]
 pub enum SecretsFileError {
     /// The file cannot be read.
-    #[error("cannot read the secrets file {path}: {source}")]
+    #[error("cannot read the secrets file {path}: {cause}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     /// The file is not a flat JSON object of names to strings.
     #[error(
@@ -143,9 +143,9 @@ pub enum SecretsFileError {
 /// Values of other secrets are never kept; a registry secret whose value is not a string
 /// is a format error.
 pub fn from_secrets_file(path: &Path) -> Result<Vec<NamedSecret>, SecretsFileError> {
-    let bytes = std::fs::read(path).map_err(|source| SecretsFileError::Read {
+    let bytes = std::fs::read(path).map_err(|cause| SecretsFileError::Read {
         path: path.to_path_buf(),
-        source,
+        cause,
     })?;
     let format = |detail: String| SecretsFileError::Format {
         path: path.to_path_buf(),

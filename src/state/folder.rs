@@ -63,12 +63,12 @@ pub enum StateError {
         me: u32,
     },
     /// It cannot be created or opened.
-    #[error("cannot open the state folder {path}: {source}")]
+    #[error("cannot open the state folder {path}: {cause}")]
     Open {
         /// The folder.
         path: PathBuf,
         /// Why.
-        source: io::Error,
+        cause: io::Error,
     },
 }
 
@@ -139,9 +139,9 @@ impl StateDir {
     /// that runs as the daemon's user. Files in it get the group `group` (the remote
     /// user's), so that the remote user may read them and use the socket.
     pub fn open_owned(&self, group: Gid) -> Result<OwnedState, StateError> {
-        let open_err = |source| StateError::Open {
+        let open_err = |cause| StateError::Open {
             path: self.path.clone(),
-            source,
+            cause,
         };
         if !self.path.exists() {
             std::fs::DirBuilder::new()
