@@ -502,3 +502,111 @@ async fn failures_back_off_and_then_recover() {
     clock.advance((schedule.backoff_base * 2).mul_f64(0.42));
     r.reach((2, 2)).await;
 }
+
+/// A real TLS server on loopback (Python's, on OpenSSL) with a self-signed certificate
+/// made by the openssl tool: it answers nothing, the handshake is all that matters.
+struct UntrustedTls {
+    _dir: tempfile::TempDir,
+    child: std::process::Child,
+    port: u16,
+}
+
+impl UntrustedTls {
+    fn start() -> UntrustedTls {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let made = run(std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert));
+        assert!(made.status.success(), "{}", text(&made));
+        let script = format!(
+            "import http.server, ssl\n\
+             s = http.server.HTTPServer(('127.0.0.1', 0), http.server.BaseHTTPRequestHandler)\n\
+             c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)\n\
+             c.load_cert_chain({:?}, {:?})\n\
+             s.socket = c.wrap_socket(s.socket, server_side=True)\n\
+             print(s.server_address[1], flush=True)\n\
+             s.serve_forever()\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        );
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let port = line.trim().parse().expect("the server says its port");
+        UntrustedTls {
+            _dir: dir,
+            child,
+            port,
+        }
+    }
+}
+
+impl Drop for UntrustedTls {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ecr_works_in_a_container_without_root_certificates_and_names_a_refused_certificate() {
+    // Issue 11: no root certificates at all (as in a slim image without ca-certificates).
+    let tb = testbed();
+    let no_roots = [
+        (
+            "SSL_CERT_FILE".to_string(),
+            "/nonexistent/roots.pem".to_string(),
+        ),
+        ("SSL_CERT_DIR".to_string(), "/nonexistent".to_string()),
+    ];
+    let dir = scratch();
+    let mut vars = ecr_vars(
+        "ECR",
+        "eu-west-1",
+        tb.get("BERTH_TB_ECR_ACCESS_KEY_ID"),
+        tb.get("BERTH_TB_ECR_SECRET_ACCESS_KEY"),
+    );
+    vars.push(endpoint_var());
+    vars.extend(no_roots.iter().cloned());
+    let out = inject(dir.path(), &vars);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(login_in_config(dir.path(), &ecr_host("eu-west-1")).is_some());
+    // An https endpoint whose certificate no trusted authority signed: said plainly.
+    let server = UntrustedTls::start();
+    let dir = scratch();
+    let mut vars = ecr_vars("ECR", "eu-west-1", "AKIAIOSFODNN7EXAMPLE", "secret");
+    vars.push((
+        "AWS_ENDPOINT_URL_ECR".into(),
+        format!("https://127.0.0.1:{}", server.port),
+    ));
+    let out = inject(dir.path(), &vars);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains("TLS failed: the server's certificate is self-signed")
+            && text(&out).contains("SSL_CERT_FILE")
+            && !text(&out).contains("attempts"),
+        "{}",
+        text(&out)
+    );
+}

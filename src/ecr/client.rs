@@ -19,6 +19,9 @@ use crate::secret::Secret;
 
 const TARGET: &str = "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+/// The longest one GetAuthorizationToken call may take: an endpoint that stalls costs at
+/// most this, per attempt.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A registry login obtained from ECR.
 #[derive(Clone, Debug)]
@@ -66,6 +69,14 @@ pub enum EcrError {
         /// The endpoint.
         endpoint: String,
         /// Why.
+        reason: String,
+    },
+    /// The TLS handshake failed (a certificate problem): retrying will not mend it.
+    #[error("cannot reach the ECR API at {endpoint}: {reason}")]
+    Tls {
+        /// The endpoint.
+        endpoint: String,
+        /// The problem, in words.
         reason: String,
     },
     /// ECR failed on its side.
@@ -131,16 +142,12 @@ impl EcrClient {
         if let Some(c) = self.http.get() {
             return Ok(c);
         }
-        crate::tls::install_crypto_provider();
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(30))
-            .user_agent(concat!("berth/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| EcrError::Unreachable {
+        let client = crate::tls::http_client(Duration::from_secs(10), REQUEST_TIMEOUT).map_err(
+            |reason| EcrError::Unreachable {
                 endpoint: endpoint.to_string(),
-                reason: e.to_string(),
-            })?;
+                reason,
+            },
+        )?;
         Ok(self.http.get_or_init(|| client))
     }
 
@@ -184,9 +191,14 @@ impl EcrClient {
         for (name, value) in instructions.headers() {
             builder = builder.header(name, value);
         }
-        let response = builder.send().await.map_err(|e| EcrError::Unreachable {
-            endpoint: endpoint.to_string(),
-            reason: describe_reqwest_error(&e),
+        let response = builder.send().await.map_err(|e| {
+            let reason = crate::tls::describe_error(&e);
+            let endpoint = endpoint.to_string();
+            if reason.starts_with(crate::tls::TLS_FAILED) {
+                EcrError::Tls { endpoint, reason }
+            } else {
+                EcrError::Unreachable { endpoint, reason }
+            }
         })?;
         let status = response.status().as_u16();
         let header_code = response
@@ -196,7 +208,7 @@ impl EcrClient {
             .map(|s| s.split(':').next().unwrap_or(s).to_string());
         let text = response.bytes().await.map_err(|e| EcrError::Unreachable {
             endpoint: endpoint.to_string(),
-            reason: describe_reqwest_error(&e),
+            reason: crate::tls::describe_error(&e),
         })?;
         if status == 200 {
             return parse_token(&text).map_err(|what| self.malformed(endpoint, what));
@@ -319,22 +331,6 @@ fn parse_token(body: &[u8]) -> Result<Token, String> {
 }
 
 /// A reqwest error in a few words, without the URL's query (there is none) or any body.
-fn describe_reqwest_error(e: &reqwest::Error) -> String {
-    let mut msg = if e.is_timeout() {
-        "timed out".to_string()
-    } else if e.is_connect() {
-        "connection failed".to_string()
-    } else {
-        "request failed".to_string()
-    };
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        msg = format!("{msg}: {s}");
-        source = s.source();
-    }
-    msg
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
