@@ -230,7 +230,7 @@ fn work_alone(phase: Phase, settings: Settings) -> bool {
         let mut ok = discovery.findings.iter().all(|f| !f.is_fatal_for_set());
         if life.injects(phase) {
             ok &= life
-                .inject(&input, &discovery, &|_| None, &mut sink)
+                .inject(&input, &discovery, &|_| None, None, &mut sink)
                 .await
                 .is_some_and(|i| !i.report.has_errors());
         } else {

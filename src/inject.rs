@@ -59,11 +59,7 @@ pub async fn obtain_login(
     registry: &Registry,
 ) -> Result<Login, LoginError> {
     let RegistryKind::EcrAccessKeys(host) = &registry.kind else {
-        return Ok(Login {
-            user: registry.user.clone(),
-            password: registry.password.clone(),
-            expires_at: None,
-        });
+        return Ok(login_at_hand(registry).expect("not ECR access keys"));
     };
     let endpoint = endpoints.endpoint_for(host);
     let request = token_request(registry, host, &endpoint);
@@ -436,6 +432,10 @@ pub struct Report {
     /// Entries removed by `--prune`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub removed: Vec<String>,
+    /// Identifiers of registries whose ECR token was still on its way when the report was
+    /// made; berth writes each when ECR answers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
     /// Problems with the secrets or the config, each naming what to fix.
     pub warnings: Vec<String>,
 }
@@ -447,7 +447,28 @@ impl Report {
     }
 }
 
-/// Discovered registries -> logins -> config: the whole of `berth inject`.
+/// An ECR token still on its way: the task asking ECR, which goes on by itself.
+#[derive(Debug)]
+pub struct PendingLogin {
+    /// The registry.
+    pub registry: Registry,
+    /// The request to ECR.
+    pub task: tokio::task::JoinHandle<Result<Login, LoginError>>,
+}
+
+/// The result of writing credentials.
+#[derive(Debug)]
+pub struct Injected {
+    /// What was done, per registry.
+    pub report: Report,
+    /// The logins written, by identifier.
+    pub logins: Vec<(String, Login)>,
+    /// ECR swaps not finished within the bound.
+    pub pending: Vec<PendingLogin>,
+}
+
+/// Discovered registries -> logins -> config: the whole of `berth inject`, which waits for
+/// every ECR answer (each bounded by the ECR client's own limits).
 pub async fn inject(
     discovery: &Discovery,
     target: &Target,
@@ -455,11 +476,16 @@ pub async fn inject(
     endpoints: &EndpointVars,
     opts: WriteOptions,
 ) -> Result<(Report, Vec<(String, Login)>), InjectError> {
-    inject_with(discovery, target, client, endpoints, opts, &|_| None).await
+    let done = inject_with(discovery, target, client, endpoints, opts, &|_| None, None).await?;
+    Ok((done.report, done.logins))
 }
 
-/// [`inject`], taking the login `reuse` gives for a registry instead of obtaining one
-/// (the daemon reuses ECR tokens that are still fresh).
+/// Writes every registry's login as soon as it is ready: the registries whose login is at
+/// hand (secrets, ready tokens, a fresh ECR token `reuse` gives) at once, in one write;
+/// each ECR swap when ECR answers, all asked in parallel. With a `bound`, what ECR has not
+/// answered by then is handed back as pending (its request goes on) and named in the
+/// report, so that one slow endpoint never holds back the others. With `prune`, every
+/// login is awaited and written at once (pruning needs the whole set).
 pub async fn inject_with(
     discovery: &Discovery,
     target: &Target,
@@ -467,45 +493,186 @@ pub async fn inject_with(
     endpoints: &EndpointVars,
     opts: WriteOptions,
     reuse: &(dyn Fn(&Registry) -> Option<Login> + Sync),
-) -> Result<(Report, Vec<(String, Login)>), InjectError> {
+    bound: Option<Duration>,
+) -> Result<Injected, InjectError> {
+    use futures_util::StreamExt;
+    let started = tokio::time::Instant::now();
     let mut warnings: Vec<String> = discovery.findings.iter().map(|f| f.to_string()).collect();
-    let mut reports = Vec::new();
-    let mut logins: Vec<(String, Login)> = Vec::new();
-    let results = futures_util::future::join_all(discovery.registries.iter().map(|r| async move {
-        match reuse(r) {
-            Some(login) => (r, Ok(login)),
-            None => (r, obtain_login(client, endpoints, r).await),
+    let mut reports: Vec<RegistryReport> = discovery
+        .registries
+        .iter()
+        .map(RegistryReport::new)
+        .collect();
+    let mut ready: Vec<(String, Login)> = Vec::new();
+    let mut swaps = futures_util::stream::FuturesUnordered::new();
+    for r in &discovery.registries {
+        if let RegistryKind::EcrToken(_) = r.kind {
+            warnings.push(format!(
+                "registry {}: the password is a ready ECR token, which expires within 12 hours \
+                 and cannot be renewed; give an access key id and secret access key instead",
+                r.id
+            ));
         }
-    }))
-    .await;
-    for (registry, result) in results {
-        let mut report = RegistryReport {
-            id: registry.id.clone(),
-            server: registry.server.config_key().to_string(),
-            kind: registry.kind.name(),
-            source: registry.source.to_string(),
-            change: None,
-            expires_at: None,
-            error: None,
-        };
-        match result {
-            Ok(login) => {
-                report.expires_at = login
-                    .expires_at
-                    .map(|t| humantime::format_rfc3339_seconds(t).to_string());
-                if let RegistryKind::EcrToken(_) = registry.kind {
-                    warnings.push(format!(
-                        "registry {}: the password is a ready ECR token, which expires within 12 hours \
-                         and cannot be renewed; give an access key id and secret access key instead",
-                        registry.id
-                    ));
-                }
-                logins.push((registry.id.clone(), login));
+        match reuse(r).or_else(|| login_at_hand(r)) {
+            Some(login) => settle(&mut reports, &mut ready, r, Ok(login)),
+            None => {
+                let (client, endpoints, registry) = (client.clone(), endpoints.clone(), r.clone());
+                swaps.push(Swap {
+                    registry: Some(r.clone()),
+                    task: tokio::spawn(async move {
+                        obtain_login(&client, &endpoints, &registry).await
+                    }),
+                });
             }
-            Err(e) => report.error = Some(format!("registry {}: {e}", registry.id)),
         }
-        reports.push(report);
     }
+    // Prune only when the secrets were read in full: with none at all (a prebuild, a
+    // missing secrets file), removing entries would undo earlier work.
+    let opts = WriteOptions {
+        prune: opts.prune && !discovery.registries.is_empty(),
+        ..opts
+    };
+    let mut logins: Vec<(String, Login)> = Vec::new();
+    let mut writes = Writes::default();
+    if opts.prune {
+        while let Some((registry, result)) = swaps.next().await {
+            settle(&mut reports, &mut ready, &registry, result);
+        }
+        writes.add(write_logins(target, &mut reports, &ready, opts)?);
+        logins.append(&mut ready);
+    } else {
+        writes.add(write_logins(target, &mut reports, &ready, opts)?);
+        logins.append(&mut ready);
+        let deadline = bound.map(|b| started + b);
+        loop {
+            let next = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, swaps.next()).await {
+                    Ok(next) => next,
+                    Err(_) => break,
+                },
+                None => swaps.next().await,
+            };
+            let Some((registry, result)) = next else {
+                break;
+            };
+            let mut one = Vec::new();
+            settle(&mut reports, &mut one, &registry, result);
+            writes.add(write_logins(target, &mut reports, &one, opts)?);
+            logins.append(&mut one);
+        }
+    }
+    let pending: Vec<PendingLogin> = swaps.into_iter().filter_map(Swap::pending).collect();
+    warnings.extend(writes.notes);
+    Ok(Injected {
+        report: Report {
+            user: target.account.name.clone(),
+            config: writes.path.unwrap_or_else(|| target.location.file()),
+            dry_run: opts.dry_run,
+            written: writes.written,
+            credential_helper: writes.helper,
+            registries: reports,
+            removed: writes.removed,
+            pending: pending.iter().map(|p| p.registry.id.clone()).collect(),
+            warnings,
+        },
+        logins,
+        pending,
+    })
+}
+
+/// The login of a registry that needs no one's answer: everything but ECR access keys.
+fn login_at_hand(registry: &Registry) -> Option<Login> {
+    (!matches!(registry.kind, RegistryKind::EcrAccessKeys(_))).then(|| Login {
+        user: registry.user.clone(),
+        password: registry.password.clone(),
+        expires_at: None,
+    })
+}
+
+/// An ECR swap in flight, which gives its registry back with the answer (and, when not
+/// answered in time, with the task itself).
+struct Swap {
+    registry: Option<Registry>,
+    task: tokio::task::JoinHandle<Result<Login, LoginError>>,
+}
+
+impl Swap {
+    fn pending(self) -> Option<PendingLogin> {
+        Some(PendingLogin {
+            registry: self.registry?,
+            task: self.task,
+        })
+    }
+}
+
+impl std::future::Future for Swap {
+    type Output = (Registry, Result<Login, LoginError>);
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let joined = std::task::ready!(std::pin::Pin::new(&mut self.task).poll(cx));
+        let registry = self.registry.take().expect("polled once after it is done");
+        std::task::Poll::Ready((registry, joined.unwrap_or_else(|e| Err(join_failed(e)))))
+    }
+}
+
+/// A swap whose task died (it panicked, or the runtime is stopping).
+pub fn join_failed(e: tokio::task::JoinError) -> LoginError {
+    LoginError {
+        error: EcrError::Malformed {
+            endpoint: String::new(),
+            what: format!("the request stopped: {e}"),
+        },
+        attempts: 1,
+    }
+}
+
+/// Writes one registry's login, or reports its failure: what a pending ECR swap becomes
+/// when ECR answers.
+pub fn write_one(
+    target: &Target,
+    registry: &Registry,
+    result: Result<Login, LoginError>,
+    opts: WriteOptions,
+) -> Result<(RegistryReport, Option<Login>), InjectError> {
+    let mut reports = vec![RegistryReport::new(registry)];
+    let mut ready = Vec::new();
+    settle(&mut reports, &mut ready, registry, result);
+    write_logins(target, &mut reports, &ready, opts)?;
+    let report = reports.pop().expect("one report");
+    Ok((report, ready.pop().map(|(_, l)| l)))
+}
+
+/// Puts a login (or its failure) into the reports, and a login into `ready`.
+fn settle(
+    reports: &mut [RegistryReport],
+    ready: &mut Vec<(String, Login)>,
+    registry: &Registry,
+    result: Result<Login, LoginError>,
+) {
+    let Some(report) = reports.iter_mut().find(|r| r.id == registry.id) else {
+        return;
+    };
+    match result {
+        Ok(login) => {
+            report.expires_at = login
+                .expires_at
+                .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+            ready.push((registry.id.clone(), login));
+        }
+        Err(e) => report.error = Some(format!("registry {}: {e}", registry.id)),
+    }
+}
+
+/// Writes these logins (one read-modify-write), noting each entry's change in `reports`.
+fn write_logins(
+    target: &Target,
+    reports: &mut [RegistryReport],
+    logins: &[(String, Login)],
+    opts: WriteOptions,
+) -> Result<WriteReport, InjectError> {
     let entries: Vec<Entry<'_>> = logins
         .iter()
         .map(|(id, login)| Entry {
@@ -518,30 +685,49 @@ pub async fn inject_with(
             login,
         })
         .collect();
-    // Prune only when the secrets were read in full: with none at all (a prebuild, a
-    // missing secrets file), removing entries would undo earlier work.
-    let opts = WriteOptions {
-        prune: opts.prune && !discovery.registries.is_empty(),
-        ..opts
-    };
     let written = write_entries(target, &entries, opts)?;
     for (key, change) in &written.changes {
         if let Some(r) = reports.iter_mut().find(|r| &r.server == key) {
             r.change = Some(*change);
         }
     }
-    warnings.extend(written.notes);
-    Ok((
-        Report {
-            user: target.account.name.clone(),
-            config: written.path,
-            dry_run: opts.dry_run,
-            written: written.written,
-            credential_helper: written.helper,
-            registries: reports,
-            removed: written.removed,
-            warnings,
-        },
-        logins,
-    ))
+    Ok(written)
+}
+
+/// What several writes did, together.
+#[derive(Default)]
+struct Writes {
+    path: Option<PathBuf>,
+    written: bool,
+    helper: bool,
+    removed: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl Writes {
+    fn add(&mut self, w: WriteReport) {
+        self.path = Some(w.path);
+        self.written |= w.written;
+        self.helper = w.helper;
+        self.removed.extend(w.removed);
+        for n in w.notes {
+            if !self.notes.contains(&n) {
+                self.notes.push(n);
+            }
+        }
+    }
+}
+
+impl RegistryReport {
+    fn new(registry: &Registry) -> Self {
+        RegistryReport {
+            id: registry.id.clone(),
+            server: registry.server.config_key().to_string(),
+            kind: registry.kind.name(),
+            source: registry.source.to_string(),
+            change: None,
+            expires_at: None,
+            error: None,
+        }
+    }
 }

@@ -15,14 +15,14 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use nix::unistd::{Gid, Uid};
 
 use crate::account::Account;
 use crate::ecr::{EcrClient, EndpointVars};
 use crate::engine::{DockerHost, EngineTarget};
-use crate::inject::{self, Login, Report, Target, WriteOptions};
+use crate::inject::{self, Login, PendingLogin, Report, Target, WriteOptions};
 use crate::phase::Phase;
 use crate::protocol::{HookSettings, Level, WireSecret};
 use crate::secrets::{self, Discovery, NamedSecret, Registry, Source};
@@ -136,12 +136,14 @@ impl HookInput {
 }
 
 /// The result of writing credentials.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Injection {
     /// What was done, per registry.
     pub report: Report,
     /// The registries used and their logins.
     pub logins: Vec<(Registry, Login)>,
+    /// ECR swaps not finished in time; each goes on, for the caller to finish.
+    pub pending: Vec<PendingLogin>,
     /// Whom it was written for.
     pub target: Target,
     /// The ECR endpoints in force.
@@ -317,12 +319,14 @@ impl Lifecycle {
         );
     }
 
-    /// Writes credentials for every registry found, reusing logins `reuse` still trusts.
+    /// Writes credentials for every registry found, reusing logins `reuse` still trusts;
+    /// ECR swaps not answered within `bound` are handed back as pending.
     pub async fn inject(
         &self,
         input: &HookInput,
         discovery: &Discovery,
         reuse: &(dyn Fn(&Registry) -> Option<Login> + Sync),
+        bound: Option<Duration>,
         sink: Sink<'_>,
     ) -> Option<Injection> {
         let target = self.target_for(input);
@@ -333,8 +337,13 @@ impl Lifecycle {
             helper: self.settings.credential_helper,
             prune: false,
         };
-        let result = inject::inject_with(discovery, &target, client, &endpoints, opts, reuse).await;
-        let (report, logins) = match result {
+        let result =
+            inject::inject_with(discovery, &target, client, &endpoints, opts, reuse, bound).await;
+        let inject::Injected {
+            report,
+            logins,
+            pending,
+        } = match result {
             Ok(x) => x,
             Err(e) => {
                 self.record(Event::InjectFailed {
@@ -351,36 +360,16 @@ impl Lifecycle {
             }
         }
         for r in &report.registries {
-            match (&r.error, r.change) {
-                (Some(e), _) => {
-                    self.record(Event::InjectFailed {
-                        id: r.id.clone(),
-                        error: e.clone(),
-                    });
-                    say(sink, Level::Error, format!("berth: {e}"));
-                }
-                (None, Some(change)) => {
-                    let expires_at = logins
-                        .iter()
-                        .find(|(id, _)| id == &r.id)
-                        .and_then(|(_, l)| l.expires_at)
-                        .map(millis);
-                    self.record(Event::Injected {
-                        id: r.id.clone(),
-                        server: r.server.clone(),
-                        kind: r.kind.to_string(),
-                        change,
-                        config: report.config.clone(),
-                        expires_at,
-                    });
-                }
-                (None, None) => {}
-            }
+            let expires_at = logins
+                .iter()
+                .find(|(id, _)| id == &r.id)
+                .and_then(|(_, l)| l.expires_at);
+            self.record_outcome(r, &report.config, expires_at, sink);
         }
         let ok: Vec<String> = report
             .registries
             .iter()
-            .filter(|r| r.error.is_none())
+            .filter(|r| r.error.is_none() && !report.pending.contains(&r.id))
             .map(|r| format!("{} ({})", r.id, r.server))
             .collect();
         if !ok.is_empty() {
@@ -400,6 +389,18 @@ impl Lifecycle {
                 ),
             );
         }
+        for p in &pending {
+            say(
+                sink,
+                Level::Warn,
+                format!(
+                    "berth: {}: ECR has not answered yet for {} ({}); berth writes its token when it does (berth status shows it)",
+                    input.label(),
+                    p.registry.id,
+                    p.registry.server
+                ),
+            );
+        }
         let logins = logins
             .into_iter()
             .filter_map(|(id, login)| {
@@ -413,9 +414,38 @@ impl Lifecycle {
         Some(Injection {
             report,
             logins,
+            pending,
             target,
             endpoints,
         })
+    }
+
+    /// Records what happened to one registry's entry, and says a failure.
+    pub fn record_outcome(
+        &self,
+        r: &inject::RegistryReport,
+        config: &std::path::Path,
+        expires_at: Option<SystemTime>,
+        sink: Sink<'_>,
+    ) {
+        match (&r.error, r.change) {
+            (Some(e), _) => {
+                self.record(Event::InjectFailed {
+                    id: r.id.clone(),
+                    error: e.clone(),
+                });
+                say(sink, Level::Error, format!("berth: {e}"));
+            }
+            (None, Some(change)) => self.record(Event::Injected {
+                id: r.id.clone(),
+                server: r.server.clone(),
+                kind: r.kind.to_string(),
+                change,
+                config: config.to_path_buf(),
+                expires_at: expires_at.map(millis),
+            }),
+            (None, None) => {}
+        }
     }
 
     /// The ECR client (its HTTPS client is made on first use).

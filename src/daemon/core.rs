@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::docker_config::DockerConfig;
 use crate::engine::{self, Engine, EngineTarget};
 use crate::inject::{Login, Target};
-use crate::lifecycle::{Caller, HookInput, Injection, Lifecycle, Sink, now_ms, say};
+use crate::lifecycle::{Caller, HookInput, Lifecycle, Sink, now_ms, say};
 use crate::phase::Phase;
 use crate::protocol::Level;
 use crate::pull::PullSpec;
@@ -231,24 +231,98 @@ impl Core {
         discovery: &Discovery,
         sink: Sink<'_>,
     ) -> bool {
-        let _writer = self.inject_lock.lock().await;
+        let writer = self.inject_lock.lock().await;
         let target = self.life.target_for(input);
         let reuse = |r: &Registry| self.reuse_login(r, &target);
-        let Some(injection) = self.life.inject(input, discovery, &reuse, sink).await else {
+        let bound = self.pending_bound();
+        let Some(mut injection) = self
+            .life
+            .inject(input, discovery, &reuse, Some(bound), sink)
+            .await
+        else {
             return false;
         };
-        self.after_injection(&injection).await;
-        let logins: HashMap<String, (String, Login)> = injection
-            .logins
-            .iter()
-            .map(|(r, l)| (r.server.config_key().to_string(), (r.id.clone(), l.clone())))
-            .collect();
-        self.request_pulls(input, &logins, sink).await;
+        drop(writer);
+        let pending = std::mem::take(&mut injection.pending);
+        self.after_injection(&injection.logins, &injection.target, &injection.endpoints)
+            .await;
+        self.request_pulls(input, &by_key(&injection.logins), sink)
+            .await;
+        if !pending.is_empty() {
+            let (core, input) = (self.clone(), input.clone());
+            let (target, endpoints) = (injection.target.clone(), injection.endpoints.clone());
+            tokio::spawn(
+                async move { core.finish_pending(input, target, endpoints, pending).await },
+            );
+        }
         !injection.report.has_errors()
     }
 
-    async fn after_injection(&self, injection: &Injection) {
-        for (registry, login) in &injection.logins {
+    /// How long a hook waits for ECR before it names the swaps still on their way and
+    /// returns: a third of the hook's own bound, and 20 s at most.
+    fn pending_bound(&self) -> Duration {
+        (self.life.settings.hook_timeout / 3).min(Duration::from_secs(20))
+    }
+
+    /// Writes each ECR token a hook did not wait for, when ECR answers, then renews it
+    /// and pulls its images like any other.
+    async fn finish_pending(
+        self: Arc<Self>,
+        input: HookInput,
+        target: Target,
+        endpoints: crate::ecr::EndpointVars,
+        pending: Vec<crate::inject::PendingLogin>,
+    ) {
+        let mut log_only = |_: Level, _: String| {};
+        let opts = crate::inject::WriteOptions {
+            dry_run: false,
+            helper: self.life.settings.credential_helper,
+            prune: false,
+        };
+        let answers = futures_util::future::join_all(pending.into_iter().map(|p| async move {
+            let result = p
+                .task
+                .await
+                .unwrap_or_else(|e| Err(crate::inject::join_failed(e)));
+            (p.registry, result)
+        }))
+        .await;
+        for (registry, result) in answers {
+            let _writer = self.inject_lock.lock().await;
+            match crate::inject::write_one(&target, &registry, result, opts) {
+                Ok((report, login)) => {
+                    self.life.record_outcome(
+                        &report,
+                        &target.location.file(),
+                        login.as_ref().and_then(|l| l.expires_at),
+                        &mut log_only,
+                    );
+                    if let Some(login) = login {
+                        tracing::info!(id = %registry.id, server = %registry.server, "ECR answered late; its token is written");
+                        let logins = vec![(registry, login)];
+                        self.after_injection(&logins, &target, &endpoints).await;
+                        self.request_pulls(&input, &by_key(&logins), &mut log_only)
+                            .await;
+                    }
+                }
+                Err(e) => {
+                    self.life.record(Event::InjectFailed {
+                        id: "*".into(),
+                        error: e.to_string(),
+                    });
+                    tracing::error!(id = %registry.id, error = %e, "cannot write a late ECR token");
+                }
+            }
+        }
+    }
+
+    async fn after_injection(
+        &self,
+        logins: &[(Registry, Login)],
+        target: &Target,
+        endpoints: &crate::ecr::EndpointVars,
+    ) {
+        for (registry, login) in logins {
             if !matches!(registry.kind, RegistryKind::EcrAccessKeys(_)) {
                 continue;
             }
@@ -279,8 +353,8 @@ impl Core {
             };
             let job = RenewJob {
                 registry: registry.clone(),
-                target: injection.target.clone(),
-                endpoints: injection.endpoints.clone(),
+                target: target.clone(),
+                endpoints: endpoints.clone(),
                 obtained_at: time_of(memo.obtained_at),
                 expires_at: memo.expires_at.map(time_of),
             };
@@ -475,6 +549,14 @@ impl Core {
         });
         status
     }
+}
+
+/// Logins by registry key, with their identifiers: what pulls need.
+fn by_key(logins: &[(Registry, Login)]) -> HashMap<String, (String, Login)> {
+    logins
+        .iter()
+        .map(|(r, l)| (r.server.config_key().to_string(), (r.id.clone(), l.clone())))
+        .collect()
 }
 
 /// The line that says the engine answers.

@@ -350,3 +350,74 @@ pub fn decoded_auth(config: &serde_json::Value, server: &str) -> Option<String> 
     )
     .ok()
 }
+
+/// An endpoint that stalls: it accepts every connection on loopback and never answers
+/// (a fault no real server produces on demand). Connections are held until it is dropped.
+pub struct Stall {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    addr: std::net::SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Connections accepted so far.
+    pub accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Stall {
+    /// Starts stalling.
+    pub fn start() -> Stall {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (s, a) = (stop.clone(), accepted.clone());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    return;
+                }
+                if let Ok(c) = conn {
+                    a.fetch_add(1, Ordering::SeqCst);
+                    held.push(c);
+                }
+            }
+        });
+        Stall {
+            url: format!("http://{addr}"),
+            addr,
+            stop,
+            accepted,
+        }
+    }
+}
+
+impl Drop for Stall {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(self.addr); // wakes the accept loop
+    }
+}
+
+/// Waits (event-driven, up to a minute) until `done` holds for the folder `dir`, checking
+/// after every change in it; the last value seen is returned.
+pub fn wait_for_folder<T>(dir: &Path, mut done: impl FnMut(&Path) -> Option<T>) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
+        let _ = tx.send(());
+    })
+    .unwrap();
+    notify::Watcher::watch(&mut watcher, dir, notify::RecursiveMode::NonRecursive).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(v) = done(dir) {
+            return v;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(
+            rx.recv_timeout(left).is_ok(),
+            "{} never got there",
+            dir.display()
+        );
+    }
+}
