@@ -20,12 +20,18 @@ use std::path::{Path, PathBuf};
 use nix::unistd::Uid;
 
 /// What [`write`] did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// The content was new or different and was written.
     Written,
     /// The file already held exactly this content; at most its mode or owner was fixed.
     Unchanged,
+    /// Another writer changed the file since the caller read it: nothing was written.
+    Changed,
+    /// The content was written, but the file it replaced was not the one the caller read:
+    /// another writer's, given here. Apply the change again onto it, expecting the file to
+    /// hold what was just written, so that nothing of theirs is lost.
+    Displaced(Vec<u8>),
 }
 
 /// Writes `contents` to `path` atomically with permission bits `mode` (see the module's
@@ -33,7 +39,35 @@ pub enum Outcome {
 /// one that holds them but belongs to someone else is replaced, so that it becomes the
 /// writer's.
 pub fn write(path: &Path, contents: &[u8], mode: u32) -> io::Result<Outcome> {
+    write_over(path, contents, mode, None)
+}
+
+/// [`write`] for a file that writers berth cannot lock out (the Docker CLI) may replace at
+/// any moment: `read` is what the caller based `contents` on (empty for a file that did
+/// not exist). The new file is swapped with the old one in one step (`renameat2` with
+/// `RENAME_EXCHANGE`), and what was swapped out is compared with `read`: when another
+/// writer came in between, their file is handed back ([`Outcome::Displaced`]) for the
+/// caller to apply its change onto, rather than lost. Where the file system cannot swap,
+/// the file is compared just before a plain rename ([`Outcome::Changed`] when it moved).
+pub fn write_over(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+    read: Option<&[u8]>,
+) -> io::Result<Outcome> {
     let target = resolve_symlinks(path)?;
+    let holds = |target: &Path, expected: &[u8]| -> io::Result<bool> {
+        match fs::read(target) {
+            Ok(now) => Ok(now == expected),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(expected.is_empty()),
+            Err(e) => Err(e),
+        }
+    };
+    if let Some(read) = read
+        && !holds(&target, read)?
+    {
+        return Ok(Outcome::Changed);
+    }
     if let Ok(existing) = fs::read(&target)
         && existing == contents
         && fix_metadata(&target, mode)?
@@ -53,13 +87,75 @@ pub fn write(path: &Path, contents: &[u8], mode: u32) -> io::Result<Outcome> {
         file.write_all(contents)?;
         file.sync_all()?;
         drop(file);
-        fs::rename(&tmp_path, &target)?;
-        sync_dir(dir)
+        let outcome = match read {
+            None => {
+                fs::rename(&tmp_path, &target)?;
+                Outcome::Written
+            }
+            Some(read) => replace_checked(&tmp_path, &target, read, &holds)?,
+        };
+        if matches!(outcome, Outcome::Written | Outcome::Displaced(_)) {
+            sync_dir(dir)?;
+        }
+        Ok(outcome)
     })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp_path);
+    let _ = fs::remove_file(&tmp_path); // after a swap it holds the old file
+    result
+}
+
+/// Puts `tmp` in `target`'s place, telling whether the file replaced was `read`.
+fn replace_checked(
+    tmp: &Path,
+    target: &Path,
+    read: &[u8],
+    holds: &dyn Fn(&Path, &[u8]) -> io::Result<bool>,
+) -> io::Result<Outcome> {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    let swapped = if read.is_empty() {
+        // There was no file: create it only if nobody did meanwhile.
+        renameat2(
+            AT_FDCWD,
+            tmp,
+            AT_FDCWD,
+            target,
+            RenameFlags::RENAME_NOREPLACE,
+        )
+    } else {
+        renameat2(
+            AT_FDCWD,
+            tmp,
+            AT_FDCWD,
+            target,
+            RenameFlags::RENAME_EXCHANGE,
+        )
+    };
+    match swapped {
+        Ok(()) if read.is_empty() => Ok(Outcome::Written),
+        Ok(()) => {
+            let displaced = fs::read(tmp)?;
+            if displaced == read {
+                Ok(Outcome::Written)
+            } else {
+                Ok(Outcome::Displaced(displaced))
+            }
+        }
+        Err(nix::errno::Errno::EEXIST) => Ok(Outcome::Changed),
+        Err(nix::errno::Errno::ENOENT) if !read.is_empty() => {
+            // The file went away meanwhile: another writer's doing; start again.
+            Ok(Outcome::Changed)
+        }
+        Err(
+            nix::errno::Errno::EINVAL | nix::errno::Errno::ENOSYS | nix::errno::Errno::EOPNOTSUPP,
+        ) => {
+            // A file system that cannot swap: compare, then rename.
+            if !holds(target, read)? {
+                return Ok(Outcome::Changed);
+            }
+            fs::rename(tmp, target)?;
+            Ok(Outcome::Written)
+        }
+        Err(e) => Err(e.into()),
     }
-    result.map(|()| Outcome::Written)
 }
 
 /// Creates a folder (and missing parents) with `mode`. An existing folder is left as it is.
@@ -192,6 +288,32 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file left behind");
+    }
+
+    #[test]
+    fn a_file_another_writer_replaced_is_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.json");
+        fs::write(&p, b"theirs").unwrap();
+        assert_eq!(
+            write_over(&p, b"mine", 0o600, Some(b"what I read")).unwrap(),
+            Outcome::Changed
+        );
+        assert_eq!(fs::read(&p).unwrap(), b"theirs");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary");
+        assert_eq!(
+            write_over(&p, b"mine", 0o600, Some(b"theirs")).unwrap(),
+            Outcome::Written
+        );
+        assert_eq!(fs::read(&p).unwrap(), b"mine");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary");
+        // A file that did not exist, and still does not.
+        let q = dir.path().join("new.json");
+        assert_eq!(
+            write_over(&q, b"x", 0o600, Some(b"")).unwrap(),
+            Outcome::Written
+        );
+        assert_eq!(fs::read(&q).unwrap(), b"x");
     }
 
     #[test]

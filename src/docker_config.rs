@@ -49,6 +49,23 @@ impl Location {
         Location { dir }
     }
 
+    /// The config folder of whoever runs this process, as the Docker CLI finds it:
+    /// `DOCKER_CONFIG`, else `$HOME/.docker` (the password database's home without `HOME`).
+    pub fn of_environment() -> Location {
+        let dir = std::env::var_os("DOCKER_CONFIG")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                std::env::var_os("HOME")
+                    .filter(|h| !h.is_empty())
+                    .map(PathBuf::from)
+                    .or_else(|| Account::current().ok().map(|a| a.home))
+                    .unwrap_or_else(|| PathBuf::from("/"))
+                    .join(".docker")
+            });
+        Location { dir }
+    }
+
     /// The config file.
     pub fn file(&self) -> PathBuf {
         self.dir.join("config.json")
@@ -112,6 +129,8 @@ pub enum ConfigError {
 #[derive(Debug)]
 pub struct DockerConfig {
     path: PathBuf,
+    /// The file's bytes as read (empty when there was none).
+    read: Vec<u8>,
     loaded: Map<String, Value>,
     doc: Map<String, Value>,
 }
@@ -143,7 +162,27 @@ impl DockerConfig {
         let doc = parse(&path, &text)?;
         Ok(DockerConfig {
             path,
+            read: text,
             loaded: doc.clone(),
+            doc,
+        })
+    }
+
+    /// A config to change from `base` (another writer's file, which a write displaced)
+    /// while the file holds `on_disk` (what berth just wrote): saving it merges berth's
+    /// change into theirs.
+    pub fn load_onto(
+        location: &Location,
+        base: &[u8],
+        on_disk: Vec<u8>,
+    ) -> Result<DockerConfig, ConfigError> {
+        let path = location.file();
+        let doc = parse(&path, base)?;
+        let loaded = parse(&path, &on_disk)?;
+        Ok(DockerConfig {
+            path,
+            read: on_disk,
+            loaded,
             doc,
         })
     }
@@ -284,8 +323,9 @@ impl DockerConfig {
         out
     }
 
-    /// Writes the config if anything changed (atomically, mode 0600). Run it as the
-    /// config's user: the file is theirs.
+    /// Writes the config if anything changed (atomically, mode 0600), unless another
+    /// writer replaced the file since it was loaded ([`atomic::Outcome::Changed`]: load
+    /// and apply again). Run it as the config's user: the file is theirs.
     pub fn save(&self) -> Result<atomic::Outcome, ConfigError> {
         let write_err = |cause| ConfigError::Write {
             path: self.path.clone(),
@@ -296,12 +336,18 @@ impl DockerConfig {
             if self.path.exists() {
                 let real = atomic::resolve_symlinks(&self.path).unwrap_or(self.path.clone());
                 if !atomic::fix_metadata(&real, 0o600).map_err(write_err)? {
-                    return atomic::write(&self.path, &self.to_bytes(), 0o600).map_err(write_err);
+                    return atomic::write_over(
+                        &self.path,
+                        &self.to_bytes(),
+                        0o600,
+                        Some(&self.read),
+                    )
+                    .map_err(write_err);
                 }
             }
             return Ok(atomic::Outcome::Unchanged);
         }
-        atomic::write(&self.path, &self.to_bytes(), 0o600).map_err(write_err)
+        atomic::write_over(&self.path, &self.to_bytes(), 0o600, Some(&self.read)).map_err(write_err)
     }
 }
 
@@ -420,6 +466,14 @@ pub struct ManagedEntry {
     /// The credential helper that was set before berth replaced it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_helper: Option<String>,
+    /// A number the berth process that last changed the entry chose: a daemon that finds
+    /// its own number here knows a change of the entry came from a program other than berth.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub stamp: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Reads the `helper` of a record: berth 0.1 wrote `true` for `berth` and `false` for none.

@@ -134,7 +134,7 @@ impl HelperMode {
 }
 
 /// The user and config berth writes for.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
     /// The user.
     pub account: Account,
@@ -184,6 +184,14 @@ pub enum InjectError {
         /// The path.
         path: PathBuf,
     },
+    /// Another writer kept replacing the config.
+    #[error(
+        "{path} changed under berth ten times in a row (another program keeps rewriting it); berth left it as it was"
+    )]
+    Busy {
+        /// The file.
+        path: PathBuf,
+    },
     /// The config folder.
     #[error("cannot prepare {path}: {cause}")]
     Folder {
@@ -231,6 +239,8 @@ pub struct WriteReport {
     pub helper: bool,
     /// Warnings about the config.
     pub notes: Vec<String>,
+    /// The stamp of each entry written, by key.
+    pub stamps: Vec<(String, u64)>,
 }
 
 /// Writes logins into the target's config, under berth's lock, keeping everything else.
@@ -284,23 +294,20 @@ fn write_entries_as_user(
         path: dir.clone(),
         cause,
     };
-    let mut applied = apply(target, entries, opts, helper)?;
+    let mut applied = apply(target, entries, opts, helper, None)?;
     if !opts.dry_run && applied.needs_write() {
         atomic::ensure_dir(dir, 0o700).map_err(folder_err)?;
         let _lock = ConfigLock::acquire(&target.location).map_err(folder_err)?;
-        for name in ["config.json", crate::docker_config::MANAGED_FILE] {
-            atomic::remove_stale_temps(dir, name);
-        }
-        // Another writer may have come between the first look and the lock.
-        applied = apply(target, entries, opts, helper)?;
-        applied.config.save()?;
-        if applied.managed_changed {
-            applied.managed.save(&target.location)?;
-        }
+        applied = write_locked(target, entries, opts, helper)?;
     } else if !opts.dry_run {
         // Nothing to write; an existing file is still made private and the user's.
         applied.config.save()?;
     }
+    let stamps = applied
+        .changes
+        .iter()
+        .filter_map(|(key, _)| Some((key.clone(), applied.managed.entries.get(key)?.stamp)))
+        .collect();
     Ok(WriteReport {
         path: applied.config.path().to_path_buf(),
         written: applied.config.is_changed(),
@@ -308,7 +315,154 @@ fn write_entries_as_user(
         removed: applied.removed,
         helper: helper == Some(docker_config::HELPER_NAME),
         notes: applied.notes,
+        stamps,
     })
+}
+
+/// With berth's lock held: removes what killed writers left, then applies the entries to
+/// what the files hold now and writes the config, then the record. The Docker CLI, which
+/// takes no lock, may replace the config during the write: then apply again.
+fn write_locked(
+    target: &Target,
+    entries: &[Entry<'_>],
+    opts: WriteOptions,
+    helper: Option<&str>,
+) -> Result<Applied, InjectError> {
+    for name in ["config.json", crate::docker_config::MANAGED_FILE] {
+        atomic::remove_stale_temps(&target.location.dir, name);
+    }
+    let mut onto: Option<(Vec<u8>, Vec<u8>)> = None;
+    for _ in 0..10 {
+        let applied = apply(target, entries, opts, helper, onto.take())?;
+        match applied.config.save()? {
+            atomic::Outcome::Changed => continue,
+            atomic::Outcome::Displaced(theirs) => {
+                // Our file is in place; theirs came in between: merge into theirs.
+                onto = Some((theirs, applied.config.to_bytes()));
+                continue;
+            }
+            atomic::Outcome::Written | atomic::Outcome::Unchanged => {}
+        }
+        if applied.managed_changed {
+            applied.managed.save(&target.location)?;
+        }
+        return Ok(applied);
+    }
+    Err(InjectError::Busy {
+        path: target.location.file(),
+    })
+}
+
+/// An entry berth wrote and keeps in place.
+#[derive(Clone, Debug)]
+pub struct KeptEntry {
+    /// The registry key.
+    pub key: String,
+    /// The secret identifier.
+    pub id: String,
+    /// The login written.
+    pub login: Login,
+    /// Its stamp in berth's record.
+    pub stamp: u64,
+}
+
+/// What keeping berth's entries in place did.
+#[derive(Debug, Default)]
+pub struct Kept {
+    /// Identifiers whose entries were put back.
+    pub restored: Vec<String>,
+    /// The new stamps of the entries put back, by key.
+    pub stamps: Vec<(String, u64)>,
+    /// Registry keys berth stopped keeping: the user pruned them from berth's record.
+    pub forgotten: Vec<String>,
+    /// Entries another berth process (`berth inject`) changed since: theirs is kept and
+    /// kept in place from now on.
+    pub adopted: Vec<KeptEntry>,
+    /// The config file.
+    pub path: PathBuf,
+}
+
+/// Keeps the entries berth wrote (`written`: registry key, identifier, login) in the
+/// target's config, as the target user and under berth's lock (so that a berth write half
+/// done, config written and record not yet, is never mistaken for another writer's): an
+/// entry another writer dropped or changed (its login, or its `credHelpers` value) is put
+/// back; one the user removed from berth's record (`berth inject --prune`) is forgotten.
+pub fn keep_entries(
+    target: &Target,
+    written: &[KeptEntry],
+    mode: HelperMode,
+) -> Result<Kept, InjectError> {
+    let helper = mode.value();
+    privilege::as_user(&target.account, || {
+        let mut kept = Kept {
+            path: target.location.file(),
+            ..Kept::default()
+        };
+        if !target.location.dir.is_dir() {
+            return Ok(kept);
+        }
+        let _lock = ConfigLock::acquire(&target.location).map_err(|cause| InjectError::Folder {
+            path: target.location.dir.clone(),
+            cause,
+        })?;
+        let config = DockerConfig::load(&target.location)?;
+        let managed_exists = target.location.managed_file().exists();
+        let managed = Managed::load(&target.location);
+        let mut restore = Vec::new();
+        for w in written {
+            let recorded = managed.entries.get(&w.key);
+            if managed_exists && recorded.is_none() {
+                kept.forgotten.push(w.key.clone());
+                continue;
+            }
+            if let Some(r) = recorded.filter(|r| r.stamp != w.stamp && r.stamp != 0) {
+                // Another berth process wrote this entry since: what it wrote is kept.
+                match config.login(&w.key) {
+                    Some((user, password)) => kept.adopted.push(KeptEntry {
+                        key: w.key.clone(),
+                        id: r.id.clone(),
+                        login: Login {
+                            user,
+                            password,
+                            expires_at: None,
+                        },
+                        stamp: r.stamp,
+                    }),
+                    None => kept.forgotten.push(w.key.clone()),
+                }
+                continue;
+            }
+            let login_there = config.login(&w.key).is_some_and(|(u, p)| {
+                docker_config::encode_auth(&u, &p)
+                    == docker_config::encode_auth(&w.login.user, &w.login.password)
+            });
+            let helper_there = helper.is_none_or(|h| config.cred_helper(&w.key) == Some(h));
+            if !(login_there && helper_there && managed_exists) {
+                restore.push(Entry {
+                    id: &w.id,
+                    key: &w.key,
+                    login: &w.login,
+                });
+            }
+        }
+        if !restore.is_empty() {
+            let opts = WriteOptions {
+                dry_run: false,
+                helper: mode,
+                prune: false,
+            };
+            let applied = write_locked(target, &restore, opts, helper)?;
+            kept.restored = restore.iter().map(|e| e.id.to_string()).collect();
+            kept.restored.sort();
+            kept.stamps = restore
+                .iter()
+                .filter_map(|e| {
+                    Some((e.key.to_string(), applied.managed.entries.get(e.key)?.stamp))
+                })
+                .collect();
+        }
+        Ok(kept)
+    })?
 }
 
 /// Loads the config and the record and applies the entries (and, with `prune`, removes
@@ -318,8 +472,12 @@ fn apply(
     entries: &[Entry<'_>],
     opts: WriteOptions,
     helper: Option<&str>,
+    onto: Option<(Vec<u8>, Vec<u8>)>,
 ) -> Result<Applied, InjectError> {
-    let mut config = DockerConfig::load(&target.location)?;
+    let mut config = match onto {
+        None => DockerConfig::load(&target.location)?,
+        Some((base, on_disk)) => DockerConfig::load_onto(&target.location, &base, on_disk)?,
+    };
     let mut managed = Managed::load(&target.location);
     let before = managed.clone();
     let mut notes = Vec::new();
@@ -350,12 +508,18 @@ fn apply(
             ));
         }
         let change = config.set_login(entry.key, &entry.login.user, &entry.login.password, helper);
+        // A changed entry gets a new stamp; an unchanged one keeps its own.
+        let stamp = match (change, managed.entries.get(entry.key)) {
+            (Change::Unchanged, Some(old)) if old.stamp != 0 => old.stamp,
+            _ => fastrand::u64(1..),
+        };
         managed.entries.insert(
             entry.key.to_string(),
             ManagedEntry {
                 id: entry.id.to_string(),
                 helper: helper.map(str::to_string),
                 previous_helper,
+                stamp,
             },
         );
         changes.push((entry.key.to_string(), change));
@@ -412,6 +576,9 @@ pub struct RegistryReport {
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The stamp its entry has in berth's record after the write.
+    #[serde(skip)]
+    pub stamp: u64,
 }
 
 /// What `berth inject` did.
@@ -691,6 +858,11 @@ fn write_logins(
             r.change = Some(*change);
         }
     }
+    for (key, stamp) in &written.stamps {
+        if let Some(r) = reports.iter_mut().find(|r| &r.server == key) {
+            r.stamp = *stamp;
+        }
+    }
     Ok(written)
 }
 
@@ -728,6 +900,7 @@ impl RegistryReport {
             change: None,
             expires_at: None,
             error: None,
+            stamp: 0,
         }
     }
 }

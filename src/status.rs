@@ -22,6 +22,18 @@ pub struct Status {
     /// The Docker engine, once it answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<EngineStatus>,
+    /// berth's entries in the config whose secrets the last hook no longer had.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub without_secrets: Vec<Orphan>,
+}
+
+/// An entry berth wrote whose secret set is gone.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Orphan {
+    /// The secret identifier it came from.
+    pub id: String,
+    /// The registry key.
+    pub server: String,
 }
 
 /// The daemon that answered.
@@ -78,6 +90,9 @@ pub struct RegistryStatus {
     /// When its token was last renewed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewed_at: Option<u64>,
+    /// When berth last put its entry back after another writer dropped it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_at: Option<u64>,
     /// The last error, if the latest attempt failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -258,6 +273,23 @@ impl Status {
                     }
                     push(&mut status.timeline, at, None, format!("failed: {error}"))
                 }
+                Event::Restored { ids, config } => {
+                    for id in ids {
+                        if let Some(e) = regs.get_mut(id) {
+                            e.restored_at = Some(at);
+                        }
+                    }
+                    push(
+                        &mut status.timeline,
+                        at,
+                        None,
+                        format!(
+                            "restored {} in {} (another program had dropped or changed them)",
+                            ids.join(", "),
+                            config.display()
+                        ),
+                    )
+                }
                 Event::Renewed {
                     id,
                     server,
@@ -403,10 +435,19 @@ impl Status {
             if let Some(at) = r.expires_at {
                 let _ = write!(what, ", token expires {}", when(at));
             }
+            if let Some(at) = r.restored_at {
+                let _ = write!(what, ", restored {}", when(at));
+            }
             if let Some(e) = &r.error {
                 let _ = write!(what, "; last error: {e}");
             }
             let _ = writeln!(out, "  {}  {}  {}  {what}", r.id, r.server, r.kind);
+        }
+        if !self.without_secrets.is_empty() {
+            out.push_str("\nentries whose secrets are gone (berth inject --prune removes them):\n");
+            for o in &self.without_secrets {
+                let _ = writeln!(out, "  {}  {}", o.id, o.server);
+            }
         }
         out.push_str("\npulls:\n");
         if self.pulls.is_empty() {
@@ -445,6 +486,27 @@ impl Status {
         }
         out
     }
+}
+
+/// berth's entries (from its record beside the config) whose identifier the latest hook
+/// that found any secrets no longer had. Before any such hook (a prebuild, where secrets
+/// are merely absent), none.
+pub fn without_secrets(records: &[Record], managed: &crate::docker_config::Managed) -> Vec<Orphan> {
+    let Some(ids) = records.iter().rev().find_map(|r| match &r.event {
+        Event::Phase { ids, .. } if !ids.is_empty() => Some(ids),
+        _ => None,
+    }) else {
+        return Vec::new();
+    };
+    managed
+        .entries
+        .iter()
+        .filter(|(_, e)| !ids.contains(&e.id))
+        .map(|(server, e)| Orphan {
+            id: e.id.clone(),
+            server: server.clone(),
+        })
+        .collect()
 }
 
 /// Adds a line to the timeline.

@@ -61,17 +61,7 @@ pub fn run(action: &str) -> ExitCode {
 
 /// The config of whoever runs the Docker CLI: `DOCKER_CONFIG`, else `$HOME/.docker`.
 fn location() -> Location {
-    let dir = std::env::var_os("DOCKER_CONFIG")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let home = std::env::var_os("HOME")
-                .map(PathBuf::from)
-                .or_else(|| crate::account::Account::current().ok().map(|a| a.home))
-                .unwrap_or_else(|| PathBuf::from("/"));
-            home.join(".docker")
-        });
-    Location { dir }
+    Location::of_environment()
 }
 
 fn get(location: &Location, server: &str) -> ExitCode {

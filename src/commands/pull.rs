@@ -43,16 +43,7 @@ pub async fn run(images: Vec<String>, settings: Settings) -> anyhow::Result<Exit
         })
         .flatten();
     let logins = logins_from_secrets(&settings).await;
-    let location = Location {
-        dir: std::env::var_os("DOCKER_CONFIG")
-            .filter(|d| !d.is_empty())
-            .map(Into::into)
-            .unwrap_or_else(|| {
-                crate::account::Account::current()
-                    .map(|a| a.home.join(".docker"))
-                    .unwrap_or_default()
-            }),
-    };
+    let location = Location::of_environment();
     let credentialed = |i: &ImageRef| {
         logins.contains_key(i.server().config_key())
             || docker_config::lookup(&location, i.server().config_key()).is_some()

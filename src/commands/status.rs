@@ -11,7 +11,15 @@ use crate::status::Status;
 /// Runs the command.
 pub fn run(json: bool, settings: Settings) -> anyhow::Result<ExitCode> {
     let state = StateDir::of_daemon(settings.state_dir.as_deref());
-    let status = ask_daemon(&state).unwrap_or_else(|| Status::from_records(&state.read_all()));
+    let status = ask_daemon(&state).unwrap_or_else(|| {
+        let records = state.read_all();
+        let mut status = Status::from_records(&records);
+        // This user's own config: the one berth writes when the remote user runs this.
+        let location = crate::docker_config::Location::of_environment();
+        let managed = crate::docker_config::Managed::load(&location);
+        status.without_secrets = crate::status::without_secrets(&records, &managed);
+        status
+    });
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
     } else {

@@ -80,10 +80,11 @@ pub(super) struct Memory {
     tokens: HashMap<String, TokenMemo>,
     /// Digests of images pulled, by image.
     pub(super) pulled: HashMap<String, String>,
-    /// The current token of each ECR registry with access keys (which the renewer keeps
-    /// fresh), by registry key, with its identifier. Other logins are not kept: a pull
-    /// holds its own until it ends, and every hook brings the secrets again.
-    pub(super) tokens_in_force: HashMap<String, (String, Login)>,
+    /// The login of every entry berth wrote and keeps in place, by registry key, with its
+    /// identifier: the keeper puts an entry back when another writer drops it, and pulls
+    /// use the current ECR token (which the renewer keeps fresh). An entry the user
+    /// pruned, or whose secrets a later hook no longer has, is forgotten.
+    pub(super) written: HashMap<String, crate::inject::KeptEntry>,
 }
 
 /// The daemon's shared state.
@@ -92,7 +93,7 @@ pub struct Core {
     pub life: Lifecycle,
     /// The daemon's stop.
     pub cancel: CancellationToken,
-    inject_lock: tokio::sync::Mutex<()>,
+    pub(super) inject_lock: tokio::sync::Mutex<()>,
     /// The engine's state.
     pub engine: watch::Sender<EngineState>,
     /// The engine to wait for (a hook may name another one).
@@ -101,6 +102,8 @@ pub struct Core {
     pub(super) pull_tx: mpsc::Sender<Vec<PullSpec>>,
     /// The pulls, for status and waiting.
     pub pulls: watch::Sender<Board>,
+    /// The config whose entries the keeper keeps in place, once berth wrote one.
+    pub guard: watch::Sender<Option<Target>>,
     pub(super) memory: Mutex<Memory>,
     hasher: std::collections::hash_map::RandomState,
 }
@@ -120,6 +123,7 @@ impl Core {
             renew_tx,
             pull_tx,
             pulls: watch::channel(Board::new()).0,
+            guard: watch::channel(None).0,
             memory: Mutex::new(Memory::default()),
             hasher: Default::default(),
         };
@@ -243,6 +247,12 @@ impl Core {
             return false;
         };
         drop(writer);
+        self.remember(
+            &injection.logins,
+            &injection.report.registries,
+            &injection.target,
+            Some(discovery),
+        );
         let pending = std::mem::take(&mut injection.pending);
         self.after_injection(&injection.logins, &injection.target, &injection.endpoints)
             .await;
@@ -291,6 +301,7 @@ impl Core {
             let _writer = self.inject_lock.lock().await;
             match crate::inject::write_one(&target, &registry, result, opts) {
                 Ok((report, login)) => {
+                    let reports = vec![report.clone()];
                     self.life.record_outcome(
                         &report,
                         &target.location.file(),
@@ -300,6 +311,7 @@ impl Core {
                     if let Some(login) = login {
                         tracing::info!(id = %registry.id, server = %registry.server, "ECR answered late; its token is written");
                         let logins = vec![(registry, login)];
+                        self.remember(&logins, &reports, &target, None);
                         self.after_injection(&logins, &target, &endpoints).await;
                         self.request_pulls(&input, &by_key(&logins), &mut log_only)
                             .await;
@@ -327,11 +339,6 @@ impl Core {
                 continue;
             }
             let key = registry.server.config_key().to_string();
-            self.memory
-                .lock()
-                .expect("memory lock")
-                .tokens_in_force
-                .insert(key.clone(), (registry.id.clone(), login.clone()));
             let keys = Some(self.fingerprint(registry));
             let memo = {
                 let mut mem = self.memory.lock().expect("memory lock");
@@ -393,13 +400,20 @@ impl Core {
     }
 
     /// Records a renewed token.
-    pub fn renewed(&self, registry: &Registry, login: &Login) {
+    pub fn renewed(&self, registry: &Registry, login: &Login, stamp: u64) {
         let key = registry.server.config_key().to_string();
         let keys = Some(self.fingerprint(registry));
         let expires_at = login.expires_at;
         let mut mem = self.memory.lock().expect("memory lock");
-        mem.tokens_in_force
-            .insert(key.clone(), (registry.id.clone(), login.clone()));
+        mem.written.insert(
+            key.clone(),
+            crate::inject::KeptEntry {
+                key: key.clone(),
+                id: registry.id.clone(),
+                login: login.clone(),
+                stamp,
+            },
+        );
         mem.tokens.insert(
             key,
             TokenMemo {
@@ -423,14 +437,58 @@ impl Core {
         h.finish()
     }
 
-    /// The current token of an ECR registry whose token berth renews.
+    /// The current login of a registry berth wrote (an ECR token, as renewed).
     pub fn current_login(&self, key: &str) -> Option<Login> {
         self.memory
             .lock()
             .expect("memory lock")
-            .tokens_in_force
+            .written
             .get(key)
-            .map(|(_, l)| l.clone())
+            .map(|w| w.login.clone())
+    }
+
+    /// Remembers the logins just written, and the config to keep them in; with a hook's
+    /// `discovery` that found registries, forgets the entries whose secrets it no longer
+    /// has (a user who removed a secret set is not fought).
+    fn remember(
+        &self,
+        logins: &[(Registry, Login)],
+        reports: &[crate::inject::RegistryReport],
+        target: &Target,
+        discovery: Option<&Discovery>,
+    ) {
+        {
+            let mut mem = self.memory.lock().expect("memory lock");
+            if let Some(d) = discovery.filter(|d| !d.registries.is_empty()) {
+                mem.written.retain(|key, w| {
+                    d.registries
+                        .iter()
+                        .any(|r| r.id == w.id && r.server.config_key() == key)
+                });
+            }
+            for (registry, login) in logins {
+                let key = registry.server.config_key().to_string();
+                let stamp = reports
+                    .iter()
+                    .find(|r| r.id == registry.id)
+                    .map(|r| r.stamp)
+                    .unwrap_or_default();
+                mem.written.insert(
+                    key.clone(),
+                    crate::inject::KeptEntry {
+                        key,
+                        id: registry.id.clone(),
+                        login: login.clone(),
+                        stamp,
+                    },
+                );
+            }
+        }
+        self.guard.send_if_modified(|cur| {
+            let changed = cur.as_ref() != Some(target);
+            *cur = Some(target.clone());
+            changed
+        });
     }
 
     /// Says whether the engine answers now, without waiting.
@@ -541,6 +599,15 @@ impl Core {
                 Some(p) => *p = live.clone(),
                 None => status.pulls.push(live.clone()),
             }
+        }
+        let target = self.guard.borrow().clone().unwrap_or_else(|| Target {
+            location: crate::docker_config::Location::for_account(&self.life.remote, None),
+            account: self.life.remote.clone(),
+        });
+        if let Ok(managed) = crate::privilege::as_user(&target.account, || {
+            crate::docker_config::Managed::load(&target.location)
+        }) {
+            status.without_secrets = crate::status::without_secrets(&records, &managed);
         }
         status.daemon = Some(DaemonInfo {
             pid: std::process::id(),

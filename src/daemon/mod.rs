@@ -6,13 +6,14 @@
 //! user up by name, opens its state folder (its own, see [`crate::state`]), takes a lock
 //! so that it is alone, binds its socket (open to root and the remote user only), replays
 //! the event record to learn what already happened, and runs its workers: `listener` (hooks and status requests), `signals` (SIGTERM/SIGINT), `watcher`
-//! (the state folder, through notify), `engine` (waits for Docker to answer), `renewer`
-//! (ECR tokens) and `puller` (pre-pulls). A stop, from a signal or a fatal error, cancels
+//! (the state folder, through notify), `engine` (waits for Docker to answer), `keeper`
+//! (berth's entries stay in the config), `renewer` (ECR tokens) and `puller` (pre-pulls). A stop, from a signal or a fatal error, cancels
 //! one token; every worker finishes or abandons its work at a point where no file is half
 //! written, and the supervisor drains them all before the daemon records its stop.
 
 mod core;
 mod engine_worker;
+mod keeper;
 mod listener;
 mod puller;
 mod renewer;
@@ -117,6 +118,7 @@ async fn supervise(life: Lifecycle, ready: ReadyPipe) -> anyhow::Result<()> {
     workers.spawn(named("signals", Box::pin(signals::run(cancel.clone()))));
     workers.spawn(named("watcher", Box::pin(watcher::run(core.clone()))));
     workers.spawn(named("engine", Box::pin(engine_worker::run(core.clone()))));
+    workers.spawn(named("keeper", Box::pin(keeper::run(core.clone()))));
     workers.spawn(named(
         "renewer",
         Box::pin(renewer::run(core.clone(), channels.renew)),

@@ -85,8 +85,14 @@ async fn renew(core: Arc<Core>, job: RenewJob, cancel: CancellationToken) {
                 prune: false,
             };
             match inject::write_entries(&job.target, &[entry], opts) {
-                Ok(_) => {
-                    core.renewed(registry, &login);
+                Ok(written) => {
+                    let stamp = written
+                        .stamps
+                        .iter()
+                        .find(|(k, _)| k == &key)
+                        .map(|(_, s)| *s)
+                        .unwrap_or_default();
+                    core.renewed(registry, &login, stamp);
                     core.life.record(Event::Renewed {
                         id: registry.id.clone(),
                         server: key.clone(),

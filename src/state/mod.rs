@@ -93,6 +93,13 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         expires_at: Option<u64>,
     },
+    /// berth put back entries another writer had dropped or changed.
+    Restored {
+        /// The secret identifiers.
+        ids: Vec<String>,
+        /// The config file.
+        config: PathBuf,
+    },
     /// A registry's login could not be obtained or written.
     InjectFailed {
         /// The secret identifier (or `*` when the config itself failed).

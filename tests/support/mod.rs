@@ -421,3 +421,62 @@ pub fn wait_for_folder<T>(dir: &Path, mut done: impl FnMut(&Path) -> Option<T>) 
         );
     }
 }
+
+/// Another real registry (distribution) serving the first test registry's storage and
+/// users on a loopback port of its own: a registry host the docker CLI can log in to.
+pub struct ExtraRegistry {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl ExtraRegistry {
+    /// Starts one and waits (reading its log) until it listens.
+    pub fn start() -> ExtraRegistry {
+        use std::io::BufRead;
+        let tb = testbed();
+        let dir = tempfile::tempdir().unwrap();
+        let mut config: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(format!("{}/reg1/config.yml", tb.get("BERTH_TESTBED_DIR"))).unwrap(),
+        )
+        .unwrap();
+        let addr = format!("127.0.0.1:{}", closed_port());
+        config["http"]["addr"] = addr.clone().into();
+        config["log"]["level"] = "info".into();
+        let path = dir.path().join("config.yml");
+        std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+        let mut child = std::process::Command::new(tb.get("BERTH_TB_REGISTRY_BIN"))
+            .arg("serve")
+            .arg(&path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut lines = log.lines();
+        loop {
+            let line = lines
+                .next()
+                .expect("the registry logs before it exits")
+                .unwrap();
+            if line.contains("listening on") {
+                break;
+            }
+        }
+        // Keep draining its log so it never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        ExtraRegistry {
+            addr,
+            child,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for ExtraRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
