@@ -1,13 +1,14 @@
 //! Where images are pulled: one image into the engine through bollard, with the
-//! credentials of its registry, retried while the failure is transient, with progress.
+//! credentials of its registry, with progress and one retry policy ([`pull`]).
 //!
-//! The engine already downloads three layers at a time and shares identical layers
-//! between concurrent pulls; berth adds what it lacks: a tag or digest always sent (an
-//! empty tag pulls every tag), an idle timeout and an overall deadline (bollard's timeout
-//! covers only the response headers, and a stalled stream never ends by itself), retries
-//! with exponential backoff and jitter for what may pass (5xx, resets, an engine restarting,
-//! `toomanyrequests`) and none for what will not (unauthorized, denied, unknown manifest),
-//! with an error naming the image, the registry and the secret to check.
+//! The engine already downloads three layers at a time, shares identical layers between
+//! concurrent pulls and retries each layer itself; berth adds what it lacks: a tag or
+//! digest always sent (an empty tag pulls every tag), an idle timeout and an overall
+//! deadline (bollard's timeout covers only the response headers, and a stalled stream
+//! never ends by itself), a question to the registry first (its digest, a permanent
+//! refusal, `Retry-After`), retries with exponential backoff and jitter only for what
+//! happens before the engine downloads anything, and an error naming the image, the
+//! registry and the secret to check.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::image::ImageRef;
 use crate::inject::Login;
+use crate::registry::client::{EngineRegistryConfig, ProbeError, RegistryClient};
 
 /// One image to pull.
 #[derive(Clone, Debug)]
@@ -247,9 +249,42 @@ fn credentials(spec: &PullSpec) -> Option<DockerCredentials> {
     })
 }
 
-/// Pulls one image, retrying transient failures.
+/// What pulls into one engine share: the engine, a client to ask registries, and which
+/// registries the engine treats as insecure.
+#[derive(Clone, Debug)]
+pub struct Puller {
+    /// The engine.
+    pub docker: Docker,
+    /// Asks registries before the engine pulls; `None` when it cannot be made.
+    pub registry: Option<RegistryClient>,
+    /// The engine's word on insecure registries.
+    pub insecure: EngineRegistryConfig,
+}
+
+impl Puller {
+    /// A puller for this engine (one `info` request).
+    pub async fn new(docker: Docker) -> Puller {
+        let insecure = EngineRegistryConfig::of(&docker).await;
+        let registry = RegistryClient::new()
+            .map_err(|e| tracing::warn!(error = %e, "cannot make a registry client; the engine alone will pull"))
+            .ok();
+        Puller {
+            docker,
+            registry,
+            insecure,
+        }
+    }
+}
+
+/// Pulls one image. The retry policy (the README's "Retries"): berth asks the registry
+/// itself first (a manifest `HEAD`); a refusal that no retry mends (unauthorized, denied,
+/// unknown) fails at once; `429` waits as long as its `Retry-After` says, a registry that
+/// is down or failing is asked again with backoff; an image the engine already holds with
+/// the registry's digest is not pulled. Then the engine pulls, once: it retries each layer
+/// itself, so a failure after any layer started downloading is reported, not multiplied;
+/// only a failure before any download sends berth back to asking the registry.
 pub async fn pull(
-    docker: &Docker,
+    puller: &Puller,
     spec: &PullSpec,
     cfg: &PullConfig,
     cancel: &CancellationToken,
@@ -258,24 +293,30 @@ pub async fn pull(
     let started = Instant::now();
     let deadline = started + cfg.deadline;
     let image = spec.image.to_string();
+    let insecure = crate::registry::client::insecure(&spec.image.server(), &puller.insecure);
     let mut attempt = 0;
     loop {
         attempt += 1;
         on(PullEvent::Attempt(attempt));
-        let left = deadline.saturating_duration_since(Instant::now());
-        let result = tokio::select! {
-            _ = cancel.cancelled() => return Err(PullError::Cancelled { image }),
-            r = tokio::time::timeout(left, attempt_once(docker, spec, cfg, on)) => {
-                r.unwrap_or_else(|_| Err((Kind::Transient, format!("the {} s deadline passed", cfg.deadline.as_secs()))))
+        let mut digest = None;
+        let mut retry_after = None;
+        let asked = match &puller.registry {
+            Some(rc) => {
+                let probe = rc.probe(&spec.image, spec.login.as_ref(), insecure);
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(PullError::Cancelled { image }),
+                    r = tokio::time::timeout_at(deadline.into(), probe) => r.ok(),
+                }
             }
+            None => None,
         };
-        let reason = match result {
-            Ok(mut pulled) => {
-                pulled.seconds = started.elapsed().as_secs_f64();
-                pulled.attempts = attempt;
-                return Ok(pulled);
+        let failure = match asked {
+            Some(Ok(probe)) => {
+                digest = probe.digest;
+                None
             }
-            Err((Kind::Permanent, reason)) => {
+            Some(Err(e)) if e.is_permanent() => {
+                let reason = e.to_string();
                 let hint = hint(spec, &reason);
                 return Err(PullError::Permanent {
                     image,
@@ -283,25 +324,96 @@ pub async fn pull(
                     hint,
                 });
             }
-            Err((Kind::Transient, reason)) => reason,
+            Some(Err(e)) if e.is_transient() => {
+                if let ProbeError::TooMany { retry_after: after } = &e {
+                    retry_after = *after;
+                }
+                Some(e.to_string())
+            }
+            // Berth could not tell (no answer in time, or an answer it does not act on):
+            // the engine decides.
+            _ => None,
+        };
+        let failure = match failure {
+            Some(reason) => reason,
+            None => {
+                if let Some(d) = &digest
+                    && holds(&puller.docker, &spec.image, d).await
+                {
+                    return Ok(Pulled {
+                        digest,
+                        bytes: 0,
+                        seconds: started.elapsed().as_secs_f64(),
+                        already_present: true,
+                        attempts: attempt,
+                    });
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                let result = tokio::select! {
+                    _ = cancel.cancelled() => return Err(PullError::Cancelled { image }),
+                    r = tokio::time::timeout(left, attempt_once(&puller.docker, spec, cfg, on)) => {
+                        r.unwrap_or_else(|_| Err(Failed {
+                            kind: Kind::Transient,
+                            reason: format!("the {} s deadline passed", cfg.deadline.as_secs()),
+                            downloading: true,
+                        }))
+                    }
+                };
+                match result {
+                    Ok(mut pulled) => {
+                        pulled.seconds = started.elapsed().as_secs_f64();
+                        pulled.attempts = attempt;
+                        pulled.digest = pulled.digest.or(digest);
+                        return Ok(pulled);
+                    }
+                    Err(Failed {
+                        kind: Kind::Permanent,
+                        reason,
+                        ..
+                    }) => {
+                        let hint = hint(spec, &reason);
+                        return Err(PullError::Permanent {
+                            image,
+                            reason,
+                            hint,
+                        });
+                    }
+                    Err(Failed {
+                        reason,
+                        downloading: true,
+                        ..
+                    }) => {
+                        // The engine retried its layers already: berth does not again.
+                        return Err(PullError::Exhausted {
+                            image,
+                            attempts: attempt,
+                            reason: format!(
+                                "{reason} (after the engine's own retries of its layers)"
+                            ),
+                        });
+                    }
+                    Err(Failed { reason, .. }) => reason,
+                }
+            }
         };
         let exp = attempt.saturating_sub(1).min(16);
-        let delay = cfg
+        let backoff = cfg
             .backoff_base
             .saturating_mul(1 << exp)
             .min(cfg.backoff_max)
             .mul_f64(0.5 + fastrand::f64());
+        let delay = retry_after.unwrap_or(backoff);
         if attempt >= cfg.max_attempts || Instant::now() + delay >= deadline {
             return Err(PullError::Exhausted {
                 image,
                 attempts: attempt,
-                reason,
+                reason: failure,
             });
         }
         on(PullEvent::Retrying {
             attempt,
             delay,
-            reason: &reason,
+            reason: &failure,
         });
         tokio::select! {
             _ = cancel.cancelled() => return Err(PullError::Cancelled { image }),
@@ -310,13 +422,33 @@ pub async fn pull(
     }
 }
 
-/// One attempt: the stream to its end, or the first error, or the idle timeout.
+/// Whether the engine holds the image with this digest (a local question, no registry).
+pub async fn holds(docker: &Docker, image: &ImageRef, digest: &str) -> bool {
+    match docker.inspect_image(&image.canonical()).await {
+        Ok(i) => i
+            .repo_digests
+            .unwrap_or_default()
+            .iter()
+            .any(|d| d.ends_with(&format!("@{digest}"))),
+        Err(_) => false,
+    }
+}
+
+/// How one engine pull failed.
+struct Failed {
+    kind: Kind,
+    reason: String,
+    /// Whether any layer had started downloading (the engine then retried it itself).
+    downloading: bool,
+}
+
+/// One engine pull: the stream to its end, or the first error, or the idle timeout.
 async fn attempt_once(
     docker: &Docker,
     spec: &PullSpec,
     cfg: &PullConfig,
     on: &mut (dyn FnMut(PullEvent<'_>) + Send),
-) -> Result<Pulled, (Kind, String)> {
+) -> Result<Pulled, Failed> {
     let mut opts = CreateImageOptionsBuilder::default()
         .from_image(&spec.image.repository())
         .tag(&spec.image.pull_tag());
@@ -330,10 +462,11 @@ async fn attempt_once(
         let next = tokio::time::timeout(cfg.idle_timeout, stream.next()).await;
         let item = match next {
             Err(_) => {
-                return Err((
-                    Kind::Transient,
-                    format!("no progress for {} s", cfg.idle_timeout.as_secs()),
-                ));
+                return Err(Failed {
+                    kind: Kind::Transient,
+                    reason: format!("no progress for {} s", cfg.idle_timeout.as_secs()),
+                    downloading: tracker.downloading(),
+                });
             }
             Ok(None) => break,
             Ok(Some(item)) => item,
@@ -341,7 +474,11 @@ async fn attempt_once(
         match item {
             Ok(info) => {
                 if let Some(err) = info.error_detail.and_then(|e| e.message) {
-                    return Err((classify(&err), err));
+                    return Err(Failed {
+                        kind: classify(&err),
+                        reason: err,
+                        downloading: tracker.downloading(),
+                    });
                 }
                 tracker.update(
                     info.id.as_deref(),
@@ -365,7 +502,11 @@ async fn attempt_once(
                         }
                         _ => Kind::Transient, // the engine went away, a reset, a timeout
                     };
-                return Err((kind, message));
+                return Err(Failed {
+                    kind,
+                    reason: message,
+                    downloading: tracker.downloading(),
+                });
             }
         }
     }
@@ -456,6 +597,11 @@ impl Tracker {
             }
             _ => {}
         }
+    }
+
+    /// Whether any layer started downloading.
+    fn downloading(&self) -> bool {
+        self.layers.values().any(|l| l.downloaded)
     }
 
     fn progress(&self) -> Progress {

@@ -369,6 +369,7 @@ impl Status {
                     image,
                     error,
                     attempts,
+                    ..
                 } => {
                     let p = pulls
                         .entry(image.clone())

@@ -293,3 +293,215 @@ fn docker_login_and_berth_writing_together_lose_neither_side() {
         );
     }
 }
+
+mod pulls {
+    use super::*;
+    use support::engine::*;
+    use support::fault_proxy::{Fault, FaultProxy};
+
+    fn reg1_secrets_for(server: &str) -> Vec<(String, String)> {
+        registry_env(
+            "TEAM",
+            server,
+            testbed().get("BERTH_TB_REG1_USER"),
+            testbed().get("BERTH_TB_REG1_PASSWORD"),
+        )
+    }
+
+    fn berth_pull(
+        root: &std::path::Path,
+        host: &str,
+        server: &str,
+        image: &str,
+    ) -> std::process::Command {
+        let mut cmd = berth(root);
+        cmd.args(["pull", image])
+            .env("DOCKER_HOST", host)
+            .envs(reg1_secrets_for(server));
+        cmd
+    }
+
+    /// The digest of the first layer of `repo:tag` on the first test registry.
+    fn first_layer(repo: &str, tag: &str) -> String {
+        let tb = testbed();
+        let out = run(std::process::Command::new("curl").args([
+            "-sf",
+            "-u",
+            &format!(
+                "{}:{}",
+                tb.get("BERTH_TB_REG1_USER"),
+                tb.get("BERTH_TB_REG1_PASSWORD")
+            ),
+            "-H",
+            "Accept: application/vnd.docker.distribution.manifest.v2+json",
+            &format!(
+                "http://{}/v2/{repo}/manifests/{tag}",
+                tb.get("BERTH_TB_REG1")
+            ),
+        ]));
+        assert!(out.status.success(), "{}", text(&out));
+        let m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        m["layers"][0]["digest"].as_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn a_layer_reset_on_every_request_costs_no_more_requests_than_docker_pull_alone() {
+        let tb = testbed();
+        let layer = first_layer("team/app", "1.0");
+        let reset = move |m: &str, p: &str| {
+            if m == "GET" && p.contains(&layer) {
+                Fault::ResetBody
+            } else {
+                Fault::Pass
+            }
+        };
+        let (for_docker, for_berth) = (
+            FaultProxy::start(tb.get("BERTH_TB_REG1"), reset.clone()),
+            FaultProxy::start(tb.get("BERTH_TB_REG1"), reset),
+        );
+        let (engine_d, engine_b) = (TestEngine::start(), TestEngine::start());
+        let dir = scratch();
+        let config = dir.path().join("docker-config");
+        std::fs::create_dir_all(&config).unwrap();
+        let mut login = engine_d
+            .docker()
+            .env("DOCKER_CONFIG", &config)
+            .args([
+                "login",
+                "-u",
+                tb.get("BERTH_TB_REG1_USER"),
+                "--password-stdin",
+                &for_docker.addr,
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(
+            &mut login.stdin.take().unwrap(),
+            tb.get("BERTH_TB_REG1_PASSWORD").as_bytes(),
+        )
+        .unwrap();
+        let login = login.wait_with_output().unwrap();
+        assert!(login.status.success(), "{}", text(&login));
+        // docker pull alone, and berth pull, each through its own proxy into its own
+        // engine, at the same time.
+        let docker_pull = {
+            let mut cmd = engine_d.docker();
+            cmd.env("DOCKER_CONFIG", &config)
+                .args(["pull", &format!("{}/team/app:1.0", for_docker.addr)]);
+            std::thread::spawn(move || {
+                let started = std::time::Instant::now();
+                (run(&mut cmd), started.elapsed())
+            })
+        };
+        let started = std::time::Instant::now();
+        let out = run(&mut berth_pull(
+            dir.path(),
+            &engine_b.host(),
+            &for_berth.addr,
+            &format!("{}/team/app:1.0", for_berth.addr),
+        ));
+        let berth_took = started.elapsed();
+        let (docker_out, docker_took) = docker_pull.join().unwrap();
+        assert!(!docker_out.status.success() && !out.status.success());
+        let (d, b) = (
+            for_docker.seen_of("/blobs/sha256:").len(),
+            for_berth.seen_of("/blobs/sha256:").len(),
+        );
+        eprintln!(
+            "blob requests: docker pull {d}, berth pull {b}; time: docker pull {:.1} s, berth pull {:.1} s",
+            docker_took.as_secs_f64(),
+            berth_took.as_secs_f64()
+        );
+        assert!(
+            b <= d,
+            "berth asked for {b} blobs, docker pull alone {d}: {}",
+            text(&out)
+        );
+        assert!(
+            text(&out).contains("after the engine's own retries"),
+            "{}",
+            text(&out)
+        );
+    }
+
+    #[test]
+    fn a_429_with_retry_after_is_waited_for() {
+        let tb = testbed();
+        let first = std::sync::atomic::AtomicBool::new(true);
+        let proxy = FaultProxy::start(tb.get("BERTH_TB_REG1"), move |_, p| {
+            if p.contains("/manifests/") && first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                Fault::Respond(429, vec![("Retry-After".into(), "2".into())], String::new())
+            } else {
+                Fault::Pass
+            }
+        });
+        let engine = TestEngine::start();
+        let dir = scratch();
+        let image = format!("{}/team/tiny:1", proxy.addr);
+        let out = run(&mut berth_pull(
+            dir.path(),
+            &engine.host(),
+            &proxy.addr,
+            &image,
+        ));
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains("retrying in 2.0 s"), "{}", text(&out));
+        let manifests = proxy.seen_of("/manifests/");
+        assert!(manifests.len() >= 2, "{manifests:?}");
+        let waited = manifests[1].at.duration_since(manifests[0].at);
+        assert!(
+            waited >= std::time::Duration::from_secs(2),
+            "the second request came {waited:?} after the 429"
+        );
+    }
+
+    #[test]
+    fn a_permanent_refusal_is_not_retried_at_later_phases() {
+        let tb = testbed();
+        let proxy = FaultProxy::start(tb.get("BERTH_TB_REG1"), |_, p| {
+            if p.contains("/manifests/") {
+                Fault::Respond(403, vec![], r#"{"errors":[{"code":"DENIED"}]}"#.into())
+            } else {
+                Fault::Pass
+            }
+        });
+        let engine = TestEngine::start();
+        let image = format!("{}/team/tiny:1", proxy.addr);
+        let c = Container::new(&[("BERTH_IMAGES", &image), ("BERTH_WAIT_FOR_PULLS", "true")]);
+        c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
+        let secrets = reg1_secrets_for(&proxy.addr);
+        for phase in ["onCreate", "updateContent", "postCreate"] {
+            let out = c.hook(phase, &secrets);
+            assert!(out.status.success(), "{}", text(&out));
+        }
+        let after_create = proxy.seen_of("/manifests/").len();
+        assert!(after_create >= 1);
+        let out = c.hook("postStart", &secrets);
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(&format!("not pulling {image} again")),
+            "{}",
+            text(&out)
+        );
+        let out = c.hook("postAttach", &secrets);
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(
+            proxy.seen_of("/manifests/").len(),
+            after_create,
+            "no request to the registry at postStart or postAttach"
+        );
+        // New secrets for the registry: berth tries again.
+        let out = c.hook(
+            "postStart",
+            &registry_env("TEAM", &proxy.addr, tb.get("BERTH_TB_REG1_USER"), "changed"),
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("not pulling"),
+            "{}",
+            text(&out)
+        );
+    }
+}

@@ -105,10 +105,11 @@ pub async fn run(images: Vec<String>, settings: Settings) -> anyhow::Result<Exit
     };
     let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
     let started = Instant::now();
+    let puller = pull::Puller::new(engine.docker.clone()).await;
     let results: Vec<bool> = futures_util::stream::iter(specs)
         .map(|spec| {
-            let (engine, cfg, cancel, bars) = (&engine, &cfg, &cancel, &bars);
-            async move { pull_one(&engine.docker, &spec, cfg, cancel, bars.as_ref()).await }
+            let (puller, cfg, cancel, bars) = (&puller, &cfg, &cancel, &bars);
+            async move { pull_one(puller, &spec, cfg, cancel, bars.as_ref()).await }
         })
         .buffer_unordered(settings.pull_concurrency)
         .collect()
@@ -153,7 +154,7 @@ async fn logins_from_secrets(settings: &Settings) -> HashMap<String, (String, Lo
 
 /// Pulls one image, drawing a bar or printing lines; `true` if it worked.
 async fn pull_one(
-    docker: &bollard::Docker,
+    puller: &pull::Puller,
     spec: &PullSpec,
     cfg: &PullConfig,
     cancel: &CancellationToken,
@@ -206,7 +207,7 @@ async fn pull_one(
         (None, PullEvent::Attempt(1)) => println!("pulling {image}"),
         _ => {}
     };
-    let result = pull::pull(docker, spec, cfg, cancel, &mut on).await;
+    let result = pull::pull(puller, spec, cfg, cancel, &mut on).await;
     let line = match &result {
         Ok(p) => format!(
             "pulled {image} {} ({} in {:.1} s{})",

@@ -80,6 +80,8 @@ pub(super) struct Memory {
     tokens: HashMap<String, TokenMemo>,
     /// Digests of images pulled, by image.
     pub(super) pulled: HashMap<String, String>,
+    /// Images whose pull was refused for good, with their registry's stamp then and why.
+    pub(super) failed_for_good: HashMap<String, (u64, String)>,
     /// The login of every entry berth wrote and keeps in place, by registry key, with its
     /// identifier: the keeper puts an entry back when another writer drops it, and pulls
     /// use the current ECR token (which the renewer keeps fresh). An entry the user
@@ -647,6 +649,22 @@ fn apply(mem: &mut Memory, r: &Record) {
             ..
         } => {
             mem.pulled.insert(image.clone(), d.clone());
+            mem.failed_for_good.remove(image);
+            return;
+        }
+        Event::PullFailed {
+            image,
+            error,
+            permanent,
+            stamp,
+            ..
+        } => {
+            if *permanent {
+                mem.failed_for_good
+                    .insert(image.clone(), (*stamp, error.clone()));
+            } else {
+                mem.failed_for_good.remove(image);
+            }
             return;
         }
         Event::Injected {

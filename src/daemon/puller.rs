@@ -65,7 +65,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
         slot = slots.acquire() => match slot { Ok(s) => s, Err(_) => return },
     };
     if let Some(digest) = core.recorded_digest(&image)
-        && holds(&engine.docker, &spec.image, &digest).await
+        && pull::holds(&engine.docker, &spec.image, &digest).await
     {
         tracing::info!(image = %image, digest = %digest, "already pulled earlier; the engine still has it");
         core.update_pull(&image, |p| {
@@ -124,7 +124,8 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
             tracing::warn!(image = %image, attempt, retry_in_ms = delay.as_millis() as u64, reason = %reason, "pull failed; retrying");
         }
     };
-    match pull::pull(&engine.docker, &spec, &cfg, &core.cancel, &mut on).await {
+    let puller = pull::Puller::new(engine.docker.clone()).await;
+    match pull::pull(&puller, &spec, &cfg, &core.cancel, &mut on).await {
         Ok(done) => {
             tracing::info!(
                 image = %image,
@@ -156,10 +157,14 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
                 p.state = PullState::Failed;
                 p.error = Some(e.to_string());
             });
+            let permanent = matches!(e, pull::PullError::Permanent { .. });
+            let stamp = core.stamp_of(spec.image.server().config_key());
             core.life.record(Event::PullFailed {
                 image,
                 error: e.to_string(),
                 attempts: e.attempts(),
+                permanent,
+                stamp,
             });
         }
     }
@@ -167,6 +172,27 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
 
 /// The pull board: what the hooks ask for, and what they wait on.
 impl Core {
+    /// The stamp of berth's entry for a registry (0 when berth wrote none).
+    pub fn stamp_of(&self, key: &str) -> u64 {
+        self.memory
+            .lock()
+            .expect("memory lock")
+            .written
+            .get(key)
+            .map(|w| w.stamp)
+            .unwrap_or_default()
+    }
+
+    /// An image that failed for good, with the stamp of its registry then and why.
+    pub fn failed_for_good(&self, image: &str) -> Option<(u64, String)> {
+        self.memory
+            .lock()
+            .expect("memory lock")
+            .failed_for_good
+            .get(image)
+            .cloned()
+    }
+
     /// The digest this container recorded for an image it pulled.
     pub fn recorded_digest(&self, image: &str) -> Option<String> {
         self.memory
@@ -254,9 +280,21 @@ impl Core {
             return;
         }
         let mut claimed = Vec::new();
+        let mut refused = Vec::new();
         self.pulls.send_modify(|board| {
             for image in images {
                 let key = image.to_string();
+                if let Some((stamp, error)) = self.failed_for_good(&key)
+                    && stamp == self.stamp_of(image.server().config_key())
+                {
+                    let p = board
+                        .entry(key.clone())
+                        .or_insert_with(|| PullStatus::queued(&key));
+                    p.state = PullState::Failed;
+                    p.error = Some(error.clone());
+                    refused.push((key, error));
+                    continue;
+                }
                 let busy = board.get(&key).is_some_and(|p| {
                     matches!(
                         p.state,
@@ -278,6 +316,15 @@ impl Core {
                 });
             }
         });
+        for (image, error) in refused {
+            say(
+                sink,
+                Level::Warn,
+                format!(
+                    "berth: {label}: not pulling {image} again: {error}; berth tries again when its registry's secrets change (or run berth pull {image})"
+                ),
+            );
+        }
         if claimed.is_empty() {
             return;
         }
@@ -375,17 +422,5 @@ impl Core {
                 return false;
             }
         }
-    }
-}
-
-/// Whether the engine holds the image with this digest (a local question, no registry).
-async fn holds(docker: &bollard::Docker, image: &crate::image::ImageRef, digest: &str) -> bool {
-    match docker.inspect_image(&image.canonical()).await {
-        Ok(i) => i
-            .repo_digests
-            .unwrap_or_default()
-            .iter()
-            .any(|d| d.ends_with(&format!("@{digest}"))),
-        Err(_) => false,
     }
 }

@@ -162,6 +162,13 @@ pub enum Event {
         error: String,
         /// Attempts made.
         attempts: u32,
+        /// A refusal no retry mends (unauthorized, denied, unknown image).
+        #[serde(default)]
+        permanent: bool,
+        /// The stamp of the registry's entry when it failed (0 without credentials):
+        /// berth tries again when it changes, that is, when the secrets do.
+        #[serde(default)]
+        stamp: u64,
     },
 }
 

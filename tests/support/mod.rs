@@ -14,6 +14,7 @@ use std::sync::OnceLock;
 use base64::Engine as _;
 
 pub mod engine;
+pub mod fault_proxy;
 pub mod lifecycle;
 
 /// The test bed's variables.

@@ -4,7 +4,9 @@
 //! `host[:port]` for every other registry. This module turns what a user typed (with or
 //! without a scheme, a trailing path, upper-case letters, one of Docker Hub's many aliases)
 //! into that key, rejects what is not a registry host at all, and classifies the registry for
-//! the rest of berth (AWS ECR, Docker Hub, other).
+//! the rest of berth (AWS ECR, Docker Hub, other). [`client`] talks to a registry's API.
+
+pub mod client;
 
 use std::fmt;
 
@@ -125,6 +127,15 @@ impl Server {
     /// Whether this is Docker Hub.
     pub fn is_docker_hub(&self) -> bool {
         self.docker_hub
+    }
+
+    /// The host that serves the registry API (`registry-1.docker.io` for Docker Hub).
+    pub fn api_host(&self) -> &str {
+        if self.docker_hub {
+            "registry-1.docker.io"
+        } else {
+            &self.host
+        }
     }
 }
 

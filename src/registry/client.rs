@@ -1,0 +1,403 @@
+//! Asking a registry itself about an image, before the engine pulls it.
+//!
+//! The engine does not pass on what a registry says beyond its message: not a `429`'s
+//! `Retry-After`, not whether a refusal was about the credentials or the image. So berth
+//! asks first, with one `HEAD` of the image's manifest (which Docker Hub does not count as
+//! a pull): the answer tells the digest (so that an image the engine already has costs no
+//! pull), a permanent refusal (`401`, `403`, `404`) that no retry mends, how long to wait
+//! (`429` with `Retry-After`), or a registry that is down. Authentication follows the
+//! distribution specification: a `401` names its scheme in `WWW-Authenticate` (parsed by
+//! the `http-auth` crate); `Basic` is answered with the login, `Bearer` by asking the named
+//! token service for a pull token with the login. Registries the engine treats as insecure
+//! (loopback, and those its configuration lists) are tried over HTTPS, then plain HTTP, as
+//! the engine does.
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine as _;
+
+use crate::image::ImageRef;
+use crate::inject::Login;
+
+/// The manifest types berth accepts, as the engine asks for them.
+const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+    application/vnd.docker.distribution.manifest.list.v2+json, \
+    application/vnd.oci.image.manifest.v1+json, \
+    application/vnd.docker.distribution.manifest.v2+json";
+
+/// What the registry said about an image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// The manifest's digest, when the registry sent it.
+    pub digest: Option<String>,
+}
+
+/// Why the registry did not describe the image.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProbeError {
+    /// The credentials were refused (or there were none and the registry wants some).
+    #[error("unauthorized: the registry refused the credentials (HTTP {status})")]
+    Unauthorized {
+        /// 401, or the token service's status.
+        status: u16,
+    },
+    /// The credentials are valid but may not pull this repository.
+    #[error("denied: the registry denied access to the repository (HTTP 403)")]
+    Denied,
+    /// No such repository, tag or digest.
+    #[error("manifest unknown: the registry has no such repository, tag or digest (HTTP 404)")]
+    NotFound,
+    /// Too many requests; wait this long before asking again.
+    #[error("the registry asks to slow down (HTTP 429{})", retry_note(.retry_after))]
+    TooMany {
+        /// What `Retry-After` said.
+        retry_after: Option<Duration>,
+    },
+    /// The registry failed on its side.
+    #[error("the registry failed (HTTP {status})")]
+    Server {
+        /// The status.
+        status: u16,
+    },
+    /// No answer.
+    #[error("cannot reach the registry: {reason}")]
+    Unreachable {
+        /// Why.
+        reason: String,
+    },
+    /// An answer berth does not understand; the engine may still.
+    #[error("the registry answered HTTP {status}, which berth does not act on")]
+    Unexpected {
+        /// The status.
+        status: u16,
+    },
+}
+
+fn retry_note(after: &Option<Duration>) -> String {
+    after
+        .map(|d| format!(", retry after {} s", d.as_secs()))
+        .unwrap_or_default()
+}
+
+impl ProbeError {
+    /// Whether asking again (later) may succeed without anyone changing anything.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            ProbeError::TooMany { .. } | ProbeError::Server { .. } | ProbeError::Unreachable { .. }
+        )
+    }
+
+    /// Whether the engine would fail the same way (a refusal that is about the image or
+    /// the credentials, not the way berth asked).
+    pub fn is_permanent(&self) -> bool {
+        matches!(
+            self,
+            ProbeError::Unauthorized { .. } | ProbeError::Denied | ProbeError::NotFound
+        )
+    }
+}
+
+/// A client for registry APIs.
+#[derive(Clone, Debug)]
+pub struct RegistryClient {
+    http: reqwest::Client,
+}
+
+impl RegistryClient {
+    /// A client with bounded waits (10 s to connect, 30 s a request).
+    pub fn new() -> Result<RegistryClient, String> {
+        let http = crate::tls::http_client(Duration::from_secs(10), Duration::from_secs(30))?;
+        Ok(RegistryClient { http })
+    }
+
+    /// Asks for `image`'s manifest (a `HEAD`), with `login` when there is one; `insecure`
+    /// when the engine would fall back to plain HTTP for this registry.
+    pub async fn probe(
+        &self,
+        image: &ImageRef,
+        login: Option<&Login>,
+        insecure: bool,
+    ) -> Result<Probe, ProbeError> {
+        let host = image.server().api_host().to_string();
+        let first = self.probe_at("https", &host, image, login).await;
+        match first {
+            Err(ProbeError::Unreachable { .. }) if insecure => {
+                self.probe_at("http", &host, image, login).await
+            }
+            other => other,
+        }
+    }
+
+    async fn probe_at(
+        &self,
+        scheme: &str,
+        host: &str,
+        image: &ImageRef,
+        login: Option<&Login>,
+    ) -> Result<Probe, ProbeError> {
+        let url = format!(
+            "{scheme}://{host}/v2/{}/manifests/{}",
+            image.path(),
+            image.pull_tag()
+        );
+        let head = || self.http.head(&url).header(reqwest::header::ACCEPT, ACCEPT);
+        let response = send(head()).await?;
+        if response.status().as_u16() != 401 {
+            return answer(response);
+        }
+        let challenge = response
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let Some(authorization) = self.authorize(&challenge, image, login).await? else {
+            return Err(ProbeError::Unauthorized { status: 401 });
+        };
+        answer(send(head().header(reqwest::header::AUTHORIZATION, authorization)).await?)
+    }
+
+    /// The `Authorization` value that answers a challenge: Basic with the login, or a
+    /// bearer token from the token service. `None` without a login to give.
+    async fn authorize(
+        &self,
+        challenge: &str,
+        image: &ImageRef,
+        login: Option<&Login>,
+    ) -> Result<Option<String>, ProbeError> {
+        let challenges = http_auth::parse_challenges(challenge).unwrap_or_default();
+        let basic = login.map(|l| {
+            let plain = format!("{}:{}", l.user.expose(), l.password.expose());
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(zeroize::Zeroizing::new(plain))
+            )
+        });
+        let Some(bearer) = challenges
+            .iter()
+            .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))
+        else {
+            return Ok(basic);
+        };
+        let param = |name: &str| {
+            bearer
+                .params
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.to_unescaped())
+        };
+        let Some(realm) = param("realm") else {
+            return Err(ProbeError::Unexpected { status: 401 });
+        };
+        let mut url =
+            reqwest::Url::parse(&realm).map_err(|_| ProbeError::Unexpected { status: 401 })?;
+        url.query_pairs_mut()
+            .append_pair("scope", &format!("repository:{}:pull", image.path()));
+        if let Some(service) = param("service") {
+            url.query_pairs_mut().append_pair("service", &service);
+        }
+        let mut request = self.http.get(url);
+        if let Some(b) = &basic {
+            request = request.header(reqwest::header::AUTHORIZATION, b);
+        }
+        let response = send(request).await?;
+        let status = response.status().as_u16();
+        if status == 401 || status == 403 {
+            return Err(ProbeError::Unauthorized { status });
+        }
+        if status >= 500 {
+            return Err(ProbeError::Server { status });
+        }
+        if status == 429 {
+            return Err(ProbeError::TooMany {
+                retry_after: retry_after(response.headers()),
+            });
+        }
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| ProbeError::Unreachable {
+                reason: crate::tls::describe_error(&e),
+            })?;
+        let token: TokenAnswer =
+            serde_json::from_slice(&body).map_err(|_| ProbeError::Unexpected { status })?;
+        Ok(token
+            .token
+            .or(token.access_token)
+            .map(|t| format!("Bearer {t}")))
+    }
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, ProbeError> {
+    request.send().await.map_err(|e| ProbeError::Unreachable {
+        reason: crate::tls::describe_error(&e),
+    })
+}
+
+/// What a manifest request's answer means.
+fn answer(response: reqwest::Response) -> Result<Probe, ProbeError> {
+    let status = response.status().as_u16();
+    match status {
+        200..=299 => Ok(Probe {
+            digest: response
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        }),
+        401 => Err(ProbeError::Unauthorized { status }),
+        403 => Err(ProbeError::Denied),
+        404 => Err(ProbeError::NotFound),
+        429 => Err(ProbeError::TooMany {
+            retry_after: retry_after(response.headers()),
+        }),
+        500..=599 => Err(ProbeError::Server { status }),
+        _ => Err(ProbeError::Unexpected { status }),
+    }
+}
+
+/// `Retry-After`: seconds, or an HTTP date.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(SystemTime::now()).unwrap_or_default())
+}
+
+/// Whether the engine treats a registry as insecure (plain HTTP allowed): listed in its
+/// `insecure-registries` (the index configurations it reports), or an IP address in one of
+/// its insecure ranges (127.0.0.0/8 by default), or `localhost`.
+pub fn insecure(server: &crate::registry::Server, engine: &EngineRegistryConfig) -> bool {
+    if let Some(secure) = engine.secure_by_name.get(server.host()) {
+        return !secure;
+    }
+    let name = server
+        .host_name()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    if name == "localhost" {
+        return true;
+    }
+    let Ok(ip) = name.parse::<std::net::IpAddr>() else {
+        return false;
+    };
+    engine
+        .insecure_ranges
+        .iter()
+        .any(|range| in_range(ip, range))
+}
+
+/// What the engine says of registries' security.
+#[derive(Clone, Debug, Default)]
+pub struct EngineRegistryConfig {
+    /// Registries it names, and whether each is secure.
+    pub secure_by_name: std::collections::HashMap<String, bool>,
+    /// Address ranges it treats as insecure (`127.0.0.0/8`).
+    pub insecure_ranges: Vec<String>,
+}
+
+impl EngineRegistryConfig {
+    /// The engine's own words (`docker info`'s `RegistryConfig`).
+    pub async fn of(docker: &bollard::Docker) -> EngineRegistryConfig {
+        let Ok(info) = docker.info().await else {
+            return EngineRegistryConfig::loopback();
+        };
+        let Some(rc) = info.registry_config else {
+            return EngineRegistryConfig::loopback();
+        };
+        EngineRegistryConfig {
+            secure_by_name: rc
+                .index_configs
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|(name, c)| Some((name, c.secure?)))
+                .collect(),
+            insecure_ranges: rc.insecure_registry_cidrs.unwrap_or_default(),
+        }
+    }
+
+    /// What an engine allows by default: loopback.
+    pub fn loopback() -> EngineRegistryConfig {
+        EngineRegistryConfig {
+            secure_by_name: Default::default(),
+            insecure_ranges: vec!["127.0.0.0/8".into(), "::1/128".into()],
+        }
+    }
+}
+
+/// Whether `ip` is in the CIDR range `range`.
+fn in_range(ip: std::net::IpAddr, range: &str) -> bool {
+    let Some((base, bits)) = range.split_once('/') else {
+        return false;
+    };
+    let (Ok(base), Ok(bits)) = (base.parse::<std::net::IpAddr>(), bits.parse::<u32>()) else {
+        return false;
+    };
+    match (ip, base) {
+        (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) if bits <= 32 => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(a) & mask == u32::from(b) & mask
+        }
+        (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) if bits <= 128 => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(a) & mask == u128::from(b) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_in_seconds_or_as_a_date() {
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, "10".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(10)));
+        let later = httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(120));
+        h.insert(reqwest::header::RETRY_AFTER, later.parse().unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(100) && d <= Duration::from_secs(120),
+            "{d:?}"
+        );
+        h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+    }
+
+    #[test]
+    fn insecure_as_the_engine_judges_it() {
+        let server = |s| crate::registry::Server::parse(s).unwrap();
+        let cfg = EngineRegistryConfig::loopback();
+        assert!(insecure(&server("127.0.0.1:5000"), &cfg));
+        assert!(insecure(&server("localhost:5000"), &cfg));
+        assert!(!insecure(&server("ghcr.io"), &cfg));
+        assert!(!insecure(&server("10.0.0.1:5000"), &cfg));
+        let mut named = cfg.clone();
+        named
+            .secure_by_name
+            .insert("reg.internal:5000".into(), false);
+        assert!(insecure(&server("reg.internal:5000"), &named));
+    }
+}

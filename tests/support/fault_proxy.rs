@@ -1,0 +1,206 @@
+//! A loopback HTTP proxy in front of a real registry that injects the faults a real
+//! registry does not produce on demand (a body reset mid-way, a 429 with Retry-After, a
+//! 403), passes everything else through, and records every request. Built on hyper.
+
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+
+/// What to do with one request.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// Forward it to the registry.
+    Pass,
+    /// Answer it here: status, headers, body.
+    Respond(u16, Vec<(String, String)>, String),
+    /// Forward it, send the answer's headers and half its body, then cut the connection.
+    ResetBody,
+}
+
+/// One request the proxy saw.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    /// `GET`, `HEAD`...
+    pub method: String,
+    /// The path.
+    pub path: String,
+    /// When.
+    pub at: Instant,
+}
+
+/// The proxy; it serves until dropped.
+pub struct FaultProxy {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+type Rule = dyn Fn(&str, &str) -> Fault + Send + Sync;
+
+impl FaultProxy {
+    /// Starts proxying to `upstream` (`127.0.0.1:PORT`), asking `rule(method, path)` what
+    /// to do with each request.
+    pub fn start(
+        upstream: &str,
+        rule: impl Fn(&str, &str) -> Fault + Send + Sync + 'static,
+    ) -> FaultProxy {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (seen2, upstream) = (seen.clone(), upstream.to_string());
+        let rule: Arc<Rule> = Arc::new(rule);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                berth::tls::install_crypto_provider();
+                let client = reqwest::Client::new();
+                let mut stop_rx = stop_rx;
+                loop {
+                    let (stream, _) = tokio::select! {
+                        _ = &mut stop_rx => return,
+                        a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
+                    };
+                    let (seen, upstream, rule, client) = (
+                        seen2.clone(),
+                        upstream.clone(),
+                        rule.clone(),
+                        client.clone(),
+                    );
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |req| {
+                            handle(
+                                req,
+                                seen.clone(),
+                                upstream.clone(),
+                                rule.clone(),
+                                client.clone(),
+                            )
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            });
+        });
+        FaultProxy {
+            addr,
+            seen,
+            stop: Some(stop_tx),
+        }
+    }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The requests whose path contains `part`.
+    pub fn seen_of(&self, part: &str) -> Vec<Seen> {
+        self.seen()
+            .into_iter()
+            .filter(|s| s.path.contains(part))
+            .collect()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+async fn handle(
+    req: hyper::Request<Incoming>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    upstream: String,
+    rule: Arc<Rule>,
+    client: reqwest::Client,
+) -> Result<hyper::Response<Body>, Infallible> {
+    let method = req.method().as_str().to_string();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    seen.lock().unwrap().push(Seen {
+        method: method.clone(),
+        path: path.clone(),
+        at: Instant::now(),
+    });
+    let fault = rule(&method, &path);
+    if let Fault::Respond(status, headers, body) = fault {
+        let mut r = hyper::Response::builder().status(status);
+        for (k, v) in headers {
+            r = r.header(k, v);
+        }
+        let body = Full::new(Bytes::from(body)).map_err(|e| match e {}).boxed();
+        return Ok(r.body(body).unwrap());
+    }
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let mut forward = client.request(
+        reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+        format!("http://{upstream}{path}"),
+    );
+    for (k, v) in parts.headers.iter() {
+        if k != hyper::header::HOST {
+            forward = forward.header(k.as_str(), v.as_bytes());
+        }
+    }
+    let answer = match forward.body(body).send().await {
+        Ok(a) => a,
+        Err(_) => {
+            let body = Full::new(Bytes::new()).map_err(|e| match e {}).boxed();
+            return Ok(hyper::Response::builder().status(502).body(body).unwrap());
+        }
+    };
+    let mut r = hyper::Response::builder().status(answer.status().as_u16());
+    for (k, v) in answer.headers() {
+        r = r.header(k.as_str(), v.as_bytes());
+    }
+    let length = answer.content_length().unwrap_or(0);
+    let reset = matches!(fault, Fault::ResetBody);
+    let chunks =
+        futures_util::stream::unfold((answer, 0u64), move |(mut answer, sent)| async move {
+            if reset && sent >= length / 2 {
+                return Some((
+                    Err(std::io::Error::other("reset by the fault proxy")),
+                    (answer, sent),
+                ));
+            }
+            match answer.chunk().await {
+                Ok(Some(c)) => {
+                    let c = if reset {
+                        c.slice(..((length / 2 + 1 - sent) as usize).min(c.len()))
+                    } else {
+                        c
+                    };
+                    let n = c.len() as u64;
+                    Some((Ok(Frame::data(c)), (answer, sent + n)))
+                }
+                _ => None,
+            }
+        });
+    Ok(r.body(BodyExt::boxed(StreamBody::new(chunks))).unwrap())
+}
