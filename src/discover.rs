@@ -102,7 +102,7 @@ struct Limits {
 
 /// The kinds of file that name images.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
+pub enum Kind {
     /// A Compose file or override.
     Compose,
     /// A Dockerfile or Containerfile.
@@ -143,39 +143,13 @@ fn discover_within(workspace: &Path, limits: Limits) -> Discovered {
                 continue;
             }
         };
-        let mentions = match kind {
-            Kind::Dockerfile => dockerfile_mentions(&text),
-            Kind::Compose => match compose_mentions(&text) {
-                Ok((mentions, problems)) => {
-                    for (line, problem) in problems {
-                        notes.push(format!("{shown}:{line}: {problem}; skipped"));
-                    }
-                    mentions
-                }
-                Err(e) => {
-                    notes.push(format!(
-                        "{shown}:{}: not valid YAML ({}); its images were skipped",
-                        e.marker().line(),
-                        e.info()
-                    ));
-                    continue;
-                }
-            },
-        };
-        for m in mentions {
-            let at = format!("{shown}:{}: {}", m.line, m.place);
-            match m.resolved {
-                Err(why) => notes.push(format!("{at}: image {:?} skipped: {why}", m.written)),
-                Ok(text) => match ImageRef::parse(&text) {
-                    Ok(image) => found.push(Found {
-                        image,
-                        file: file.clone(),
-                        line: Some(m.line),
-                    }),
-                    Err(e) => notes.push(format!("{at}: {e}; skipped")),
-                },
-            }
-        }
+        let (images, file_notes) = images_in(kind, &text, &shown);
+        notes.extend(file_notes);
+        found.extend(images.into_iter().map(|(line, image)| Found {
+            image,
+            file: file.clone(),
+            line: Some(line),
+        }));
     }
     let mut seen = HashSet::new();
     found.retain(|f| seen.insert(f.image.clone()));
@@ -184,6 +158,43 @@ fn discover_within(workspace: &Path, limits: Limits) -> Discovered {
         images: found,
         notes,
     }
+}
+
+/// The images one file's text names (with their lines), and notes on what was skipped,
+/// each starting with `shown` (how the file is named).
+pub fn images_in(kind: Kind, text: &str, shown: &str) -> (Vec<(usize, ImageRef)>, Vec<String>) {
+    let mut notes = Vec::new();
+    let mentions = match kind {
+        Kind::Dockerfile => dockerfile_mentions(text),
+        Kind::Compose => match compose_mentions(text) {
+            Ok((mentions, problems)) => {
+                for (line, problem) in problems {
+                    notes.push(format!("{shown}:{line}: {problem}; skipped"));
+                }
+                mentions
+            }
+            Err(e) => {
+                notes.push(format!(
+                    "{shown}:{}: not valid YAML ({}); its images were skipped",
+                    e.marker().line(),
+                    e.info()
+                ));
+                return (Vec::new(), notes);
+            }
+        },
+    };
+    let mut images = Vec::new();
+    for m in mentions {
+        let at = format!("{shown}:{}: {}", m.line, m.place);
+        match m.resolved {
+            Err(why) => notes.push(format!("{at}: image {:?} skipped: {why}", m.written)),
+            Ok(text) => match ImageRef::parse(&text) {
+                Ok(image) => images.push((m.line, image)),
+                Err(e) => notes.push(format!("{at}: {e}; skipped")),
+            },
+        }
+    }
+    (images, notes)
 }
 
 /// A path as notes show it: relative to the workspace.

@@ -704,6 +704,42 @@ mod tests {
     }
 
     #[test]
+    fn progress_says_only_what_is_known() {
+        assert_eq!(Progress::default().describe(), "starting");
+        let p = Progress {
+            layers_done: 0,
+            layers: 2,
+            bytes: 0,
+            total: 0,
+            rate: 0.0,
+        };
+        assert_eq!(p.describe(), "0/2 layers, 0 B");
+        let p = Progress {
+            bytes: 1_500_000,
+            total: 3_000_000,
+            rate: 500_000.0,
+            ..p
+        };
+        assert_eq!(p.describe(), "0/2 layers, 1.5 MB of 3.0 MB, 500.0 kB/s");
+    }
+
+    #[test]
+    fn a_layer_downloaded_again_counts_once() {
+        let mut t = Tracker::new();
+        let d = |c| bollard::models::ProgressDetail {
+            current: Some(c),
+            total: Some(1000),
+        };
+        t.update(Some("l1"), Some("Downloading"), Some(&d(600)));
+        // The engine lost the connection and starts the layer again.
+        t.update(Some("l1"), Some("Retrying in 5 seconds"), None);
+        t.update(Some("l1"), Some("Downloading"), Some(&d(200)));
+        assert_eq!(t.progress().bytes, 200);
+        t.update(Some("l1"), Some("Download complete"), None);
+        assert_eq!(t.progress().bytes, 1000);
+    }
+
+    #[test]
     fn progress_counts_downloaded_layers_only() {
         let mut t = Tracker::new();
         let d = |c, t| bollard::models::ProgressDetail {

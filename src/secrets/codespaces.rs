@@ -34,7 +34,13 @@ pub fn read(dir: &Path) -> (Vec<NamedSecret>, Vec<String>) {
     (secrets, notes)
 }
 
-fn read_env_secrets(path: &Path, text: &str, out: &mut Vec<NamedSecret>, notes: &mut Vec<String>) {
+/// The registry secrets of an `.env-secrets` text (`path` names it in notes).
+pub fn read_env_secrets(
+    path: &Path,
+    text: &str,
+    out: &mut Vec<NamedSecret>,
+    notes: &mut Vec<String>,
+) {
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         let line = line.strip_prefix("export ").unwrap_or(line);
@@ -57,7 +63,8 @@ fn read_env_secrets(path: &Path, text: &str, out: &mut Vec<NamedSecret>, notes: 
     }
 }
 
-fn read_user_secrets_json(
+/// The registry secrets of a `.user-secrets.json` text (`path` names it in notes).
+pub fn read_user_secrets_json(
     path: &Path,
     text: &str,
     out: &mut Vec<NamedSecret>,

@@ -147,11 +147,16 @@ pub fn from_secrets_file(path: &Path) -> Result<Vec<NamedSecret>, SecretsFileErr
         path: path.to_path_buf(),
         cause,
     })?;
+    parse_secrets_file(path, &bytes)
+}
+
+/// The registry secrets of a secrets file's content (`path` names it in errors).
+pub fn parse_secrets_file(path: &Path, bytes: &[u8]) -> Result<Vec<NamedSecret>, SecretsFileError> {
     let format = |detail: String| SecretsFileError::Format {
         path: path.to_path_buf(),
         detail,
     };
-    let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         format(format!(
             "{} at line {}, column {}",
             json_error_kind(&e),

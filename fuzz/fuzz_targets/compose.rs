@@ -1,0 +1,10 @@
+//! Compose files of any shape (anchors, merge keys, interpolation): the images they name,
+//! or notes, never a panic or a hang.
+#![no_main]
+
+use berth::discover::{Kind, images_in};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|text: &str| {
+    let _ = images_in(Kind::Compose, text, "compose.yaml");
+});
