@@ -13,6 +13,32 @@ use std::time::{Duration, SystemTime};
 
 use nix::unistd::Uid;
 
+/// This container's identity: the engine's container id (from the files it mounts, such
+/// as `/etc/hostname`, which live in `.../containers/<id>/`), shortened to 12 characters as
+/// the Docker CLI shows it, else the host name. A container created from another's
+/// snapshot (a prebuild) has another identity; a restart keeps it.
+pub fn id() -> Option<String> {
+    if let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo")
+        && let Some(id) = id_in_mountinfo(&mounts)
+    {
+        return Some(id);
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
+/// The first `.../containers/<64 hex>/...` in a mountinfo text, shortened.
+fn id_in_mountinfo(mounts: &str) -> Option<String> {
+    mounts.lines().find_map(|line| {
+        let at = line.find("/containers/")? + "/containers/".len();
+        let rest = &line[at..];
+        let id: String = rest.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+        (id.len() == 64 && rest[64..].starts_with('/')).then(|| id[..12].to_string())
+    })
+}
+
 /// The user of the container's first process, if `/proc` tells.
 pub fn user() -> Option<Uid> {
     let status = std::fs::read_to_string("/proc/1/status").ok()?;
@@ -76,6 +102,15 @@ mod tests {
         let stat = "1 (my (odd) init) S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 250 123 45";
         let t = start_time(stat, "cpu 1 2\nbtime 1000\n", 100).unwrap();
         assert_eq!(t, SystemTime::UNIX_EPOCH + Duration::from_millis(1_002_500));
+    }
+
+    #[test]
+    fn the_container_id_comes_from_the_files_the_engine_mounts() {
+        let mounts = "1 0 0:1 / / rw - overlay overlay rw\n\
+            2 1 8:1 /var/lib/docker/containers/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef/hostname /etc/hostname rw - ext4 /dev/sda1 rw\n";
+        assert_eq!(id_in_mountinfo(mounts).as_deref(), Some("0123456789ab"));
+        assert_eq!(id_in_mountinfo("1 0 0:1 / / rw - ext4 x rw\n"), None);
+        assert!(id().is_some());
     }
 
     #[test]

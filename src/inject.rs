@@ -747,6 +747,54 @@ pub async fn inject_with(
     })
 }
 
+/// Logins obtained without writing anything (for pulls before `injectAt`).
+#[derive(Debug, Default)]
+pub struct Obtained {
+    /// The logins at hand or answered in time.
+    pub logins: Vec<(Registry, Login)>,
+    /// ECR swaps not answered within the bound; each goes on.
+    pub pending: Vec<PendingLogin>,
+    /// Registries whose login failed, with why.
+    pub failed: Vec<(String, String)>,
+}
+
+/// Every registry's login, obtained as [`inject_with`] obtains them (at hand at once, ECR
+/// swaps in parallel, pending after `bound`), and nothing written.
+pub async fn obtain_all(
+    discovery: &Discovery,
+    client: &EcrClient,
+    endpoints: &EndpointVars,
+    reuse: &(dyn Fn(&Registry) -> Option<Login> + Sync),
+    bound: Duration,
+) -> Obtained {
+    use futures_util::StreamExt;
+    let deadline = tokio::time::Instant::now() + bound;
+    let mut out = Obtained::default();
+    let mut swaps = futures_util::stream::FuturesUnordered::new();
+    for r in &discovery.registries {
+        match reuse(r).or_else(|| login_at_hand(r)) {
+            Some(login) => out.logins.push((r.clone(), login)),
+            None => {
+                let (client, endpoints, registry) = (client.clone(), endpoints.clone(), r.clone());
+                swaps.push(Swap {
+                    registry: Some(r.clone()),
+                    task: tokio::spawn(async move {
+                        obtain_login(&client, &endpoints, &registry).await
+                    }),
+                });
+            }
+        }
+    }
+    while let Ok(Some((registry, result))) = tokio::time::timeout_at(deadline, swaps.next()).await {
+        match result {
+            Ok(login) => out.logins.push((registry, login)),
+            Err(e) => out.failed.push((registry.id.clone(), e.to_string())),
+        }
+    }
+    out.pending = swaps.into_iter().filter_map(Swap::pending).collect();
+    out
+}
+
 /// The login of a registry that needs no one's answer: everything but ECR access keys.
 fn login_at_hand(registry: &Registry) -> Option<Login> {
     (!matches!(registry.kind, RegistryKind::EcrAccessKeys(_))).then(|| Login {

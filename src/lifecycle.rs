@@ -389,6 +389,17 @@ impl Lifecycle {
                 ),
             );
         }
+        if !ok.is_empty() && input.phase.is_some_and(Phase::in_prebuild) {
+            say(
+                sink,
+                Level::Warn,
+                format!(
+                    "berth: {}: injectAt={} writes these credentials into the container now: in a Codespaces prebuild they become part of the prebuild's snapshot (the secrets stored in an image); with injectAt=postCreate and pullAt=early, images are pulled as early without writing any secret",
+                    input.label(),
+                    self.settings.inject_at.name()
+                ),
+            );
+        }
         for p in &pending {
             say(
                 sink,

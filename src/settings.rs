@@ -61,6 +61,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         "when credentials are written: postCreate (as Codespaces does), onCreate, or start (as soon as secrets are known)",
     ),
     opt(
+        "pullAt",
+        "BERTH_PULL_AT",
+        "early",
+        "when the pre-pulls start: early (as soon as secrets are known and the engine answers, from onCreate, each registry's credentials going to the engine with the pull, config.json untouched until injectAt), or postCreate (once credentials are written)",
+    ),
+    opt(
         "waitForDocker",
         "BERTH_WAIT_FOR_DOCKER",
         "true",
@@ -203,6 +209,26 @@ impl InjectAt {
     }
 }
 
+/// When the pre-pulls start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PullAt {
+    /// As soon as the secrets are known and the engine answers (from onCreate on).
+    #[default]
+    Early,
+    /// Once the credentials are written (`injectAt`).
+    PostCreate,
+}
+
+impl PullAt {
+    fn parse(v: &str) -> Option<Self> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "early" | "" => Some(PullAt::Early),
+            "postcreate" | "postcreatecommand" | "late" => Some(PullAt::PostCreate),
+            _ => None,
+        }
+    }
+}
+
 /// The settings in force.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -210,6 +236,8 @@ pub struct Settings {
     pub images: Vec<String>,
     /// When credentials are written.
     pub inject_at: InjectAt,
+    /// When the pre-pulls start.
+    pub pull_at: PullAt,
     /// The postCreate hook waits for the engine.
     pub wait_for_docker: bool,
     /// How long to wait for the engine.
@@ -280,6 +308,7 @@ impl Settings {
             "postCreate, onCreate or start",
             InjectAt::parse,
         );
+        let pull_at = values.parse("BERTH_PULL_AT", "early or postCreate", PullAt::parse);
         let credential_helper = values.parse(
             "BERTH_CREDENTIAL_HELPER",
             "auto, always or never",
@@ -323,6 +352,7 @@ impl Settings {
                 images
             },
             inject_at,
+            pull_at,
             wait_for_docker: values.flag("BERTH_WAIT_FOR_DOCKER"),
             docker_timeout: values.seconds("BERTH_DOCKER_TIMEOUT"),
             wait_for_pulls: values.flag("BERTH_WAIT_FOR_PULLS"),

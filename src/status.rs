@@ -167,19 +167,44 @@ impl Status {
         let mut status = Status::default();
         let mut regs: BTreeMap<String, RegistryStatus> = BTreeMap::new();
         let mut pulls: BTreeMap<String, PullStatus> = BTreeMap::new();
+        let mut last_container: Option<String> = None;
         for r in records {
             let at = r.at;
             match &r.event {
-                Event::DaemonStarted { pid, version, uid } => push(
-                    &mut status.timeline,
-                    at,
-                    None,
-                    format!(
-                        "daemon started (pid {pid}, berth {version}{})",
-                        uid.map(|u| format!(", as {}", user_name(u)))
-                            .unwrap_or_default()
-                    ),
-                ),
+                Event::DaemonStarted {
+                    pid,
+                    version,
+                    uid,
+                    container,
+                } => {
+                    // What the engine held belonged to before this start: the daemon checks
+                    // again, and until then no pull is shown as done.
+                    pulls.clear();
+                    status.engine = None;
+                    let moved = match (&last_container, container) {
+                        (Some(before), Some(now)) if before != now => format!(
+                            "; a new container, {now}, made from the snapshot of {before} (a prebuild's, say): what follows is its own"
+                        ),
+                        _ => String::new(),
+                    };
+                    if container.is_some() {
+                        last_container.clone_from(container);
+                    }
+                    push(
+                        &mut status.timeline,
+                        at,
+                        None,
+                        format!(
+                            "daemon started (pid {pid}, berth {version}{}{})",
+                            uid.map(|u| format!(", as {}", user_name(u)))
+                                .unwrap_or_default(),
+                            container
+                                .as_ref()
+                                .map(|c| format!(", container {c}"))
+                                .unwrap_or_default(),
+                        ) + &moved,
+                    )
+                }
                 Event::DaemonStopped { pid } => push(
                     &mut status.timeline,
                     at,
@@ -569,6 +594,7 @@ mod tests {
                     pid: 7,
                     version: "0.1.0".into(),
                     uid: Some(0),
+                    container: Some("abc".into()),
                 },
             ),
             rec(

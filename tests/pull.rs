@@ -361,36 +361,6 @@ fn the_post_create_hook_waits_for_an_engine_that_comes_late() {
     assert!(engine.repo_digests(&reg(1, "_TINY")).is_some());
 }
 
-/// Waits (bounded) until the event record satisfies `done`: the daemon records as it goes.
-fn wait_for_events(
-    c: &Container,
-    done: impl Fn(&[serde_json::Value]) -> bool,
-) -> Vec<serde_json::Value> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
-        let _ = tx.send(());
-    })
-    .unwrap();
-    notify::Watcher::watch(
-        &mut watcher,
-        &c.state(),
-        notify::RecursiveMode::NonRecursive,
-    )
-    .unwrap();
-    loop {
-        let events = c.events();
-        if done(&events) {
-            return events;
-        }
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        assert!(
-            rx.recv_timeout(left).is_ok(),
-            "the record never got there: {events:#?}"
-        );
-    }
-}
-
 #[test]
 fn discover_pulls_the_workspaces_private_images_and_leaves_public_ones() {
     let engine = TestEngine::start();

@@ -82,6 +82,9 @@ pub(super) struct Memory {
     pub(super) pulled: HashMap<String, String>,
     /// Images whose pull was refused for good, with their registry's stamp then and why.
     pub(super) failed_for_good: HashMap<String, (u64, String)>,
+    /// ECR tokens obtained for early pulls, not written yet, by registry key: the
+    /// injection reuses them.
+    pub(super) early: HashMap<String, Login>,
     /// The login of every entry berth wrote and keeps in place, by registry key, with its
     /// identifier: the keeper puts an entry back when another writer drops it, and pulls
     /// use the current ECR token (which the renewer keeps fresh). An entry the user
@@ -204,6 +207,9 @@ impl Core {
             ok &= self.inject(&input, &discovery, sink).await;
         } else {
             self.life.defer(phase, sink);
+            if self.life.settings.pull_at == crate::settings::PullAt::Early {
+                self.pull_early(&input, &discovery, sink).await;
+            }
             self.say_engine(&input, sink).await;
         }
         if phase.waits_for_docker() && self.life.settings.wait_for_docker {
@@ -268,6 +274,67 @@ impl Core {
             );
         }
         !injection.report.has_errors()
+    }
+
+    /// Starts the pre-pulls before the credentials are written (`pullAt=early`): the logins
+    /// are obtained (ECR tokens kept for the injection to reuse) and go to the engine with
+    /// each pull; nothing is written.
+    async fn pull_early(
+        self: &Arc<Self>,
+        input: &HookInput,
+        discovery: &Discovery,
+        sink: Sink<'_>,
+    ) {
+        let target = self.life.target_for(input);
+        let reuse = |r: &Registry| self.reuse_login(r, &target);
+        let endpoints = input
+            .endpoints
+            .clone()
+            .or(&crate::ecr::EndpointVars::from_env());
+        let got = crate::inject::obtain_all(
+            discovery,
+            self.life.ecr_client(),
+            &endpoints,
+            &reuse,
+            self.pending_bound(),
+        )
+        .await;
+        for (id, error) in &got.failed {
+            tracing::warn!(id = %id, error = %error, "no login for early pulls");
+        }
+        self.keep_early(&got.logins);
+        self.request_pulls(input, &by_key(&got.logins), sink).await;
+        if !got.pending.is_empty() {
+            let (core, input) = (self.clone(), input.clone());
+            tokio::spawn(async move {
+                for p in got.pending {
+                    let Ok(Ok(login)) = p.task.await else {
+                        continue;
+                    };
+                    let logins = vec![(p.registry, login)];
+                    core.keep_early(&logins);
+                    let mut log_only = |_: Level, _: String| {};
+                    core.request_pulls(&input, &by_key(&logins), &mut log_only)
+                        .await;
+                }
+            });
+        }
+    }
+
+    /// Keeps the ECR tokens of early pulls for the injection to reuse.
+    fn keep_early(&self, logins: &[(Registry, Login)]) {
+        for (registry, login) in logins {
+            if !matches!(registry.kind, RegistryKind::EcrAccessKeys(_)) {
+                continue;
+            }
+            let key = registry.server.config_key().to_string();
+            self.note_token(registry, login);
+            self.memory
+                .lock()
+                .expect("memory lock")
+                .early
+                .insert(key, login.clone());
+        }
     }
 
     /// How long a hook waits for ECR before it names the swaps still on their way and
@@ -341,25 +408,8 @@ impl Core {
                 continue;
             }
             let key = registry.server.config_key().to_string();
-            let keys = Some(self.fingerprint(registry));
-            let memo = {
-                let mut mem = self.memory.lock().expect("memory lock");
-                let expires_at = login.expires_at.map(crate::state::millis);
-                let memo = mem.tokens.entry(key).or_insert(TokenMemo {
-                    obtained_at: now_ms(),
-                    expires_at,
-                    keys,
-                });
-                if memo.expires_at != expires_at || memo.keys.is_some_and(|k| Some(k) != keys) {
-                    *memo = TokenMemo {
-                        obtained_at: now_ms(),
-                        expires_at,
-                        keys,
-                    };
-                }
-                memo.keys = keys;
-                *memo
-            };
+            self.memory.lock().expect("memory lock").early.remove(&key);
+            let memo = self.note_token(registry, login);
             let job = RenewJob {
                 registry: registry.clone(),
                 target: target.clone(),
@@ -371,8 +421,32 @@ impl Core {
         }
     }
 
-    /// The login in the config for an ECR registry whose token is not yet half-way to
-    /// expiry (and came from the same keys, when this process knows them).
+    /// Remembers when an ECR token was obtained and when it expires (a token seen again
+    /// keeps its first time).
+    fn note_token(&self, registry: &Registry, login: &Login) -> TokenMemo {
+        let key = registry.server.config_key().to_string();
+        let keys = Some(self.fingerprint(registry));
+        let mut mem = self.memory.lock().expect("memory lock");
+        let expires_at = login.expires_at.map(crate::state::millis);
+        let memo = mem.tokens.entry(key).or_insert(TokenMemo {
+            obtained_at: now_ms(),
+            expires_at,
+            keys,
+        });
+        if memo.expires_at != expires_at || memo.keys.is_some_and(|k| Some(k) != keys) {
+            *memo = TokenMemo {
+                obtained_at: now_ms(),
+                expires_at,
+                keys,
+            };
+        }
+        memo.keys = keys;
+        *memo
+    }
+
+    /// The login of an ECR registry whose token is not yet half-way to expiry (and came
+    /// from the same keys, when this process knows them): the one in memory (obtained
+    /// early, or written), else the one in the config.
     fn reuse_login(&self, registry: &Registry, target: &Target) -> Option<Login> {
         if !matches!(registry.kind, RegistryKind::EcrAccessKeys(_)) {
             return None;
@@ -388,11 +462,21 @@ impl Core {
         {
             return None;
         }
-        // The config is the remote user's: read it with their privileges.
-        let (user, password) = crate::privilege::as_user(&target.account, || {
-            DockerConfig::load(&target.location).ok()?.login(key)
-        })
-        .ok()??;
+        let in_memory = {
+            let mem = self.memory.lock().expect("memory lock");
+            mem.early
+                .get(key)
+                .cloned()
+                .or_else(|| mem.written.get(key).map(|w| w.login.clone()))
+        };
+        let (user, password) = match in_memory {
+            Some(l) => (l.user, l.password),
+            // The config is the remote user's: read it with their privileges.
+            None => crate::privilege::as_user(&target.account, || {
+                DockerConfig::load(&target.location).ok()?.login(key)
+            })
+            .ok()??,
+        };
         tracing::info!(id = %registry.id, expires = %crate::status::when(expires), "reusing a fresh ECR token");
         Some(Login {
             user,

@@ -103,6 +103,7 @@ async fn supervise(life: Lifecycle, ready: ReadyPipe) -> anyhow::Result<()> {
         pid,
         version: env!("CARGO_PKG_VERSION").to_string(),
         uid: Some(uid),
+        container: crate::container::id(),
     });
     tracing::info!(pid, uid, remote_user = %life.remote.name, state = %state.path().display(), "daemon started");
     let (core, channels) = Core::new(life, cancel.clone());

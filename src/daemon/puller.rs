@@ -329,10 +329,19 @@ impl Core {
             return;
         }
         let names: Vec<String> = claimed.iter().map(|s| s.image.to_string()).collect();
+        let early = input.phase.is_some_and(|p| !self.life.injects(p));
         say(
             sink,
             Level::Info,
-            format!("berth: {label}: pre-pulling {}", names.join(", ")),
+            format!(
+                "berth: {label}: pre-pulling {}{}",
+                names.join(", "),
+                if early {
+                    " now (pullAt=early: each registry's credentials go to the engine with the pull; config.json is not written before postCreate)"
+                } else {
+                    ""
+                }
+            ),
         );
         let _ = self.pull_tx.send(claimed).await;
     }

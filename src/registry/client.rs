@@ -6,9 +6,10 @@
 //! a pull): the answer tells the digest (so that an image the engine already has costs no
 //! pull), a permanent refusal (`401`, `403`, `404`) that no retry mends, how long to wait
 //! (`429` with `Retry-After`), or a registry that is down. Authentication follows the
-//! distribution specification: a `401` names its scheme in `WWW-Authenticate` (parsed by
-//! the `http-auth` crate); `Basic` is answered with the login, `Bearer` by asking the named
-//! token service for a pull token with the login. Registries the engine treats as insecure
+//! distribution specification: the registry's `/v2/` (asked once per process) names its
+//! scheme in `WWW-Authenticate` (parsed by the `http-auth` crate); `Basic` is answered with
+//! the login, `Bearer` by asking the named token service for a pull token with the login;
+//! then each image costs one manifest request. Registries the engine treats as insecure
 //! (loopback, and those its configuration lists) are tried over HTTPS, then plain HTTP, as
 //! the engine does.
 
@@ -98,17 +99,32 @@ impl ProbeError {
     }
 }
 
+/// How a registry wants to be asked, as its `/v2/` said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Scheme {
+    /// No credentials needed.
+    Open,
+    /// The `WWW-Authenticate` challenge it sends.
+    Challenge(String),
+}
+
 /// A client for registry APIs.
 #[derive(Clone, Debug)]
 pub struct RegistryClient {
     http: reqwest::Client,
+    /// What each registry's `/v2/` said, by scheme and host: asked once per process, so
+    /// that each image then costs one manifest request.
+    schemes: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Scheme>>>,
 }
 
 impl RegistryClient {
     /// A client with bounded waits (10 s to connect, 30 s a request).
     pub fn new() -> Result<RegistryClient, String> {
         let http = crate::tls::http_client(Duration::from_secs(10), Duration::from_secs(30))?;
-        Ok(RegistryClient { http })
+        Ok(RegistryClient {
+            http,
+            schemes: Default::default(),
+        })
     }
 
     /// Asks for `image`'s manifest (a `HEAD`), with `login` when there is one; `insecure`
@@ -142,20 +158,47 @@ impl RegistryClient {
             image.pull_tag()
         );
         let head = || self.http.head(&url).header(reqwest::header::ACCEPT, ACCEPT);
-        let response = send(head()).await?;
-        if response.status().as_u16() != 401 {
-            return answer(response);
-        }
-        let challenge = response
-            .headers()
-            .get(reqwest::header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string();
+        let challenge = match self.scheme(scheme, host).await? {
+            Scheme::Open => return answer(send(head()).await?),
+            Scheme::Challenge(c) => c,
+        };
         let Some(authorization) = self.authorize(&challenge, image, login).await? else {
             return Err(ProbeError::Unauthorized { status: 401 });
         };
         answer(send(head().header(reqwest::header::AUTHORIZATION, authorization)).await?)
+    }
+
+    /// What the registry's `/v2/` says about authentication (asked once per process).
+    async fn scheme(&self, scheme: &str, host: &str) -> Result<Scheme, ProbeError> {
+        let key = format!("{scheme}://{host}");
+        if let Some(known) = self.schemes.lock().expect("schemes lock").get(&key) {
+            return Ok(known.clone());
+        }
+        let response = send(self.http.get(format!("{key}/v2/"))).await?;
+        let status = response.status().as_u16();
+        let found = match status {
+            200..=299 => Scheme::Open,
+            401 => Scheme::Challenge(
+                response
+                    .headers()
+                    .get(reqwest::header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+            429 => {
+                return Err(ProbeError::TooMany {
+                    retry_after: retry_after(response.headers()),
+                });
+            }
+            500..=599 => return Err(ProbeError::Server { status }),
+            _ => return Err(ProbeError::Unexpected { status }),
+        };
+        self.schemes
+            .lock()
+            .expect("schemes lock")
+            .insert(key, found.clone());
+        Ok(found)
     }
 
     /// The `Authorization` value that answers a challenge: Basic with the login, or a

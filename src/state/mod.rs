@@ -52,6 +52,9 @@ pub enum Event {
         /// The user it runs as.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         uid: Option<u32>,
+        /// The container it runs in ([`crate::container::id`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container: Option<String>,
     },
     /// A daemon stopped cleanly.
     DaemonStopped {

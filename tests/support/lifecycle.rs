@@ -233,3 +233,33 @@ pub fn wait_gone(pid: i32) {
         nix::poll::PollTimeout::try_from(20_000u32).unwrap(),
     );
 }
+
+/// Waits (bounded) until the event record satisfies `done`: the daemon records as it goes.
+pub fn wait_for_events(
+    c: &Container,
+    done: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
+        let _ = tx.send(());
+    })
+    .unwrap();
+    notify::Watcher::watch(
+        &mut watcher,
+        &c.state(),
+        notify::RecursiveMode::NonRecursive,
+    )
+    .unwrap();
+    loop {
+        let events = c.events();
+        if done(&events) {
+            return events;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        assert!(
+            rx.recv_timeout(left).is_ok(),
+            "the record never got there: {events:#?}"
+        );
+    }
+}

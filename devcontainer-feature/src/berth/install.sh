@@ -15,6 +15,7 @@ SHARE_DIR=/usr/local/share/berth
 # The options, as the Dev Containers CLI passes them (upper-cased), with their defaults.
 IMAGES=${IMAGES:-}
 INJECTAT=${INJECTAT:-postCreate}
+PULLAT=${PULLAT:-early}
 WAITFORDOCKER=${WAITFORDOCKER:-true}
 DOCKERTIMEOUT=${DOCKERTIMEOUT:-90}
 WAITFORPULLS=${WAITFORPULLS:-false}
@@ -54,6 +55,7 @@ options=$SHARE_DIR/options.env
     echo "# BERTH_* variables in the container's environment override these."
     printf 'BERTH_IMAGES=%s\n' "$(quote "$IMAGES")"
     printf 'BERTH_INJECT_AT=%s\n' "$(quote "$INJECTAT")"
+    printf 'BERTH_PULL_AT=%s\n' "$(quote "$PULLAT")"
     printf 'BERTH_WAIT_FOR_DOCKER=%s\n' "$(quote "$WAITFORDOCKER")"
     printf 'BERTH_DOCKER_TIMEOUT=%s\n' "$(quote "$DOCKERTIMEOUT")"
     printf 'BERTH_WAIT_FOR_PULLS=%s\n' "$(quote "$WAITFORPULLS")"

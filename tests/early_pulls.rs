@@ -1,0 +1,151 @@
+//! Issue 13: images ready before anyone asks. The daemon pulls as soon as it knows the
+//! secrets and the engine answers (from onCreate), giving the engine each registry's
+//! credentials with the pull and writing nothing before `injectAt`; `pullAt=postCreate`
+//! keeps the old order; what the engine holds costs no layer request, and an image named
+//! by digest that it holds costs no request at all.
+
+mod support;
+
+use support::engine::*;
+use support::fault_proxy::{Fault, FaultProxy};
+use support::lifecycle::*;
+use support::*;
+
+fn reg(n: u8, what: &str) -> String {
+    testbed().get(&format!("BERTH_TB_REG{n}{what}")).to_string()
+}
+
+fn pull_events(c: &Container) -> Vec<serde_json::Value> {
+    c.events()
+        .into_iter()
+        .filter(|e| e["event"].as_str().is_some_and(|k| k.starts_with("pull-")))
+        .collect()
+}
+
+#[test]
+fn early_pulls_start_at_on_create_and_nothing_is_written_before_post_create() {
+    let engine = TestEngine::start();
+    let images = format!("{} {}", reg(1, "_TINY"), reg(2, "_TINY"));
+    let c = Container::new(&[("BERTH_IMAGES", &images)]);
+    c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
+    let out = c.hook("onCreate", &both_registries());
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("pre-pulling") && said.contains("pullAt=early"),
+        "{said}"
+    );
+    // The images arrive while onCreate's commands would run...
+    wait_for_events(&c, |e| {
+        e.iter().filter(|e| e["event"] == "pull-done").count() == 2
+    });
+    for i in [reg(1, "_TINY"), reg(2, "_TINY")] {
+        assert!(engine.repo_digests(&i).is_some(), "{i}");
+    }
+    // ...and the remote user's config holds no credential yet.
+    assert!(!c.has_login(&reg(1, "")) && !c.has_login(&reg(2, "")));
+    let out = c.hook("updateContent", &both_registries());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!c.has_login(&reg(1, "")));
+    // postCreate writes the credentials; the images need nothing more.
+    let out = c.hook("postCreate", &both_registries());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(c.has_login(&reg(1, "")) && c.has_login(&reg(2, "")));
+    assert_eq!(
+        pull_events(&c)
+            .iter()
+            .filter(|e| e["event"] == "pull-started")
+            .count(),
+        2,
+        "each image pulled once"
+    );
+}
+
+#[test]
+fn pull_at_post_create_pulls_once_the_credentials_are_written() {
+    let engine = TestEngine::start();
+    let c = Container::new(&[
+        ("BERTH_IMAGES", &reg(1, "_TINY")),
+        ("BERTH_PULL_AT", "postCreate"),
+        ("BERTH_WAIT_FOR_PULLS", "true"),
+    ]);
+    c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
+    for phase in ["onCreate", "updateContent"] {
+        let out = c.hook(phase, &both_registries());
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("pre-pulling"),
+            "{}",
+            text(&out)
+        );
+    }
+    assert!(
+        pull_events(&c).is_empty(),
+        "nothing pulled before postCreate"
+    );
+    let out = c.hook("postCreate", &both_registries());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains(&format!("pulled {}", reg(1, "_TINY"))),
+        "{said}"
+    );
+    let events = c.events();
+    let post_create = events
+        .iter()
+        .position(|e| e["event"] == "phase" && e["phase"] == "postCreate")
+        .unwrap();
+    let first_pull = events
+        .iter()
+        .position(|e| e["event"] == "pull-started")
+        .unwrap();
+    assert!(first_pull > post_create, "{events:#?}");
+}
+
+#[test]
+fn an_image_the_engine_holds_costs_no_layer_and_one_named_by_digest_no_request() {
+    let tb = testbed();
+    let proxy = FaultProxy::start(tb.get("BERTH_TB_REG1"), |_, _| Fault::Pass);
+    let engine = TestEngine::start();
+    let by_tag = format!("{}/team/tiny:1", proxy.addr);
+    let secrets = registry_env(
+        "TEAM",
+        &proxy.addr,
+        tb.get("BERTH_TB_REG1_USER"),
+        tb.get("BERTH_TB_REG1_PASSWORD"),
+    );
+    let dir = scratch();
+    let pull = |image: &str| {
+        let mut cmd = berth(dir.path());
+        cmd.args(["pull", image])
+            .env("DOCKER_HOST", engine.host())
+            .envs(secrets.iter().cloned());
+        run(&mut cmd)
+    };
+    let out = pull(&by_tag);
+    assert!(out.status.success(), "{}", text(&out));
+    let digest = engine.repo_digests(&by_tag).unwrap();
+    let digest = digest
+        .split('@')
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(['"', ']'])
+        .to_string();
+    // Again by tag: one manifest question, no layer.
+    let before = proxy.seen().len();
+    let out = pull(&by_tag);
+    assert!(out.status.success(), "{}", text(&out));
+    let asked: Vec<_> = proxy.seen()[before..].to_vec();
+    assert!(
+        asked
+            .iter()
+            .filter(|s| s.path.contains("/manifests/"))
+            .count()
+            <= 1
+            && !asked.iter().any(|s| s.path.contains("/blobs/")),
+        "{asked:?}"
+    );
+    // By digest: nothing at all.
+    let before = proxy.seen().len();
+    let out = pull(&format!("{}/team/tiny@{digest}", proxy.addr));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(proxy.seen().len(), before, "{:?}", &proxy.seen()[before..]);
+}
