@@ -149,3 +149,29 @@ fn an_image_the_engine_holds_costs_no_layer_and_one_named_by_digest_no_request()
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(proxy.seen().len(), before, "{:?}", &proxy.seen()[before..]);
 }
+
+#[test]
+fn status_shows_no_pull_as_done_before_the_daemon_checked_the_engine_again() {
+    // A container's engine pulled; then the daemon starts again with an engine that lost
+    // its images (a restart on a tmpfs, a container made from a snapshot).
+    let first = TestEngine::start();
+    let c = Container::new(&[("BERTH_IMAGES", &reg(1, "_TINY"))]);
+    c.entrypoint_with(&[("DOCKER_HOST", &first.host())]);
+    c.hook("onCreate", &both_registries());
+    wait_for_events(&c, |e| e.iter().any(|e| e["event"] == "pull-done"));
+    assert_eq!(c.status()["pulls"][0]["state"], "done");
+    c.stop_daemon(nix::sys::signal::Signal::SIGTERM);
+    let empty = TestEngine::start();
+    c.entrypoint_with(&[("DOCKER_HOST", &empty.host())]);
+    let status = c.status();
+    assert!(
+        status["pulls"].as_array().is_none_or(|p| p.is_empty()),
+        "nothing shown as done before the daemon checked: {status:#}"
+    );
+    // The next hook checks, finds the image gone, and pulls it again.
+    c.hook("postStart", &both_registries());
+    wait_for_events(&c, |e| {
+        e.iter().filter(|e| e["event"] == "pull-done").count() == 2
+    });
+    assert!(empty.repo_digests(&reg(1, "_TINY")).is_some());
+}

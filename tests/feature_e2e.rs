@@ -662,3 +662,254 @@ fn a_container_run_as_the_remote_user_runs_the_daemon_as_that_user() {
         "dev:600"
     );
 }
+
+/// The events of berth's record in a container.
+fn container_events(ws: &Workspace) -> Vec<serde_json::Value> {
+    ws.exec_ok(&["cat", "/var/lib/berth/events.jsonl"])
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn early_pulls_arrive_while_on_create_runs_and_config_json_waits_for_post_create() {
+    // Issue 13. The user's onCreateCommand runs longer than the pulls (it ends once the
+    // images are there, as a long `npm ci` would end later), and notes the config.
+    let tb = testbed();
+    let (one, two) = (tb.get("BERTH_TB_REG1_TINY"), tb.get("BERTH_TB_REG2_TINY"));
+    let app = format!("{}/team/app:1.0", tb.get("BERTH_TB_REG1"));
+    let ws = Workspace::custom(
+        serde_json::json!({"images": format!("{one} {two} {app}")}),
+        DIND_INSTALL,
+        |config| {
+            config["onCreateCommand"] = format!(
+                "for i in $(seq 600); do docker image inspect {one} {two} {app} >/dev/null 2>&1 && break; sleep 0.2; done; \
+                 docker image inspect -f '{{{{.Id}}}}' {one} {two} {app} > /tmp/oncreate.images 2>&1; echo rc=$? >> /tmp/oncreate.images; \
+                 (grep -c '\"auth\"' ~/.docker/config.json 2>/dev/null || echo 0) > /tmp/oncreate.config"
+            )
+            .into();
+            config["postCreateCommand"] = format!(
+                "docker image inspect -f '{{{{.Id}}}}' {one} {two} {app} > /tmp/postcreate.before 2>&1; echo rc=$? >> /tmp/postcreate.before"
+            )
+            .into();
+        },
+    );
+    let up = ws.up(&[], true);
+    let said = text(&up);
+    assert!(up.status.success(), "{said}");
+    assert!(
+        said.contains("berth: onCreate: pre-pulling") && said.contains("pullAt=early"),
+        "{said}"
+    );
+    let on_create = ws.exec_ok(&["cat", "/tmp/oncreate.images"]);
+    assert!(
+        on_create.contains("rc=0") && on_create.matches("sha256:").count() == 3,
+        "the images arrived during onCreate: {on_create}"
+    );
+    assert_eq!(
+        ws.exec_ok(&["cat", "/tmp/oncreate.config"]).trim(),
+        "0",
+        "no credential in config.json during onCreate"
+    );
+    let before = ws.exec_ok(&["cat", "/tmp/postcreate.before"]);
+    assert!(before.contains("rc=0"), "{before}");
+    // Each image was pulled once, and before the postCreate hook ran.
+    let events = container_events(&ws);
+    let post_create = events
+        .iter()
+        .position(|e| e["event"] == "phase" && e["phase"] == "postCreate")
+        .unwrap();
+    let pulled: Vec<usize> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e["event"] == "pull-started")
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(pulled.len(), 3, "{events:#?}");
+    assert!(pulled.iter().all(|i| *i < post_create), "{events:#?}");
+}
+
+#[test]
+fn pull_at_post_create_pulls_after_the_credentials_are_written() {
+    let tb = testbed();
+    let ws = Workspace::new(serde_json::json!({
+        "images": format!("{} {}", tb.get("BERTH_TB_REG1_TINY"), tb.get("BERTH_TB_REG2_TINY")),
+        "pullAt": "postCreate",
+        "waitForPulls": true,
+    }));
+    let up = ws.up(&[], true);
+    let said = text(&up);
+    assert!(up.status.success(), "{said}");
+    assert!(!said.contains("pullAt=early"), "{said}");
+    let events = container_events(&ws);
+    let post_create = events
+        .iter()
+        .position(|e| e["event"] == "phase" && e["phase"] == "postCreate")
+        .unwrap();
+    let first_pull = events
+        .iter()
+        .position(|e| e["event"] == "pull-started")
+        .expect("a pull");
+    assert!(first_pull > post_create, "{events:#?}");
+    let before = ws.exec_ok(&["cat", "/tmp/postcreate.before"]);
+    assert!(before.contains("rc=0"), "with waitForPulls: {before}");
+}
+
+#[test]
+fn a_restart_checks_the_images_again_without_asking_for_a_layer() {
+    // The inner engine keeps its images on a volume (as the real docker-in-docker
+    // feature does); the registry is reached through a proxy that counts requests.
+    use support::fault_proxy::{Fault, FaultProxy};
+    let tb = testbed();
+    let proxy = FaultProxy::start(tb.get("BERTH_TB_REG1"), |_, _| Fault::Pass);
+    let images = [
+        format!("{}/team/tiny:1", proxy.addr),
+        format!("{}/team/app:1.0", proxy.addr),
+    ];
+    let ws = Workspace::custom(
+        serde_json::json!({"images": images.join(" "), "waitForPulls": true}),
+        DIND_INSTALL,
+        |config| {
+            let args = config["runArgs"].as_array_mut().unwrap();
+            args.retain(|a| a != "--tmpfs=/var/lib/docker:exec");
+            config["mounts"] = serde_json::json!([
+                "source=berth-test-dind-${devcontainerId},target=/var/lib/docker,type=volume"
+            ]);
+        },
+    );
+    let mut secrets: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(ws.dir.path().join("secrets.json")).unwrap())
+            .unwrap();
+    for (k, v) in registry_env(
+        "PROXIED",
+        &proxy.addr,
+        tb.get("BERTH_TB_REG1_USER"),
+        tb.get("BERTH_TB_REG1_PASSWORD"),
+    ) {
+        secrets.insert(k, v.into());
+    }
+    std::fs::write(
+        ws.dir.path().join("secrets.json"),
+        serde_json::to_vec(&secrets).unwrap(),
+    )
+    .unwrap();
+    let up = ws.up(&[], true);
+    assert!(up.status.success(), "{}", text(&up));
+    assert!(
+        !proxy.seen_of("/blobs/").is_empty(),
+        "the first start pulls"
+    );
+    let id = ws.container();
+    let volume = ws.docker(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{if eq .Destination \"/var/lib/docker\"}}{{.Name}}{{end}}{{end}}",
+        &id,
+    ]);
+    let volume = String::from_utf8_lossy(&volume.stdout).trim().to_string();
+    assert!(ws.docker(&["stop", &id]).status.success());
+    let before = proxy.seen().len();
+    let up = ws.up(&[], true);
+    let said = text(&up);
+    assert!(up.status.success(), "{said}");
+    let after: Vec<_> = proxy.seen()[before..].to_vec();
+    assert!(
+        !after.iter().any(|s| s.path.contains("/blobs/")),
+        "no layer after the restart: {after:?}"
+    );
+    assert!(
+        after
+            .iter()
+            .filter(|s| s.path.contains("/manifests/"))
+            .count()
+            <= images.len(),
+        "{after:?}"
+    );
+    for i in &images {
+        assert!(
+            ws.exec(&["docker", "image", "inspect", i]).status.success(),
+            "{i} is there"
+        );
+    }
+    drop(ws);
+    if !volume.is_empty() {
+        run(Command::new("docker")
+            .env("DOCKER_HOST", tb.get("BERTH_TB_DOCKER_HOST"))
+            .args(["volume", "rm", "-f", &volume]));
+    }
+}
+
+#[test]
+fn a_container_made_from_a_prebuild_snapshot_tells_its_own_story() {
+    let tb = testbed();
+    let tiny = tb.get("BERTH_TB_REG1_TINY");
+    let pre = Workspace::new(serde_json::json!({"images": tiny}));
+    // The prebuild: only onCreate and updateContent, here with the secrets (a prebuild
+    // may be given them), so that early pulls go into the prebuild's engine.
+    let up = pre.up(&["--prebuild"], true);
+    let said = text(&up);
+    assert!(up.status.success(), "{said}");
+    assert!(said.contains("berth: onCreate: pre-pulling"), "{said}");
+    assert!(
+        !pre.exec(&["grep", "-q", "auth", "/home/dev/.docker/config.json"])
+            .status
+            .success(),
+        "no secret written in the prebuild"
+    );
+    // Its snapshot, and a new container made from it (the engine's images, on a tmpfs,
+    // are not in the snapshot).
+    let tag = format!(
+        "berth-test/prebuilt-{}",
+        pre.dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+    );
+    let committed = pre.docker(&["commit", &pre.container(), &tag]);
+    assert!(committed.status.success(), "{}", text(&committed));
+    let ws = Workspace::custom(serde_json::json!({}), DIND_INSTALL, |config| {
+        let keep = |k: &str| config[k].clone();
+        *config = serde_json::json!({
+            "image": tag,
+            "runArgs": keep("runArgs"),
+            "remoteUser": "dev",
+            "containerEnv": keep("containerEnv"),
+        });
+    });
+    let up = ws.up(&[], true);
+    let said = text(&up);
+    pre.docker(&["rmi", "-f", &tag]);
+    assert!(up.status.success(), "{said}");
+    let status: serde_json::Value =
+        serde_json::from_str(&ws.exec_ok(&["berth", "status", "--json"])).unwrap();
+    assert!(
+        status["timeline"].to_string().contains("a new container"),
+        "{status:#}"
+    );
+    // Every pull shown as done was done in this container, and the image is there.
+    let events = container_events(&ws);
+    let started_here = events
+        .iter()
+        .rposition(|e| e["event"] == "daemon-started")
+        .unwrap();
+    for p in status["pulls"].as_array().unwrap() {
+        let image = p["image"].as_str().unwrap();
+        if p["state"] == "done" {
+            assert!(
+                events[started_here..]
+                    .iter()
+                    .any(|e| e["event"] == "pull-done" && e["image"] == image),
+                "{image} shown done from the prebuild's record: {status:#}"
+            );
+            assert!(
+                ws.exec(&["docker", "image", "inspect", image])
+                    .status
+                    .success(),
+                "{image}"
+            );
+        }
+    }
+}
