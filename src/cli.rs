@@ -44,6 +44,14 @@ pub enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// First wait until no pre-pull is queued or running (saying each result), then
+        /// show the status. Exits 0 when every pull is done, 1 when one failed, 3 when
+        /// some are still running at the timeout.
+        #[arg(long)]
+        wait: bool,
+        /// How long --wait waits at most, in seconds (default: pullTimeout).
+        #[arg(long, value_name = "SECONDS", requires = "wait")]
+        timeout: Option<u64>,
     },
     /// Pull images now with berth's credentials (default: the configured images).
     Pull {

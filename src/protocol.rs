@@ -36,6 +36,12 @@ pub enum Request {
     Start(StartRequest),
     /// The current status.
     Status,
+    /// Wait, at most this many seconds, until no pre-pull is queued or running; the
+    /// daemon says each result as a line, then `Done`.
+    Wait {
+        /// The bound, in seconds.
+        seconds: u64,
+    },
 }
 
 /// A hook's report.

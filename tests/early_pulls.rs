@@ -6,6 +6,8 @@
 
 mod support;
 
+use std::os::unix::process::CommandExt as _;
+
 use support::engine::*;
 use support::fault_proxy::{Fault, FaultProxy};
 use support::lifecycle::*;
@@ -174,4 +176,70 @@ fn status_shows_no_pull_as_done_before_the_daemon_checked_the_engine_again() {
         e.iter().filter(|e| e["event"] == "pull-done").count() == 2
     });
     assert!(empty.repo_digests(&reg(1, "_TINY")).is_some());
+}
+
+#[test]
+fn status_wait_returns_once_the_pulls_are_done() {
+    // No daemon: nothing can be pulling, and berth says so.
+    let c = Container::new(&[(
+        "BERTH_IMAGES",
+        &format!("{} {}", reg(1, "_TINY"), reg(2, "_TINY")),
+    )]);
+    let out = run(c.berth().args(["status", "--wait"]));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("no daemon answers"), "{}", text(&out));
+    // A user's onCreateCommand waits for the images without polling.
+    let engine = TestEngine::start();
+    c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
+    let out = c.hook("onCreate", &both_registries());
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(c
+        .berth()
+        .args(["status", "--wait"])
+        .uid(REMOTE_UID)
+        .gid(REMOTE_UID));
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    for i in [reg(1, "_TINY"), reg(2, "_TINY")] {
+        assert!(
+            engine.repo_digests(&i).is_some(),
+            "{i} is there when the wait ends: {said}"
+        );
+        assert!(said.contains(&format!("pulled {i}")), "{said}");
+    }
+    assert!(said.contains("pre-pulls finished"), "{said}");
+}
+
+#[test]
+fn status_wait_names_what_is_still_running_when_its_time_runs_out() {
+    let stall = Stall::start();
+    let server = stall.url.trim_start_matches("http://").to_string();
+    let stalled = format!("{server}/team/app:1");
+    let c = Container::new(&[("BERTH_IMAGES", &format!("{} {stalled}", reg(1, "_TINY")))]);
+    let engine = TestEngine::start();
+    c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
+    let mut secrets = both_registries();
+    secrets.extend(registry_env("STALLED", &server, "user", "password"));
+    let out = c.hook("onCreate", &secrets);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(c
+        .berth()
+        .args(["status", "--json", "--wait", "--timeout", "1"])
+        .uid(REMOTE_UID)
+        .gid(REMOTE_UID));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let status: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is the JSON status");
+    let of = |image: &str| {
+        status["pulls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["image"] == image)
+            .map(|p| p["state"].clone())
+    };
+    assert_ne!(of(&stalled), Some("done".into()), "{status:#}");
+    assert!(of(&stalled).is_some(), "{status:#}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("still running after 1 s"), "{said}");
 }

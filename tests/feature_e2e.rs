@@ -673,8 +673,9 @@ fn container_events(ws: &Workspace) -> Vec<serde_json::Value> {
 
 #[test]
 fn early_pulls_arrive_while_on_create_runs_and_config_json_waits_for_post_create() {
-    // Issue 13. The user's onCreateCommand runs longer than the pulls (it ends once the
-    // images are there, as a long `npm ci` would end later), and notes the config.
+    // Issue 13. The user's onCreateCommand runs longer than the pulls (it waits for them
+    // with `berth status --wait`, as a long `npm ci` would end later), and notes what it
+    // saw then: the images, and the config.
     let tb = testbed();
     let (one, two) = (tb.get("BERTH_TB_REG1_TINY"), tb.get("BERTH_TB_REG2_TINY"));
     let app = format!("{}/team/app:1.0", tb.get("BERTH_TB_REG1"));
@@ -683,7 +684,7 @@ fn early_pulls_arrive_while_on_create_runs_and_config_json_waits_for_post_create
         DIND_INSTALL,
         |config| {
             config["onCreateCommand"] = format!(
-                "for i in $(seq 600); do docker image inspect {one} {two} {app} >/dev/null 2>&1 && break; sleep 0.2; done; \
+                "berth status --wait > /tmp/oncreate.wait 2>&1; echo rc=$? >> /tmp/oncreate.wait; \
                  docker image inspect -f '{{{{.Id}}}}' {one} {two} {app} > /tmp/oncreate.images 2>&1; echo rc=$? >> /tmp/oncreate.images; \
                  (grep -c '\"auth\"' ~/.docker/config.json 2>/dev/null || echo 0) > /tmp/oncreate.config"
             )
@@ -700,6 +701,11 @@ fn early_pulls_arrive_while_on_create_runs_and_config_json_waits_for_post_create
     assert!(
         said.contains("berth: onCreate: pre-pulling") && said.contains("pullAt=early"),
         "{said}"
+    );
+    let waited = ws.exec_ok(&["cat", "/tmp/oncreate.wait"]);
+    assert!(
+        waited.contains("pre-pulls finished") && waited.contains("rc=0"),
+        "{waited}"
     );
     let on_create = ws.exec_ok(&["cat", "/tmp/oncreate.images"]);
     assert!(

@@ -37,7 +37,11 @@ pub fn run(cli: Cli) -> ExitCode {
             return hook::run(phase, settings);
         }
         Command::Daemon { background } => daemon::run(background, settings, &warnings),
-        Command::Status { json } => status::run(json, settings),
+        Command::Status {
+            json,
+            wait,
+            timeout,
+        } => status::run(json, wait.then_some(timeout), settings),
         Command::Logs { follow } => logs::run(follow, settings),
         Command::Pull { images } => {
             init_stderr_logging(&settings);

@@ -1,16 +1,24 @@
-//! `berth status [--json]`: the phase timeline, the registries and the pulls.
+//! `berth status [--json] [--wait [--timeout SECONDS]]`: the phase timeline, the
+//! registries and the pulls; with `--wait`, once no pre-pull is queued or running (as
+//! `cloud-init status --wait` waits for cloud-init), so that a user's script can wait for
+//! the images without polling.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::protocol::{self, Answer, Request};
+use crate::commands::inject::EXIT_INCOMPLETE;
+use crate::protocol::{self, Answer, CallError, Level, Request};
 use crate::settings::Settings;
 use crate::state::StateDir;
-use crate::status::Status;
+use crate::status::{PullState, Status};
 
-/// Runs the command.
-pub fn run(json: bool, settings: Settings) -> anyhow::Result<ExitCode> {
+/// Runs the command; `wait` is `Some(timeout)` with `--wait`.
+pub fn run(json: bool, wait: Option<Option<u64>>, settings: Settings) -> anyhow::Result<ExitCode> {
     let state = StateDir::of_daemon(settings.state_dir.as_deref());
+    if let Some(timeout) = wait {
+        let bound = timeout.map_or(settings.pull_timeout, Duration::from_secs);
+        wait_for_pulls(&state, bound, json);
+    }
     let status = ask_daemon(&state).unwrap_or_else(|| {
         let records = state.read_all();
         let mut status = Status::from_records(&records);
@@ -34,7 +42,59 @@ pub fn run(json: bool, settings: Settings) -> anyhow::Result<ExitCode> {
             state.path.display()
         );
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if wait.is_some() {
+        exit_after_wait(&status)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Asks the daemon to wait for the pulls, printing each line it says (on stderr when
+/// stdout carries JSON).
+fn wait_for_pulls(state: &StateDir, bound: Duration, json: bool) {
+    let mut print = |_: Level, text: String| {
+        if json {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    };
+    // The daemon stops waiting at the bound; the margin is for its last answer.
+    let request = Request::Wait {
+        seconds: bound.as_secs(),
+    };
+    match protocol::call(
+        &state.socket(),
+        &request,
+        bound + Duration::from_secs(5),
+        &mut print,
+    ) {
+        Ok(_) => {}
+        Err(CallError::TimedOut) => print(
+            Level::Warn,
+            format!(
+                "berth: status: the daemon did not answer within {} s",
+                bound.as_secs()
+            ),
+        ),
+        Err(e) => print(
+            Level::Info,
+            format!("berth: status: no daemon answers ({e}), so no pre-pull is under way"),
+        ),
+    }
+}
+
+/// 0 when every pull is done, 1 when one failed, [`EXIT_INCOMPLETE`] when some are
+/// still queued or running.
+fn exit_after_wait(status: &Status) -> ExitCode {
+    let any = |states: &[PullState]| status.pulls.iter().any(|p| states.contains(&p.state));
+    if any(&[PullState::Failed]) {
+        ExitCode::FAILURE
+    } else if any(&[PullState::Queued, PullState::Pulling, PullState::Retrying]) {
+        ExitCode::from(EXIT_INCOMPLETE)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// The daemon's live status, if it answers within two seconds.

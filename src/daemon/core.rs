@@ -219,7 +219,9 @@ impl Core {
             if !self.life.settings.wait_for_docker
                 || matches!(*self.engine.borrow(), EngineState::Ready(..))
             {
-                ok &= self.wait_pulls(&input, sink).await;
+                ok &= self
+                    .wait_pulls(input.label(), self.life.settings.pull_timeout, sink)
+                    .await;
             } else {
                 say(
                     sink,

@@ -4,7 +4,8 @@
 //! daemon's own user only; the socket's mode already keeps others out), then carries one
 //! request, turned here, once, into a typed and checked [`HookInput`] with the caller's
 //! identity. A hook's request is answered with lines as the work proceeds and a final
-//! verdict; the entrypoint's with a verdict; a status request with the status. A failed
+//! verdict; the entrypoint's with a verdict; a status request with the status; a wait
+//! (`berth status --wait`) with the pulls' results as they come, then a verdict. A failed
 //! `accept` (too many open files, say) is reported and survived.
 
 use std::sync::Arc;
@@ -117,24 +118,42 @@ async fn serve(core: Arc<Core>, stream: UnixStream) -> anyhow::Result<()> {
             for note in &notes {
                 tracing::info!(uid, note = %note, "hook setting set aside");
             }
-            let (tx, mut rx) = mpsc::unbounded_channel::<(Level, String)>();
-            let forward = async {
-                while let Some((level, text)) = rx.recv().await {
-                    send(&mut write, &Response::Line { level, text }).await?;
-                }
-                anyhow::Ok(write)
-            };
-            let work = async {
-                let mut sink = move |level: Level, text: String| {
-                    let _ = tx.send((level, text));
-                };
-                core.handle_hook(input, &mut sink).await
-            };
-            let (ok, write) = tokio::join!(work, forward);
-            let mut write = write?;
-            send(&mut write, &Response::Done { ok }).await
+            let (tx, rx) = mpsc::unbounded_channel();
+            let work = async move { core.handle_hook(input, &mut to(tx)).await };
+            streamed(write, rx, work).await
+        }
+        Request::Wait { seconds } => {
+            let bound = Duration::from_secs(seconds);
+            let (tx, rx) = mpsc::unbounded_channel();
+            let work = async move { core.wait_pulls("status", bound, &mut to(tx)).await };
+            streamed(write, rx, work).await
         }
     }
+}
+
+/// A sink that sends each line to `tx`.
+fn to(tx: mpsc::UnboundedSender<(Level, String)>) -> impl FnMut(Level, String) + Send {
+    move |level, text| {
+        let _ = tx.send((level, text));
+    }
+}
+
+/// Runs `work`, sending each line it says (into `lines`) as it says it, then `Done` with
+/// its result.
+async fn streamed<W: AsyncWriteExt + Unpin>(
+    mut write: W,
+    mut lines: mpsc::UnboundedReceiver<(Level, String)>,
+    work: impl Future<Output = bool>,
+) -> anyhow::Result<()> {
+    let forward = async {
+        while let Some((level, text)) = lines.recv().await {
+            send(&mut write, &Response::Line { level, text }).await?;
+        }
+        anyhow::Ok(write)
+    };
+    let (ok, write) = tokio::join!(work, forward);
+    let mut write = write?;
+    send(&mut write, &Response::Done { ok }).await
 }
 
 fn allowed(core: &Core, uid: u32) -> bool {

@@ -346,9 +346,14 @@ impl Core {
         let _ = self.pull_tx.send(claimed).await;
     }
 
-    /// Waits, within `pullTimeout`, until no pull is queued or running, saying each result.
-    pub(super) async fn wait_pulls(&self, input: &HookInput, sink: Sink<'_>) -> bool {
-        let label = input.label();
+    /// Waits, within `bound`, until no pull is queued or running, saying each result
+    /// (`label` begins each line). True when every pull is done.
+    pub(super) async fn wait_pulls(
+        &self,
+        label: &str,
+        bound: std::time::Duration,
+        sink: Sink<'_>,
+    ) -> bool {
         let active = |b: &Board| {
             b.values().any(|p| {
                 matches!(
@@ -361,7 +366,6 @@ impl Core {
         if rx.borrow().is_empty() {
             return true;
         }
-        let bound = self.life.settings.pull_timeout;
         say(
             sink,
             Level::Info,
