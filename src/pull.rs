@@ -262,10 +262,15 @@ pub struct Puller {
 }
 
 impl Puller {
-    /// A puller for this engine (one `info` request).
+    /// A puller for this engine (one `info` request; the registry client, which reads
+    /// the system's root certificates, is made meanwhile).
     pub async fn new(docker: Docker) -> Puller {
+        let client = tokio::task::spawn_blocking(RegistryClient::new);
         let insecure = EngineRegistryConfig::of(&docker).await;
-        let registry = RegistryClient::new()
+        let registry = client
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|made| made)
             .map_err(|e| tracing::warn!(error = %e, "cannot make a registry client; the engine alone will pull"))
             .ok();
         Puller {

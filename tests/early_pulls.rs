@@ -243,3 +243,77 @@ fn status_wait_names_what_is_still_running_when_its_time_runs_out() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(said.contains("still running after 1 s"), "{said}");
 }
+
+#[test]
+fn each_registry_is_asked_for_its_scheme_once_however_many_images_are_checked_at_once() {
+    // Four images of one registry, checked at the same moment: one `/v2/` question from
+    // berth (the first probe asks, the others wait for its answer), then one manifest
+    // request each; the same again after the daemon has pulled them.
+    let tb = testbed();
+    let proxy = FaultProxy::start(tb.get("BERTH_TB_REG1"), |_, _| Fault::Pass);
+    let engine = TestEngine::start();
+    let images: Vec<String> = [
+        "team/tiny:1",
+        "team/app:1.0",
+        "team/app:1.1",
+        "team/base:bookworm",
+    ]
+    .iter()
+    .map(|i| format!("{}/{i}", proxy.addr))
+    .collect();
+    let c = Container::new(&[("BERTH_IMAGES", &images.join(" "))]);
+    c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
+    let secrets = registry_env(
+        "TEAM",
+        &proxy.addr,
+        tb.get("BERTH_TB_REG1_USER"),
+        tb.get("BERTH_TB_REG1_PASSWORD"),
+    );
+    let out = c.hook("onCreate", &secrets);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(c
+        .berth()
+        .args(["status", "--wait"])
+        .uid(REMOTE_UID)
+        .gid(REMOTE_UID));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let berths = |part: &str| {
+        proxy
+            .seen()
+            .into_iter()
+            .filter(|s| s.agent.starts_with("berth/") && s.path.ends_with(part))
+            .count()
+    };
+    assert_eq!(berths("/v2/"), 1, "{:#?}", proxy.seen());
+    assert_eq!(
+        proxy
+            .seen()
+            .iter()
+            .filter(|s| s.agent.starts_with("berth/") && s.path.contains("/manifests/"))
+            .count(),
+        images.len(),
+        "{:#?}",
+        proxy.seen()
+    );
+    // `berth pull` in a process of its own: the same, one question and one manifest
+    // request each, and no layer (the engine holds them all).
+    let before = proxy.seen().len();
+    let out = run(c
+        .berth()
+        .arg("pull")
+        .args(&images)
+        .env("DOCKER_HOST", engine.host())
+        .envs(secrets.iter().cloned()));
+    assert!(out.status.success(), "{}", text(&out));
+    let asked = proxy.seen()[before..].to_vec();
+    assert_eq!(
+        asked.iter().filter(|s| s.path.ends_with("/v2/")).count(),
+        1,
+        "{asked:#?}"
+    );
+    assert_eq!(asked.len(), 1 + images.len(), "{asked:#?}");
+    assert!(
+        !asked.iter().any(|s| s.path.contains("/blobs/")),
+        "{asked:#?}"
+    );
+}

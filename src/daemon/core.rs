@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::docker_config::DockerConfig;
-use crate::engine::{self, Engine, EngineTarget};
+use crate::engine::{self, DockerHost, Engine, EngineTarget};
 use crate::inject::{Login, Target};
 use crate::lifecycle::{Caller, HookInput, Lifecycle, Sink, now_ms, say};
 use crate::phase::Phase;
@@ -107,6 +107,9 @@ pub struct Core {
     pub(super) pull_tx: mpsc::Sender<Vec<PullSpec>>,
     /// The pulls, for status and waiting.
     pub pulls: watch::Sender<Board>,
+    /// What every pull into the engine shares (its registry client, whose per-registry
+    /// answers are kept), made at the first pull into it.
+    pub(super) puller: tokio::sync::Mutex<Option<(DockerHost, String, crate::pull::Puller)>>,
     /// The config whose entries the keeper keeps in place, once berth wrote one.
     pub guard: watch::Sender<Option<Target>>,
     pub(super) memory: Mutex<Memory>,
@@ -128,6 +131,7 @@ impl Core {
             renew_tx,
             pull_tx,
             pulls: watch::channel(Board::new()).0,
+            puller: tokio::sync::Mutex::new(None),
             guard: watch::channel(None).0,
             memory: Mutex::new(Memory::default()),
             hasher: Default::default(),

@@ -124,7 +124,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
             tracing::warn!(image = %image, attempt, retry_in_ms = delay.as_millis() as u64, reason = %reason, "pull failed; retrying");
         }
     };
-    let puller = pull::Puller::new(engine.docker.clone()).await;
+    let puller = core.puller_for(&engine).await;
     match pull::pull(&puller, &spec, &cfg, &core.cancel, &mut on).await {
         Ok(done) => {
             tracing::info!(
@@ -194,6 +194,25 @@ impl Core {
     }
 
     /// The digest this container recorded for an image it pulled.
+    /// The puller of this engine: made once (one `info` request, one registry client),
+    /// shared by every pull into it, made again only for another engine.
+    pub(super) async fn puller_for(&self, engine: &crate::engine::Engine) -> pull::Puller {
+        let mut cached = self.puller.lock().await;
+        if let Some((host, version, p)) = &*cached
+            && *host == engine.host
+            && *version == engine.api_version
+        {
+            // This engine's own client (the same socket may be reached as another user).
+            return pull::Puller {
+                docker: engine.docker.clone(),
+                ..p.clone()
+            };
+        }
+        let p = pull::Puller::new(engine.docker.clone()).await;
+        *cached = Some((engine.host.clone(), engine.api_version.clone(), p.clone()));
+        p
+    }
+
     pub fn recorded_digest(&self, image: &str) -> Option<String> {
         self.memory
             .lock()

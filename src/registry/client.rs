@@ -6,12 +6,12 @@
 //! a pull): the answer tells the digest (so that an image the engine already has costs no
 //! pull), a permanent refusal (`401`, `403`, `404`) that no retry mends, how long to wait
 //! (`429` with `Retry-After`), or a registry that is down. Authentication follows the
-//! distribution specification: the registry's `/v2/` (asked once per process) names its
-//! scheme in `WWW-Authenticate` (parsed by the `http-auth` crate); `Basic` is answered with
-//! the login, `Bearer` by asking the named token service for a pull token with the login;
-//! then each image costs one manifest request. Registries the engine treats as insecure
-//! (loopback, and those its configuration lists) are tried over HTTPS, then plain HTTP, as
-//! the engine does.
+//! distribution specification: the registry's `/v2/` (asked once per process and host,
+//! however many images are probed at once) names its scheme in `WWW-Authenticate` (parsed
+//! by the `http-auth` crate); `Basic` is answered with the login, `Bearer` by asking the
+//! named token service for a pull token with the login; then each image costs one manifest
+//! request. Registries the engine treats as insecure (loopback, and those its configuration
+//! lists) are tried over HTTPS, then plain HTTP, as the engine does.
 
 use std::time::{Duration, SystemTime};
 
@@ -108,13 +108,31 @@ enum Scheme {
     Challenge(String),
 }
 
+/// Where a registry answers and how it wants to be asked, as its `/v2/` said.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Endpoint {
+    /// `https://host` or, for a registry the engine treats as insecure that does not
+    /// speak TLS, `http://host`.
+    base: String,
+    /// Its authentication.
+    scheme: Scheme,
+}
+
+/// The endpoints asked so far, by host and whether plain HTTP may follow.
+type Endpoints = std::sync::Arc<
+    std::sync::Mutex<
+        std::collections::HashMap<(String, bool), std::sync::Arc<tokio::sync::OnceCell<Endpoint>>>,
+    >,
+>;
+
 /// A client for registry APIs.
 #[derive(Clone, Debug)]
 pub struct RegistryClient {
     http: reqwest::Client,
-    /// What each registry's `/v2/` said, by scheme and host: asked once per process, so
-    /// that each image then costs one manifest request.
-    schemes: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Scheme>>>,
+    /// Each registry's endpoint, by host: asked once per process, by the first probe
+    /// (the others wait for its answer), so that each image then costs one manifest
+    /// request. A failed question is not kept: the next probe asks again.
+    endpoints: Endpoints,
 }
 
 impl RegistryClient {
@@ -123,7 +141,7 @@ impl RegistryClient {
         let http = crate::tls::http_client(Duration::from_secs(10), Duration::from_secs(30))?;
         Ok(RegistryClient {
             http,
-            schemes: Default::default(),
+            endpoints: Default::default(),
         })
     }
 
@@ -136,47 +154,50 @@ impl RegistryClient {
         insecure: bool,
     ) -> Result<Probe, ProbeError> {
         let host = image.server().api_host().to_string();
-        let first = self.probe_at("https", &host, image, login).await;
-        match first {
-            Err(ProbeError::Unreachable { .. }) if insecure => {
-                self.probe_at("http", &host, image, login).await
-            }
-            other => other,
-        }
-    }
-
-    async fn probe_at(
-        &self,
-        scheme: &str,
-        host: &str,
-        image: &ImageRef,
-        login: Option<&Login>,
-    ) -> Result<Probe, ProbeError> {
+        let endpoint = self.endpoint(&host, insecure).await?;
         let url = format!(
-            "{scheme}://{host}/v2/{}/manifests/{}",
+            "{}/v2/{}/manifests/{}",
+            endpoint.base,
             image.path(),
             image.pull_tag()
         );
         let head = || self.http.head(&url).header(reqwest::header::ACCEPT, ACCEPT);
-        let challenge = match self.scheme(scheme, host).await? {
+        let challenge = match &endpoint.scheme {
             Scheme::Open => return answer(send(head()).await?),
             Scheme::Challenge(c) => c,
         };
-        let Some(authorization) = self.authorize(&challenge, image, login).await? else {
+        let Some(authorization) = self.authorize(challenge, image, login).await? else {
             return Err(ProbeError::Unauthorized { status: 401 });
         };
         answer(send(head().header(reqwest::header::AUTHORIZATION, authorization)).await?)
     }
 
-    /// What the registry's `/v2/` says about authentication (asked once per process).
-    async fn scheme(&self, scheme: &str, host: &str) -> Result<Scheme, ProbeError> {
-        let key = format!("{scheme}://{host}");
-        if let Some(known) = self.schemes.lock().expect("schemes lock").get(&key) {
-            return Ok(known.clone());
-        }
-        let response = send(self.http.get(format!("{key}/v2/"))).await?;
+    /// The registry's endpoint: its `/v2/` over HTTPS, else (`insecure`) over plain HTTP,
+    /// as the engine tries them. Asked once per process and host.
+    async fn endpoint(&self, host: &str, insecure: bool) -> Result<Endpoint, ProbeError> {
+        let cell = self
+            .endpoints
+            .lock()
+            .expect("endpoints lock")
+            .entry((host.to_string(), insecure))
+            .or_default()
+            .clone();
+        cell.get_or_try_init(|| async {
+            match self.ask_v2("https", host).await {
+                Err(ProbeError::Unreachable { .. }) if insecure => self.ask_v2("http", host).await,
+                other => other,
+            }
+        })
+        .await
+        .cloned()
+    }
+
+    /// What the registry's `/v2/` at `scheme://host` says about authentication.
+    async fn ask_v2(&self, scheme: &str, host: &str) -> Result<Endpoint, ProbeError> {
+        let base = format!("{scheme}://{host}");
+        let response = send(self.http.get(format!("{base}/v2/"))).await?;
         let status = response.status().as_u16();
-        let found = match status {
+        let scheme = match status {
             200..=299 => Scheme::Open,
             401 => Scheme::Challenge(
                 response
@@ -194,11 +215,7 @@ impl RegistryClient {
             500..=599 => return Err(ProbeError::Server { status }),
             _ => return Err(ProbeError::Unexpected { status }),
         };
-        self.schemes
-            .lock()
-            .expect("schemes lock")
-            .insert(key, found.clone());
-        Ok(found)
+        Ok(Endpoint { base, scheme })
     }
 
     /// The `Authorization` value that answers a challenge: Basic with the login, or a

@@ -28,6 +28,8 @@ pub struct Seen {
     pub method: String,
     /// The path.
     pub path: String,
+    /// Its `User-Agent` (berth's requests say `berth/...`, the engine's `docker/...`).
+    pub agent: String,
     /// When.
     pub at: Instant,
 }
@@ -139,9 +141,16 @@ async fn handle(
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
+    let agent = req
+        .headers()
+        .get(hyper::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
     seen.lock().unwrap().push(Seen {
         method: method.clone(),
         path: path.clone(),
+        agent,
         at: Instant::now(),
     });
     let fault = rule(&method, &path);
