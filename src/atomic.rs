@@ -110,24 +110,11 @@ fn replace_checked(
     read: &[u8],
     holds: &dyn Fn(&Path, &[u8]) -> io::Result<bool>,
 ) -> io::Result<Outcome> {
-    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
     let swapped = if read.is_empty() {
         // There was no file: create it only if nobody did meanwhile.
-        renameat2(
-            AT_FDCWD,
-            tmp,
-            AT_FDCWD,
-            target,
-            RenameFlags::RENAME_NOREPLACE,
-        )
+        renameat2(tmp, target, RENAME_NOREPLACE)
     } else {
-        renameat2(
-            AT_FDCWD,
-            tmp,
-            AT_FDCWD,
-            target,
-            RenameFlags::RENAME_EXCHANGE,
-        )
+        renameat2(tmp, target, RENAME_EXCHANGE)
     };
     match swapped {
         Ok(()) if read.is_empty() => Ok(Outcome::Written),
@@ -156,6 +143,32 @@ fn replace_checked(
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// `renameat2(2)`'s flags (linux/fs.h).
+const RENAME_NOREPLACE: u32 = 1;
+const RENAME_EXCHANGE: u32 = 2;
+
+/// `renameat2(2)` on two paths, by its system call: nix offers it only with glibc, and
+/// berth is also built against musl.
+fn renameat2(from: &Path, to: &Path, flags: u32) -> nix::Result<()> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let c = |p: &Path| {
+        std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| nix::errno::Errno::EINVAL)
+    };
+    let (from, to) = (c(from)?, c(to)?);
+    // SAFETY: two valid NUL-terminated paths, relative to the working folder.
+    let r = unsafe {
+        nix::libc::syscall(
+            nix::libc::SYS_renameat2,
+            nix::libc::AT_FDCWD,
+            from.as_ptr(),
+            nix::libc::AT_FDCWD,
+            to.as_ptr(),
+            flags,
+        )
+    };
+    nix::errno::Errno::result(r).map(drop)
 }
 
 /// Creates a folder (and missing parents) with `mode`. An existing folder is left as it is.
