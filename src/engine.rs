@@ -237,17 +237,17 @@ pub fn user_access(target: &EngineTarget, account: &Account) -> Option<String> {
     });
     let fix_group = |group: &str| {
         format!(
-            "add {name} to group {group} in the image (for example `usermod -aG {group} {name}`),              or use the docker-outside-of-docker feature, whose socket proxy opens the socket to the remote user"
+            "add {name} to group {group} in the image (for example `usermod -aG {group} {name}`), or use the docker-outside-of-docker feature, whose socket proxy opens the socket to the remote user"
         )
     };
     Some(match about {
         Some((owner, gid, group, mode)) if gid.as_raw() != 0 => format!(
-            "user {name} cannot open the Docker engine's socket {} (owner {owner}, group {group}, mode {mode:o};              {name} is not in group {group}), so docker commands run by {name} fail with 'permission denied': {}",
+            "user {name} cannot open the Docker engine's socket {} (owner {owner}, group {group}, mode {mode:o}; {name} is not in group {group}), so docker commands run by {name} fail with 'permission denied': {}",
             path.display(),
             fix_group(&group)
         ),
         Some((owner, _, group, mode)) => format!(
-            "user {name} cannot open the Docker engine's socket {} (owner {owner}, group {group}, mode {mode:o}),              so docker commands run by {name} fail with 'permission denied': give the socket a group {name} is in,              or use the docker-outside-of-docker feature, whose socket proxy opens the socket to the remote user",
+            "user {name} cannot open the Docker engine's socket {} (owner {owner}, group {group}, mode {mode:o}), so docker commands run by {name} fail with 'permission denied': give the socket a group {name} is in, or use the docker-outside-of-docker feature, whose socket proxy opens the socket to the remote user",
             path.display()
         ),
         None => format!(
