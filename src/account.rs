@@ -32,7 +32,10 @@ pub struct Account {
 #[derive(Debug, thiserror::Error)]
 pub enum AccountError {
     /// No such user in the password database.
-    #[error("there is no user named {0:?} in this container; check the remote user's name")]
+    #[error(
+        "there is no user named {0:?} in this container's /etc/passwd (berth reads only that \
+         file, not LDAP or SSSD); check the remote user's name"
+    )]
     NoSuchUser(String),
     /// The database could not be read.
     #[error("cannot look up user {name:?}: {cause}")]

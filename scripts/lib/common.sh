@@ -38,6 +38,31 @@ random_alnum() {
   printf '%s' "${out:0:n}"
 }
 
+# --- Debian packages ----------------------------------------------------------
+
+package_installed() {
+  [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
+}
+
+# apt_ensure LOG PACKAGE...: install the Debian packages that are missing (apt-get update
+# and a second try if the first fails), logging to LOG; dies with what to run otherwise.
+apt_ensure() {
+  local log=$1 p missing=()
+  shift
+  for p in "$@"; do package_installed "$p" || missing+=("$p"); done
+  ((${#missing[@]})) || return 0
+  ((EUID == 0)) || die "missing Debian packages: ${missing[*]}; run as root, or: sudo apt-get install -y ${missing[*]}"
+  say "installing Debian packages: ${missing[*]}"
+  mkdir -p "$(dirname "$log")"
+  if ! apt-get install -y -q "${missing[@]}" >>"$log" 2>&1; then
+    say "apt-get install failed; running apt-get update and trying again"
+    if ! { apt-get update -q && apt-get install -y -q "${missing[@]}"; } >>"$log" 2>&1; then
+      show_log_tail "$log" 15
+      die "could not install ${missing[*]}. Check the mirrors in /etc/apt/sources.list.d/, then run: apt-get update && apt-get install -y ${missing[*]}"
+    fi
+  fi
+}
+
 # --- Processes ----------------------------------------------------------------
 
 # read_pid FILE: the pid stored in FILE, or nothing.
