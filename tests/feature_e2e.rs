@@ -32,7 +32,7 @@ chmod +x /usr/local/share/dind-entrypoint.sh
 fn staged_feature() -> PathBuf {
     let dir = repo().join("target/feature/offline/src/berth");
     assert!(
-        dir.join("berth").is_file() && dir.join("devcontainer-feature.json").is_file(),
+        dir.join("berth-x86_64.gz").is_file() && dir.join("devcontainer-feature.json").is_file(),
         "{} is missing: run scripts/package-feature (scripts/test does)",
         dir.display()
     );
@@ -125,7 +125,13 @@ impl Workspace {
 
     /// `devcontainer up`, with the secrets file or without (a prebuild has no user secrets).
     fn up(&self, extra: &[&str], with_secrets: bool) -> Output {
+        self.up_with_env(extra, with_secrets, &[])
+    }
+
+    /// `up`, with `env` added to the CLI's environment.
+    fn up_with_env(&self, extra: &[&str], with_secrets: bool, env: &[(&str, &str)]) -> Output {
         let mut cmd = self.cli();
+        cmd.envs(env.iter().copied());
         cmd.args(["up", "--workspace-folder"])
             .arg(self.folder())
             .args(extra);
@@ -306,6 +312,105 @@ fn a_prebuild_explains_what_it_defers_and_the_rest_of_the_lifecycle_completes_it
         text(&rest)
     );
     assert!(ws.exec_ok(&["cat", "/tmp/postcreate.log"]).contains("rc=0"));
+}
+
+#[test]
+fn the_feature_installs_by_reference_from_an_oci_registry_with_authentication() {
+    let tb = testbed();
+    // As users name a published feature; the CLI speaks plain HTTP to `localhost` only.
+    let registry = format!(
+        "localhost:{}",
+        tb.get("BERTH_TB_REG1").rsplit(':').next().unwrap()
+    );
+    let namespace = format!("e2e-{:016x}/features", fastrand::u64(..));
+    let reference = format!("{registry}/{namespace}/berth");
+    let auth = format!(
+        "{registry}|{}|{}",
+        tb.get("BERTH_TB_REG1_USER"),
+        tb.get("BERTH_TB_REG1_PASSWORD")
+    );
+    let cli = || {
+        let mut cmd = Command::new(tb.get("BERTH_TB_DEVCONTAINER"));
+        cmd.env("DEVCONTAINERS_OCI_AUTH", &auth);
+        cmd
+    };
+
+    // Published with the CLI's own `features publish`, as the release workflow's action does.
+    let published = run(cli()
+        .args(["features", "publish"])
+        .arg(staged_feature().parent().unwrap())
+        .args(["--registry", &registry, "--namespace", &namespace]));
+    assert!(published.status.success(), "{}", text(&published));
+    let said: serde_json::Value = serde_json::from_slice(&published.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&published)));
+    let version = env!("CARGO_PKG_VERSION");
+    let minor = version.rsplit_once('.').unwrap().0;
+    let major = minor.split_once('.').unwrap().0;
+    assert_eq!(
+        said["berth"]["publishedTags"],
+        serde_json::json!([major, minor, version, "latest"]),
+        "{said}"
+    );
+    // The artifact is the Dev Containers one, and the registry hides it from strangers.
+    let manifest = run(cli()
+        .args([
+            "features",
+            "info",
+            "manifest",
+            &format!("{reference}:{major}"),
+        ])
+        .args(["--output-format", "json"]));
+    let manifest_text = text(&manifest);
+    assert!(
+        manifest.status.success()
+            && manifest_text.contains("application/vnd.devcontainers.layer.v1+tar"),
+        "{manifest_text}"
+    );
+    let anonymous = run(Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+        .arg(format!(
+            "http://{}/v2/{namespace}/berth/tags/list",
+            tb.get("BERTH_TB_REG1")
+        )));
+    assert_eq!(String::from_utf8_lossy(&anonymous.stdout), "401");
+
+    // A dev container that names it by reference: the CLI fetches it, with the credentials,
+    // and installs it; no copy of the feature is in the workspace.
+    let options = serde_json::json!({
+        "images": format!("{} {}", tb.get("BERTH_TB_REG1_TINY"), tb.get("BERTH_TB_REG2_TINY")),
+        "waitForPulls": true,
+    });
+    let by_reference = format!("{reference}:{major}");
+    let ws = Workspace::custom(options.clone(), DIND_INSTALL, |config| {
+        config["features"] = serde_json::json!({"./dind": {}, by_reference.clone(): options});
+        config["overrideFeatureInstallOrder"] = serde_json::json!(["./dind", reference]);
+    });
+    std::fs::remove_dir_all(ws.folder().join(".devcontainer/berth")).unwrap();
+    let up = ws.up_with_env(
+        &["--log-level", "debug"],
+        true,
+        &[("DEVCONTAINERS_OCI_AUTH", &auth)],
+    );
+    let said = text(&up);
+    assert!(up.status.success(), "{said}");
+    // The CLI fetched the feature from the registry, with the credentials.
+    assert!(
+        said.contains(&format!("* Processing feature: {by_reference}"))
+            && said.contains(&format!("* Fetched feature: berth_1_oci version {version}")),
+        "{said}"
+    );
+    assert_lifecycle_result(&ws, &said, "dev");
+    assert_eq!(
+        ws.exec_ok(&["berth", "--version"]).trim(),
+        format!("berth {version}")
+    );
+
+    // Without the credentials, the same reference is refused by the registry.
+    let refused = Workspace::custom(serde_json::json!({}), DIND_INSTALL, |config| {
+        config["features"] = serde_json::json!({"./dind": {}, by_reference.clone(): {}});
+    });
+    let up = refused.up(&[], false);
+    assert!(!up.status.success(), "{}", text(&up));
 }
 
 #[test]
