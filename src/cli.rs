@@ -58,6 +58,20 @@ pub enum Command {
         /// Images to pull.
         images: Vec<String>,
     },
+    /// Say exactly why a pull would be refused: every registry berth knows and every
+    /// image, step by step (secrets, server, login, image, Docker side). Exits 0 when
+    /// nothing stands in the way, 1 when something does.
+    Doctor {
+        /// Images to check (default: the configured images).
+        images: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// The user whose Docker config and engine access are judged (default:
+        /// BERTH_REMOTE_USER, else you).
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+    },
     /// Show berth's log.
     Logs {
         /// Keep printing as the log grows.

@@ -26,6 +26,7 @@ pub mod container;
 pub mod daemon;
 pub mod discover;
 pub mod docker_config;
+pub mod doctor;
 pub mod ecr;
 pub mod engine;
 pub mod hook;

@@ -3,6 +3,7 @@
 
 pub mod credential_helper;
 pub mod daemon;
+pub mod doctor;
 pub mod hook;
 pub mod inject;
 pub mod logs;
@@ -43,6 +44,13 @@ pub fn run(cli: Cli) -> ExitCode {
             timeout,
         } => status::run(json, wait.then_some(timeout), settings),
         Command::Logs { follow } => logs::run(follow, settings),
+        Command::Doctor { images, json, user } => {
+            init_stderr_logging(&settings);
+            report_setting_warnings(&warnings);
+            runtime()
+                .map_err(anyhow::Error::from)
+                .and_then(|rt| rt.block_on(doctor::run(images, json, user, settings)))
+        }
         Command::Pull { images } => {
             init_stderr_logging(&settings);
             report_setting_warnings(&warnings);

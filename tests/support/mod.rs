@@ -435,6 +435,11 @@ pub struct ExtraRegistry {
 impl ExtraRegistry {
     /// Starts one and waits (reading its log) until it listens.
     pub fn start() -> ExtraRegistry {
+        Self::start_with(|_| {})
+    }
+
+    /// Starts one whose configuration `edit` changes first (TLS, for instance).
+    pub fn start_with(edit: impl FnOnce(&mut serde_json::Value)) -> ExtraRegistry {
         use std::io::BufRead;
         let tb = testbed();
         let dir = tempfile::tempdir().unwrap();
@@ -445,6 +450,7 @@ impl ExtraRegistry {
         let addr = format!("127.0.0.1:{}", closed_port());
         config["http"]["addr"] = addr.clone().into();
         config["log"]["level"] = "info".into();
+        edit(&mut config);
         let path = dir.path().join("config.yml");
         std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
         let mut child = std::process::Command::new(tb.get("BERTH_TB_REGISTRY_BIN"))
