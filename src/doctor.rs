@@ -187,7 +187,10 @@ pub struct Inputs<'a> {
     /// The engine.
     pub engine: Option<&'a EngineTarget>,
     /// Registries the engine would reach over plain HTTP (loopback, its insecure list).
-    pub insecure: &'a dyn Fn(&Server) -> bool,
+    pub insecure: &'a (dyn Fn(&Server) -> bool + Sync),
+    /// GitHub's container registry (`ghcr.io`), whose refusals doctor explains in the
+    /// terms of GitHub's package permissions.
+    pub github_host: &'a str,
 }
 
 /// Runs every check.
@@ -260,6 +263,51 @@ pub async fn diagnose(inputs: &Inputs<'_>) -> Diagnosis {
         .filter(|c| c.verdict == Verdict::Problem)
         .count();
     out
+}
+
+/// The one-line diagnosis of a pull that failed: the first problem the checks find for
+/// `image` with the login the pull used (`id` names its secret set), `None` when they find
+/// none. Bounded: a registry that does not answer costs at most 20 s.
+pub async fn explain_failed_pull(
+    image: &ImageRef,
+    login: Option<&Login>,
+    id: Option<&str>,
+    user: &Account,
+    github_host: &str,
+) -> Option<String> {
+    let server = image.server();
+    let registries = login
+        .map(|l| Registry {
+            id: id.unwrap_or("?").to_string(),
+            kind: RegistryKind::classify(&server, l.user.expose()),
+            server: server.clone(),
+            user: l.user.clone(),
+            password: l.password.clone(),
+            session_token: None,
+            source: crate::secrets::Source::Environment,
+        })
+        .into_iter()
+        .collect();
+    let discovery = Discovery {
+        registries,
+        findings: Vec::new(),
+    };
+    let location = Location::for_account(user, None);
+    let loopback = crate::registry::client::EngineRegistryConfig::loopback();
+    let insecure = |s: &Server| crate::registry::client::insecure(s, &loopback);
+    let inputs = Inputs {
+        discovery: &discovery,
+        images: vec![image.clone()],
+        user,
+        location: &location,
+        engine: None,
+        insecure: &insecure,
+        github_host,
+    };
+    let d = tokio::time::timeout(Duration::from_secs(20), diagnose(&inputs))
+        .await
+        .ok()?;
+    d.registries.first()?.first_problem()
 }
 
 /// Findings about sets that are not usable, and names that are not valid, as checks.
@@ -843,14 +891,20 @@ impl Ctx<'_> {
                     }
                 }
             }
-            checks.push(image_refusal(
+            let mut refusal = image_refusal(
                 status,
                 code.as_deref(),
                 message.as_deref(),
                 image,
                 credentials,
                 set,
-            ));
+            );
+            if matches!(status, 401 | 403 | 404)
+                && let Some(fix) = github_fix(image, set, self.inputs.github_host)
+            {
+                refusal.fix = Some(fix);
+            }
+            checks.push(refusal);
         }
         if let Some((remaining, window)) = limit {
             let window = window.map(|w| format!(" per {w} s")).unwrap_or_default();
@@ -1114,6 +1168,46 @@ fn image_refusal(
             "try again; the registry failed on its side",
         ),
     }
+}
+
+/// What to change when GitHub's container registry refuses a pull, in the terms of its
+/// package permissions; `None` for other registries.
+fn github_fix(image: &ImageRef, set: Option<&Registry>, github_host: &str) -> Option<String> {
+    let server = image.server();
+    if server.config_key() != Server::parse(github_host).ok()?.config_key() {
+        return None;
+    }
+    let path = image.path();
+    let package = path.split('/').skip(1).collect::<Vec<_>>().join("/");
+    let owner = path.split('/').next().unwrap_or_default();
+    let pat = format!(
+        "create a personal access token (classic) with the read:packages scope, from an \
+         account with read access to the package, and store it as the secret set \
+         GHCR_CONTAINER_REGISTRY_SERVER={host}, GHCR_CONTAINER_REGISTRY_USER=<that account>, \
+         GHCR_CONTAINER_REGISTRY_PASSWORD=<the token>",
+        host = server.config_key()
+    );
+    Some(match set {
+        Some(r) if r.id == crate::secrets::GITHUB_ID => format!(
+            "the codespace's own GITHUB_TOKEN reads only packages that inherit access from \
+             this repository or grant it access: in the settings of package {package} of \
+             {owner}, add this repository under \"Manage Codespaces access\" (or link the \
+             package to the repository and let it inherit access); a codespace of a public \
+             repository cannot read an internal package. If you cannot change the package, \
+             {pat}"
+        ),
+        Some(r) => format!(
+            "{id}'s token needs the read:packages scope (GitHub's container registry takes only \
+             personal access tokens (classic), not fine-grained ones) and its account read \
+             access to package {package} of {owner}: granted in the package's settings, or \
+             inherited from the repository it is linked to",
+            id = r.id
+        ),
+        None => format!(
+            "package {package} of {owner} is private or internal: {pat}, or set \
+             githubRegistry to auto so that a codespace's GITHUB_TOKEN is used"
+        ),
+    })
 }
 
 /// The first error's code and message in a registry's error body.

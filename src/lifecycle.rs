@@ -256,7 +256,9 @@ impl Lifecycle {
         for n in notes {
             say(sink, Level::Warn, format!("berth: {n}"));
         }
-        Discovery::from_layers(&layers)
+        let mut discovery = Discovery::from_layers(&layers);
+        discovery.add_github(&layers, &self.settings.github);
+        discovery
     }
 
     /// Records the phase, and says what was found.

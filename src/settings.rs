@@ -133,6 +133,18 @@ pub const OPTIONS: &[OptionSpec] = &[
         "name berth as the credential helper of its registries: auto (when docker-credential-berth is installed), always, never",
     ),
     opt(
+        "githubRegistry",
+        "BERTH_GITHUB_REGISTRY",
+        "auto",
+        "log in to GitHub's container registry with GITHUB_USER and GITHUB_TOKEN when no secret set names it: auto, never",
+    ),
+    opt(
+        "githubRegistryHost",
+        "BERTH_GITHUB_REGISTRY_HOST",
+        "ghcr.io",
+        "GitHub's container registry (GitHub Enterprise Server: containers.HOSTNAME)",
+    ),
+    opt(
         "",
         "BERTH_REMOTE_USER",
         "",
@@ -175,6 +187,35 @@ pub const OPTIONS: &[OptionSpec] = &[
         "the options file written by the feature",
     ),
 ];
+
+/// Whether berth logs in to GitHub's container registry with `GITHUB_USER` and
+/// `GITHUB_TOKEN` (as Codespaces and GitHub Actions set them) when no secret set names it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GithubMode {
+    /// When both variables are there and no secret set names the registry.
+    #[default]
+    Auto,
+    /// Never.
+    Never,
+}
+
+/// GitHub's container registry, as berth reaches it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GithubRegistry {
+    /// Whether to log in to it.
+    pub mode: GithubMode,
+    /// Its host (`ghcr.io`; GitHub Enterprise Server: `containers.HOSTNAME`).
+    pub host: String,
+}
+
+impl Default for GithubRegistry {
+    fn default() -> Self {
+        GithubRegistry {
+            mode: GithubMode::Auto,
+            host: "ghcr.io".into(),
+        }
+    }
+}
 
 /// When credentials are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -260,6 +301,8 @@ pub struct Settings {
     pub fail_on_error: bool,
     /// Credential helper use.
     pub credential_helper: HelperMode,
+    /// GitHub's container registry with the codespace's own token.
+    pub github: GithubRegistry,
     /// The remote user.
     pub remote_user: Option<String>,
     /// The state folder, when set; else it follows from the daemon's user
@@ -319,6 +362,22 @@ impl Settings {
                 _ => None,
             },
         );
+        let github_mode = values.parse("BERTH_GITHUB_REGISTRY", "auto or never", |v| {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "auto" | "" | "true" => Some(GithubMode::Auto),
+                "never" | "false" => Some(GithubMode::Never),
+                _ => None,
+            }
+        });
+        let github_host = values.parse(
+            "BERTH_GITHUB_REGISTRY_HOST",
+            "a registry host such as ghcr.io or containers.github.example.com",
+            |v| {
+                crate::registry::Server::parse(v.trim())
+                    .ok()
+                    .map(|_| v.trim().to_string())
+            },
+        );
         let pull_concurrency =
             values.parse("BERTH_PULL_CONCURRENCY", "a number from 1 to 32", |v| {
                 v.trim()
@@ -364,6 +423,10 @@ impl Settings {
             log_level,
             fail_on_error: values.flag("BERTH_FAIL_ON_ERROR"),
             credential_helper,
+            github: GithubRegistry {
+                mode: github_mode,
+                host: github_host,
+            },
             remote_user: values.optional("BERTH_REMOTE_USER"),
             state_dir: values.optional("BERTH_STATE_DIR").map(PathBuf::from),
             hook_timeout: values.seconds("BERTH_HOOK_TIMEOUT"),

@@ -425,3 +425,38 @@ fn an_untrusted_certificate_is_named_at_the_server_step() {
         "{fix}"
     );
 }
+
+#[test]
+fn the_post_create_hook_prints_the_diagnosis_of_a_failed_pull() {
+    use support::engine::TestEngine;
+    use support::lifecycle::Container;
+    let tb = testbed();
+    let engine = TestEngine::start();
+    let missing = format!("{}/team/tiny:no-such-tag", tb.get("BERTH_TB_REG1"));
+    let c = Container::new(&[
+        ("BERTH_IMAGES", &missing),
+        ("BERTH_WAIT_FOR_PULLS", "true"),
+        ("BERTH_WAIT_FOR_DOCKER", "true"),
+    ]);
+    let out = run(c
+        .berth()
+        .args(["daemon", "--background"])
+        .env("HOME", "/root")
+        .env("DOCKER_HOST", engine.host()));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = c.hook("postCreate", &both_registries());
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        said.contains(
+            "doctor: image: repository team/tiny has no no-such-tag (MANIFEST_UNKNOWN: manifest unknown); check the tag or digest"
+        ),
+        "{said}"
+    );
+    // berth status keeps the same words.
+    let status = run(c.berth().arg("status"));
+    assert!(
+        text(&status).contains("doctor: image: repository team/tiny has no no-such-tag"),
+        "{}",
+        text(&status)
+    );
+}

@@ -25,7 +25,8 @@ pub async fn run(
         settings.secrets_file.as_deref(),
         Some(&settings.codespaces_dir),
     )?;
-    let discovery = Discovery::from_layers(&layers);
+    let mut discovery = Discovery::from_layers(&layers);
+    discovery.add_github(&layers, &settings.github);
     let listed = if images.is_empty() {
         settings.images.clone()
     } else {
@@ -56,6 +57,7 @@ pub async fn run(
         location: &location,
         engine: engine.as_ref(),
         insecure: &insecure,
+        github_host: &settings.github.host,
     })
     .await;
     let invalid = wanted.invalid.len();

@@ -43,7 +43,8 @@ pub async fn run(args: InjectArgs, settings: Settings) -> anyhow::Result<ExitCod
     for note in &notes {
         tracing::warn!(problem = %note, "secrets file entry skipped");
     }
-    let discovery = Discovery::from_layers(&layers);
+    let mut discovery = Discovery::from_layers(&layers);
+    discovery.add_github(&layers, &settings.github);
     let client = EcrClient::new();
     let opts = WriteOptions {
         dry_run: args.dry_run,

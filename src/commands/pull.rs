@@ -137,7 +137,8 @@ async fn logins_from_secrets(settings: &Settings) -> HashMap<String, (String, Lo
     ) else {
         return HashMap::new();
     };
-    let discovery = Discovery::from_layers(&layers);
+    let mut discovery = Discovery::from_layers(&layers);
+    discovery.add_github(&layers, &settings.github);
     let client = EcrClient::new();
     let endpoints = EndpointVars::from_env();
     let mut out = HashMap::new();

@@ -153,15 +153,28 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
         Err(pull::PullError::Cancelled { .. }) => {}
         Err(e) => {
             tracing::error!(image = %image, error = %e, "pull failed");
+            // What berth doctor would say of it, so that the creation log says why.
+            let diagnosis = crate::doctor::explain_failed_pull(
+                &spec.image,
+                spec.login.as_ref(),
+                spec.id.as_deref(),
+                &core.life.remote,
+                &core.life.settings.github.host,
+            )
+            .await;
+            let said = match &diagnosis {
+                Some(d) => format!("{e}; doctor: {d}"),
+                None => e.to_string(),
+            };
             core.update_pull(&image, |p| {
                 p.state = PullState::Failed;
-                p.error = Some(e.to_string());
+                p.error = Some(said.clone());
             });
             let permanent = matches!(e, pull::PullError::Permanent { .. });
             let stamp = core.stamp_of(spec.image.server().config_key());
             core.life.record(Event::PullFailed {
                 image,
-                error: e.to_string(),
+                error: said,
                 attempts: e.attempts(),
                 permanent,
                 stamp,

@@ -81,6 +81,15 @@ pub struct NamedSecret {
     pub source: Source,
 }
 
+/// The variables GitHub sets in a codespace's (and an Actions job's) environment that log in
+/// to its container registry: the user, and a token.
+pub const GITHUB_USER: &str = "GITHUB_USER";
+/// See [`GITHUB_USER`].
+pub const GITHUB_TOKEN: &str = "GITHUB_TOKEN";
+
+/// The identifier of the registry berth makes from [`GITHUB_USER`] and [`GITHUB_TOKEN`].
+pub const GITHUB_ID: &str = "GITHUB_TOKEN";
+
 /// Whether a name belongs to the convention (any case), without looking at its value.
 pub fn is_registry_secret_name(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
@@ -96,7 +105,7 @@ where
 {
     vars.into_iter()
         .map(|(k, v)| (k.into(), v))
-        .filter(|(k, _)| is_registry_secret_name(k))
+        .filter(|(k, _)| is_registry_secret_name(k) || k == GITHUB_USER || k == GITHUB_TOKEN)
         .map(|(name, v)| NamedSecret {
             name,
             value: Secret::new(v),
@@ -395,6 +404,50 @@ pub struct Discovery {
 }
 
 impl Discovery {
+    /// Adds GitHub's container registry, logged in to with [`GITHUB_USER`] and
+    /// [`GITHUB_TOKEN`] (the last layer that has each wins), when `github` allows it, both
+    /// are there and not empty, and no secret set names that registry already.
+    pub fn add_github(
+        &mut self,
+        layers: &[Vec<NamedSecret>],
+        github: &crate::settings::GithubRegistry,
+    ) {
+        if github.mode == crate::settings::GithubMode::Never {
+            return;
+        }
+        let Ok(server) = Server::parse(&github.host) else {
+            return;
+        };
+        if self
+            .registries
+            .iter()
+            .any(|r| r.server.config_key() == server.config_key())
+        {
+            return;
+        }
+        let last = |name: &str| {
+            layers
+                .iter()
+                .flatten()
+                .rev()
+                .find(|s| s.name == name && !s.value.expose().trim().is_empty())
+        };
+        let (Some(user), Some(token)) = (last(GITHUB_USER), last(GITHUB_TOKEN)) else {
+            return;
+        };
+        let kind = RegistryKind::classify(&server, user.value.expose());
+        self.registries.push(Registry {
+            id: GITHUB_ID.to_string(),
+            server,
+            kind,
+            user: Secret::new(user.value.expose().trim()),
+            password: Secret::new(token.value.expose().trim()),
+            session_token: None,
+            source: token.source.clone(),
+        });
+        self.registries.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+
     /// Groups secrets into registries. `layers` go from lowest to highest precedence: a
     /// name found in a later layer replaces the same name from an earlier one.
     pub fn from_layers(layers: &[Vec<NamedSecret>]) -> Discovery {

@@ -29,6 +29,8 @@ DISCOVERPUBLIC=${DISCOVERPUBLIC:-false}
 LOGLEVEL=${LOGLEVEL:-info}
 FAILONERROR=${FAILONERROR:-false}
 CREDENTIALHELPER=${CREDENTIALHELPER:-auto}
+GITHUBREGISTRY=${GITHUBREGISTRY:-auto}
+GITHUBREGISTRYHOST=${GITHUBREGISTRYHOST:-ghcr.io}
 REMOTE_USER=${_REMOTE_USER:-root}
 
 fail() {
@@ -100,6 +102,8 @@ options=$SHARE_DIR/options.env
     printf 'BERTH_LOG_LEVEL=%s\n' "$(quote "$LOGLEVEL")"
     printf 'BERTH_FAIL_ON_ERROR=%s\n' "$(quote "$FAILONERROR")"
     printf 'BERTH_CREDENTIAL_HELPER=%s\n' "$(quote "$CREDENTIALHELPER")"
+    printf 'BERTH_GITHUB_REGISTRY=%s\n' "$(quote "$GITHUBREGISTRY")"
+    printf 'BERTH_GITHUB_REGISTRY_HOST=%s\n' "$(quote "$GITHUBREGISTRYHOST")"
     printf 'BERTH_REMOTE_USER=%s\n' "$(quote "$REMOTE_USER")"
 } >"$options.new"
 chmod 0644 "$options.new"
