@@ -230,7 +230,16 @@ pub async fn diagnose(inputs: &Inputs<'_>) -> Diagnosis {
     }
     let ecr = EcrClient::new();
     let endpoints = EndpointVars::from_env();
-    for key in keys {
+    let ctx = Ctx {
+        http: &http,
+        ecr: &ecr,
+        endpoints: &endpoints,
+        docker: &docker,
+        engine: engine.as_ref(),
+        inputs,
+    };
+    // Every registry at once (each one's steps in order), reported in a stable order.
+    let checks = keys.iter().map(|key| {
         let set = inputs
             .discovery
             .registries
@@ -245,17 +254,10 @@ pub async fn diagnose(inputs: &Inputs<'_>) -> Diagnosis {
             Some(r) => r.server.clone(),
             None => images[0].server(),
         };
-        let ctx = Ctx {
-            http: &http,
-            ecr: &ecr,
-            endpoints: &endpoints,
-            docker: &docker,
-            engine: engine.as_ref(),
-            inputs,
-        };
-        out.registries
-            .push(ctx.registry(&server, set, &images).await);
-    }
+        let ctx = &ctx;
+        async move { ctx.registry(&server, set, &images).await }
+    });
+    out.registries = futures_util::future::join_all(checks).await;
     out.problems = out
         .secrets
         .iter()
@@ -514,13 +516,18 @@ impl Ctx<'_> {
             }
         }
         // 4. The images, and 5. the Docker side.
-        for (image, out) in images.iter().zip(d.images.iter_mut()) {
-            out.checks = self
-                .image(&endpoint, image, credentials.as_ref(), set)
-                .await;
-            if let Some(check) = self.image_in_engine(image).await {
-                out.checks.push(check);
-            }
+        let (endpoint, credentials) = (&endpoint, credentials.as_ref());
+        let each = images.iter().map(|image| async move {
+            let mut checks = self.image(endpoint, image, credentials, set).await;
+            checks.extend(self.image_in_engine(image).await);
+            checks
+        });
+        for (out, checks) in d
+            .images
+            .iter_mut()
+            .zip(futures_util::future::join_all(each).await)
+        {
+            out.checks = checks;
         }
         d.checks.extend(self.docker_side(server, set));
         d
