@@ -287,6 +287,7 @@ pub async fn explain_failed_pull(
             password: l.password.clone(),
             session_token: None,
             source: crate::secrets::Source::Environment,
+            sources: Vec::new(),
         })
         .into_iter()
         .collect();
@@ -310,6 +311,42 @@ pub async fn explain_failed_pull(
         .await
         .ok()?;
     d.registries.first()?.first_problem()
+}
+
+/// Where a set's secrets were found, by source: `REG1_CONTAINER_REGISTRY_SERVER, _USER and
+/// _PASSWORD from the environment`, or each source with its names.
+fn secrets_found(r: &Registry) -> String {
+    let kind = match r.kind {
+        RegistryKind::EcrAccessKeys(_) => "; AWS access keys for ECR",
+        RegistryKind::EcrToken(_) => "; a ready ECR token",
+        _ => "",
+    };
+    if r.id == crate::secrets::GITHUB_ID {
+        return format!(
+            "GITHUB_USER and GITHUB_TOKEN from {} (githubRegistry=auto)",
+            r.source
+        );
+    }
+    let mut by_source: Vec<(String, Vec<String>)> = Vec::new();
+    for (field, source) in &r.sources {
+        let source = match source {
+            crate::secrets::Source::Environment => "the environment".to_string(),
+            other => other.to_string(),
+        };
+        let name = field.secret_name(&r.id);
+        match by_source.iter_mut().find(|(s, _)| *s == source) {
+            Some((_, names)) => names.push(name),
+            None => by_source.push((source, vec![name])),
+        }
+    }
+    if by_source.is_empty() {
+        return format!("{} found ({}){kind}", r.id, r.source);
+    }
+    let parts: Vec<String> = by_source
+        .into_iter()
+        .map(|(source, names)| format!("{} from {source}", names.join(", ")))
+        .collect();
+    format!("{}{kind}", parts.join("; "))
 }
 
 /// Findings about sets that are not usable, and names that are not valid, as checks.
@@ -434,19 +471,7 @@ impl Ctx<'_> {
         // 1. The secrets.
         let credentials = match set {
             Some(r) => {
-                d.checks.push(Check::ok(
-                    Step::Secrets,
-                    format!(
-                        "{id}_CONTAINER_REGISTRY_SERVER, _USER and _PASSWORD found ({}){}",
-                        r.source,
-                        match r.kind {
-                            RegistryKind::EcrAccessKeys(_) => ", AWS access keys for ECR",
-                            RegistryKind::EcrToken(_) => ", a ready ECR token",
-                            _ => "",
-                        },
-                        id = r.id
-                    ),
-                ));
+                d.checks.push(Check::ok(Step::Secrets, secrets_found(r)));
                 d.checks.extend(set_notes(self.inputs.discovery, &r.id));
                 None
             }

@@ -460,3 +460,56 @@ fn the_post_create_hook_prints_the_diagnosis_of_a_failed_pull() {
         text(&status)
     );
 }
+
+#[test]
+fn the_secret_step_says_where_each_secret_was_found_never_its_value() {
+    let root = scratch();
+    let tb = testbed();
+    let file = root.path().join("secrets.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({"REG1_CONTAINER_REGISTRY_PASSWORD": tb.get("BERTH_TB_REG1_PASSWORD")})
+            .to_string(),
+    )
+    .unwrap();
+    let mut vars = reg1_with_password("");
+    vars.retain(|(k, _)| !k.ends_with("_PASSWORD"));
+    vars.push(("BERTH_SECRETS_FILE".into(), file.display().to_string()));
+    let (code, d) = doctor_json(root.path(), &vars, &[]);
+    assert_eq!(code, 0, "{d:#}");
+    let secrets = checks(&d, tb.get("BERTH_TB_REG1"))
+        .into_iter()
+        .find(|c| c.0 == "secrets")
+        .unwrap();
+    assert_eq!(
+        secrets.2,
+        format!(
+            "REG1_CONTAINER_REGISTRY_SERVER, REG1_CONTAINER_REGISTRY_USER from the environment; \
+             REG1_CONTAINER_REGISTRY_PASSWORD from secrets file {}",
+            file.display()
+        )
+    );
+    assert!(!d.to_string().contains(tb.get("BERTH_TB_REG1_PASSWORD")));
+}
+
+#[test]
+fn with_discover_the_workspaces_images_are_checked_too() {
+    let root = scratch();
+    let tb = testbed();
+    let ws = root.path().join("ws");
+    std::fs::create_dir_all(&ws).unwrap();
+    let image = format!("{}/team/tiny:no-such-tag", tb.get("BERTH_TB_REG1"));
+    std::fs::write(
+        ws.join("docker-compose.yml"),
+        format!("services:\n  app:\n    image: {image}\n"),
+    )
+    .unwrap();
+    let mut vars = reg1_with_password(tb.get("BERTH_TB_REG1_PASSWORD"));
+    vars.push(("BERTH_DISCOVER".into(), "true".into()));
+    vars.push(("BERTH_WORKSPACE".into(), ws.display().to_string()));
+    let (code, d) = doctor_json(root.path(), &vars, &[]);
+    assert_eq!(code, 1, "{d:#}");
+    let (step, found, _) = the_problem(&d, tb.get("BERTH_TB_REG1"));
+    assert_eq!(step, "image");
+    assert!(found.contains("has no no-such-tag"), "{found}");
+}

@@ -27,12 +27,35 @@ pub async fn run(
     )?;
     let mut discovery = Discovery::from_layers(&layers);
     discovery.add_github(&layers, &settings.github);
+    // The images named, else the configured ones and (with discover) the workspace's.
+    let workspace = (images.is_empty() && settings.discover)
+        .then(|| {
+            settings
+                .workspace
+                .clone()
+                .or_else(|| std::env::current_dir().ok())
+        })
+        .flatten();
     let listed = if images.is_empty() {
         settings.images.clone()
     } else {
         images
     };
-    let wanted = crate::pull::wanted(&listed, None, false, &|_| true);
+    let location_now = Location::of_environment();
+    let credentialed = |i: &crate::image::ImageRef| {
+        let key = i.server().config_key().to_string();
+        discovery
+            .registries
+            .iter()
+            .any(|r| r.server.config_key() == key)
+            || crate::docker_config::lookup(&location_now, &key).is_some()
+    };
+    let wanted = crate::pull::wanted(
+        &listed,
+        workspace.as_deref(),
+        settings.discover_public,
+        &credentialed,
+    );
     let target =
         crate::inject::Target::resolve(user.as_deref().or(settings.remote_user.as_deref()), None)?;
     // The Docker CLI of the user who runs doctor reads DOCKER_CONFIG; another user's, their own.
@@ -66,7 +89,7 @@ pub async fn run(
         value["invalid_images"] = serde_json::json!(wanted.invalid);
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
-        for n in notes {
+        for n in notes.iter().chain(&wanted.notes) {
             println!("note: {n}");
         }
         for i in &wanted.invalid {

@@ -242,6 +242,8 @@ pub struct Registry {
     pub session_token: Option<Secret>,
     /// Where its SERVER secret was read.
     pub source: Source,
+    /// Where each of its secrets was read.
+    pub sources: Vec<(Field, Source)>,
 }
 
 /// A problem with the secrets, reported by identifier and never with a value.
@@ -444,6 +446,7 @@ impl Discovery {
             password: Secret::new(token.value.expose().trim()),
             session_token: None,
             source: token.source.clone(),
+            sources: Vec::new(),
         });
         self.registries.sort_by(|a, b| a.id.cmp(&b.id));
     }
@@ -596,6 +599,11 @@ fn build_registry(
         findings.push(Finding::SessionTokenIgnored { id: id.to_string() });
         session_token = None;
     }
+    let sources = fields
+        .iter()
+        .filter(|(f, _)| **f != Field::SessionToken || session_token.is_some())
+        .map(|(f, (_, s, _))| (*f, s.clone()))
+        .collect();
     let source = fields.remove(&Field::Server).map(|(_, s, _)| s)?;
     Some(Registry {
         id: id.to_string(),
@@ -605,6 +613,7 @@ fn build_registry(
         password: values.remove(&Field::Password).unwrap_or_default(),
         session_token,
         source,
+        sources,
     })
 }
 
