@@ -191,6 +191,8 @@ pub struct Inputs<'a> {
     /// GitHub's container registry (`ghcr.io`), whose refusals doctor explains in the
     /// terms of GitHub's package permissions.
     pub github_host: &'a str,
+    /// Pull-through caches, per registry.
+    pub mirrors: &'a [crate::mirror::Mirrors],
 }
 
 /// Runs every check.
@@ -306,6 +308,7 @@ pub async fn explain_failed_pull(
         engine: None,
         insecure: &insecure,
         github_host,
+        mirrors: &[],
     };
     let d = tokio::time::timeout(Duration::from_secs(20), diagnose(&inputs))
         .await
@@ -507,6 +510,20 @@ impl Ctx<'_> {
                 })
             }
         };
+        if let Some(m) = self
+            .inputs
+            .mirrors
+            .iter()
+            .find(|m| m.origin == server.config_key())
+        {
+            d.checks.push(Check::note(
+                Step::Server,
+                format!(
+                    "its images are pulled through {} first (mirrors), then from it",
+                    m.caches.join(", then ")
+                ),
+            ));
+        }
         // 3, first for ECR with access keys: the swap, at the ECR API (its own server).
         let credentials = match set {
             Some(r) => match self.login_of(r).await {
@@ -1044,10 +1061,25 @@ impl Ctx<'_> {
             return None;
         };
         match engine.docker.inspect_image(&image.to_string()).await {
-            Ok(i) => Some(Check::note(
-                Step::Docker,
-                format!("already in the engine ({})", i.id.as_deref().unwrap_or("?")),
-            )),
+            Ok(i) => {
+                // Where it came from: a name it was pulled by at a pull-through cache.
+                let origin = format!("{}@", image.repository());
+                let from = i
+                    .repo_digests
+                    .unwrap_or_default()
+                    .iter()
+                    .find(|d| !d.starts_with(&origin))
+                    .and_then(|d| d.split_once('@'))
+                    .map(|(name, _)| format!(", pulled as {name} (a cache)"))
+                    .unwrap_or_default();
+                Some(Check::note(
+                    Step::Docker,
+                    format!(
+                        "already in the engine ({}{from})",
+                        i.id.as_deref().unwrap_or("?")
+                    ),
+                ))
+            }
             Err(_) => Some(Check::note(Step::Docker, "not in the engine yet")),
         }
     }

@@ -34,6 +34,7 @@ pub mod image;
 pub mod inject;
 pub mod lifecycle;
 pub mod logging;
+pub mod mirror;
 pub mod phase;
 pub mod privilege;
 pub mod protocol;

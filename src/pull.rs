@@ -32,6 +32,8 @@ pub struct PullSpec {
     pub login: Option<Login>,
     /// The secret identifier the login came from, for messages.
     pub id: Option<String>,
+    /// Pull-through caches to try first, in order (the `mirrors` option).
+    pub mirrors: Vec<crate::mirror::Mirror>,
 }
 
 /// How pulls behave.
@@ -109,6 +111,13 @@ pub enum PullEvent<'a> {
     Attempt(u32),
     /// Progress, at most every `PROGRESS_EVERY`, and once at the end.
     Progress(&'a Progress),
+    /// A pull-through cache is tried (`skipped: None`), or was passed over, and why.
+    Cache {
+        /// The cache, as configured.
+        cache: &'a str,
+        /// Why it was passed over.
+        skipped: Option<&'a str>,
+    },
     /// An attempt failed and another follows after `delay`.
     Retrying {
         /// The attempt that failed.
@@ -136,6 +145,8 @@ pub struct Pulled {
     pub already_present: bool,
     /// Attempts made.
     pub attempts: u32,
+    /// The pull-through cache it came from, if not the origin.
+    pub via: Option<String>,
 }
 
 /// Why an image was not pulled.
@@ -309,7 +320,17 @@ pub async fn pull(
             seconds: started.elapsed().as_secs_f64(),
             already_present: true,
             attempts: 0,
+            via: None,
         });
+    }
+    if !spec.mirrors.is_empty()
+        && let Some(mut pulled) = through_caches(puller, spec, cfg, cancel, deadline, on).await
+    {
+        pulled.seconds = started.elapsed().as_secs_f64();
+        return Ok(pulled);
+    }
+    if cancel.is_cancelled() {
+        return Err(PullError::Cancelled { image });
     }
     let mut attempt = 0;
     loop {
@@ -363,6 +384,7 @@ pub async fn pull(
                         seconds: started.elapsed().as_secs_f64(),
                         already_present: true,
                         attempts: attempt,
+                        via: None,
                     });
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -437,6 +459,142 @@ pub async fn pull(
             _ = tokio::time::sleep(delay) => {}
         }
     }
+}
+
+/// Pulls through the image's caches, the first that serves what the origin names: the
+/// digest the origin gives for the tag (or the image's own digest) is asked of each cache,
+/// a cache that serves another is refused (stale or tampered), and the image is pulled from
+/// the cache by that digest (so the engine checks the content), then tagged under its
+/// original name. `None` when no cache served it: the caller pulls from the origin.
+async fn through_caches(
+    puller: &Puller,
+    spec: &PullSpec,
+    cfg: &PullConfig,
+    cancel: &CancellationToken,
+    deadline: Instant,
+    on: &mut (dyn FnMut(PullEvent<'_>) + Send),
+) -> Option<Pulled> {
+    const ASK: Duration = Duration::from_secs(15);
+    let ask = |image: &ImageRef, login: Option<&Login>| {
+        let insecure = crate::registry::client::insecure(&image.server(), &puller.insecure);
+        let (image, login) = (image.clone(), login.cloned());
+        async move {
+            let rc = puller.registry.as_ref()?;
+            Some(
+                tokio::time::timeout(ASK, rc.probe(&image, login.as_ref(), insecure))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ProbeError::Unreachable {
+                            reason: format!("no answer in {} s", ASK.as_secs()),
+                        })
+                    }),
+            )
+        }
+    };
+    // What the origin names; when it cannot say, the cache's own answer is taken.
+    let wanted = match spec.image.digest() {
+        Some(d) => Some(d.to_string()),
+        None => match ask(&spec.image, spec.login.as_ref()).await {
+            Some(Ok(p)) => p.digest,
+            _ => None,
+        },
+    };
+    for m in &spec.mirrors {
+        if cancel.is_cancelled() {
+            return None;
+        }
+        let mut skip = |reason: String| {
+            on(PullEvent::Cache {
+                cache: &m.cache,
+                skipped: Some(&reason),
+            })
+        };
+        let served = match ask(&m.image, m.login.as_ref()).await {
+            Some(Ok(p)) => p.digest,
+            Some(Err(e)) => {
+                skip(e.to_string());
+                continue;
+            }
+            None => None,
+        };
+        if let (Some(w), Some(s)) = (&wanted, &served)
+            && w != s
+        {
+            skip(format!(
+                "it serves {s} for {}, but {} names {w}: a stale or tampered cache, refused",
+                spec.image,
+                spec.image.server()
+            ));
+            continue;
+        }
+        let at = match &wanted {
+            Some(d) => ImageRef::parse(&format!("{}@{d}", m.image.repository()))
+                .unwrap_or_else(|_| m.image.clone()),
+            None => m.image.clone(),
+        };
+        let from_cache = PullSpec {
+            image: at,
+            login: m.login.clone(),
+            id: m.id.clone(),
+            mirrors: Vec::new(),
+        };
+        on(PullEvent::Cache {
+            cache: &m.cache,
+            skipped: None,
+        });
+        let left = deadline.saturating_duration_since(Instant::now());
+        let result = tokio::select! {
+            _ = cancel.cancelled() => return None,
+            r = tokio::time::timeout(left, attempt_once(&puller.docker, &from_cache, cfg, on)) => r,
+        };
+        match result {
+            Ok(Ok(mut pulled)) => {
+                if let Err(e) = tag_as(&puller.docker, &from_cache.image, &spec.image).await {
+                    on(PullEvent::Cache {
+                        cache: &m.cache,
+                        skipped: Some(&format!(
+                            "pulled, but the engine would not tag it as {}: {e}",
+                            spec.image
+                        )),
+                    });
+                    continue;
+                }
+                pulled.digest = pulled.digest.or(wanted);
+                pulled.via = Some(m.cache.clone());
+                pulled.attempts = 1;
+                return Some(pulled);
+            }
+            Ok(Err(f)) => on(PullEvent::Cache {
+                cache: &m.cache,
+                skipped: Some(&f.reason),
+            }),
+            Err(_) => on(PullEvent::Cache {
+                cache: &m.cache,
+                skipped: Some("the pull's deadline passed"),
+            }),
+        }
+    }
+    None
+}
+
+/// Tags a pulled image under its original name, so that `docker run ORIGINAL` finds it. An
+/// image named by digest cannot be given that name (the engine records digests only as
+/// pulled): it stays under the cache's name.
+async fn tag_as(docker: &Docker, pulled: &ImageRef, original: &ImageRef) -> Result<(), String> {
+    let Some(tag) = original
+        .tag()
+        .or(original.digest().is_none().then_some("latest"))
+    else {
+        return Ok(());
+    };
+    let options = bollard::query_parameters::TagImageOptionsBuilder::new()
+        .repo(&original.repository())
+        .tag(tag)
+        .build();
+    docker
+        .tag_image(&pulled.canonical(), Some(options))
+        .await
+        .map_err(|e| engine_error_message(&e))
 }
 
 /// Whether the engine holds the image with this digest (a local question, no registry).
@@ -535,6 +693,7 @@ async fn attempt_once(
         seconds: 0.0,
         already_present: tracker.up_to_date,
         attempts: 0,
+        via: None,
     })
 }
 

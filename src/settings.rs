@@ -133,6 +133,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         "name berth as the credential helper of its registries: auto (when docker-credential-berth is installed), always, never",
     ),
     opt(
+        "mirrors",
+        "BERTH_MIRRORS",
+        "",
+        "pull-through caches per registry, tried in order before it: REGISTRY=CACHE[,CACHE] pairs, or a JSON object {\"REGISTRY\": [\"CACHE\"]}; a cache may have a path (cache.internal:5000/ecr)",
+    ),
+    opt(
         "githubRegistry",
         "BERTH_GITHUB_REGISTRY",
         "auto",
@@ -301,6 +307,8 @@ pub struct Settings {
     pub fail_on_error: bool,
     /// Credential helper use.
     pub credential_helper: HelperMode,
+    /// Pull-through caches, per registry.
+    pub mirrors: Vec<crate::mirror::Mirrors>,
     /// GitHub's container registry with the codespace's own token.
     pub github: GithubRegistry,
     /// The remote user.
@@ -378,6 +386,11 @@ impl Settings {
                     .map(|_| v.trim().to_string())
             },
         );
+        let mirrors = values.parse(
+            "BERTH_MIRRORS",
+            "REGISTRY=CACHE[,CACHE] pairs or a JSON object of registry to caches",
+            |v| crate::mirror::parse(v).ok(),
+        );
         let pull_concurrency =
             values.parse("BERTH_PULL_CONCURRENCY", "a number from 1 to 32", |v| {
                 v.trim()
@@ -423,6 +436,7 @@ impl Settings {
             log_level,
             fail_on_error: values.flag("BERTH_FAIL_ON_ERROR"),
             credential_helper,
+            mirrors,
             github: GithubRegistry {
                 mode: github_mode,
                 host: github_host,

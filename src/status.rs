@@ -142,6 +142,9 @@ pub struct PullStatus {
     /// Why it failed (last attempt).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The pull-through cache it came from, if not its registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 impl PullStatus {
@@ -157,6 +160,7 @@ impl PullStatus {
             seconds: None,
             attempts: 0,
             error: None,
+            via: None,
         }
     }
 }
@@ -374,6 +378,7 @@ impl Status {
                     bytes,
                     seconds,
                     already_present,
+                    via,
                 } => {
                     let p = pulls
                         .entry(image.clone())
@@ -383,10 +388,18 @@ impl Status {
                     p.bytes = *bytes;
                     p.seconds = Some(*seconds);
                     p.error = None;
+                    p.via = via.clone();
+                    let through = via
+                        .as_deref()
+                        .map(|c| format!(", through the cache {c}"))
+                        .unwrap_or_default();
                     let what = if *already_present {
                         format!("{image} already present")
                     } else {
-                        format!("pulled {image} ({} in {seconds:.1} s)", human_bytes(*bytes))
+                        format!(
+                            "pulled {image} ({} in {seconds:.1} s{through})",
+                            human_bytes(*bytes)
+                        )
                     };
                     push(&mut status.timeline, at, None, what)
                 }
@@ -493,6 +506,13 @@ impl Status {
                     if let Some(s) = p.seconds {
                         let _ = write!(what, "  {} in {s:.1} s", human_bytes(p.bytes));
                     }
+                    let _ = write!(
+                        what,
+                        "  from {}",
+                        p.via
+                            .as_deref()
+                            .map_or("its registry".to_string(), |c| { format!("the cache {c}") })
+                    );
                 }
                 PullState::Pulling | PullState::Retrying => {
                     let _ = write!(what, "  {}", human_bytes(p.bytes));
@@ -632,6 +652,7 @@ mod tests {
                     bytes: 2_500_000,
                     seconds: 1.5,
                     already_present: false,
+                    via: None,
                 },
             ),
         ];

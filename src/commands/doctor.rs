@@ -81,6 +81,7 @@ pub async fn run(
         engine: engine.as_ref(),
         insecure: &insecure,
         github_host: &settings.github.host,
+        mirrors: &settings.mirrors,
     })
     .await;
     let invalid = wanted.invalid.len();

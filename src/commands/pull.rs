@@ -82,7 +82,26 @@ pub async fn run(images: Vec<String>, settings: Settings) -> anyhow::Result<Exit
                     }),
                 ),
             };
-            PullSpec { image, login, id }
+            let mirrors = crate::mirror::for_image(&image, &settings.mirrors, &|key| {
+                logins.get(key).cloned().or_else(|| {
+                    docker_config::lookup(&location, key).map(|(user, password)| {
+                        (
+                            String::new(),
+                            Login {
+                                user,
+                                password,
+                                expires_at: None,
+                            },
+                        )
+                    })
+                })
+            });
+            PullSpec {
+                image,
+                login,
+                id,
+                mirrors,
+            }
         })
         .collect();
 
@@ -205,16 +224,30 @@ async fn pull_one(
                 None => println!("{line}"),
             }
         }
+        (_, PullEvent::Cache { cache, skipped }) => {
+            let line = match skipped {
+                None => format!("{image}: pulling through the cache {cache}"),
+                Some(why) => format!("{image}: cache {cache} passed over: {why}"),
+            };
+            match &bar {
+                Some(b) => b.println(line),
+                None => println!("{line}"),
+            }
+        }
         (None, PullEvent::Attempt(1)) => println!("pulling {image}"),
         _ => {}
     };
     let result = pull::pull(puller, spec, cfg, cancel, &mut on).await;
     let line = match &result {
         Ok(p) => format!(
-            "pulled {image} {} ({} in {:.1} s{})",
+            "pulled {image} {} ({} in {:.1} s{}{})",
             p.digest.as_deref().unwrap_or("?"),
             human_bytes(p.bytes),
             p.seconds,
+            p.via
+                .as_deref()
+                .map(|c| format!(", through the cache {c}"))
+                .unwrap_or_default(),
             if p.attempts > 1 {
                 format!(", {} attempts", p.attempts)
             } else {

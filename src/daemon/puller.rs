@@ -79,12 +79,20 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
             bytes: 0,
             seconds: 0.0,
             already_present: true,
+            via: None,
         });
         return;
     }
     // The login as it is now (an ECR token may have been renewed while this waited).
     if let Some(login) = core.current_login(spec.image.server().config_key()) {
         spec.login = Some(login);
+    }
+    for m in &mut spec.mirrors {
+        if let Some(login) = core.current_login(m.image.server().config_key()) {
+            m.login = Some(login);
+        } else if m.id == spec.id {
+            m.login = spec.login.clone();
+        }
     }
     let cfg = PullConfig {
         platform: core.life.settings.platform.clone(),
@@ -97,6 +105,15 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
     tracing::info!(image = %image, registry = %spec.image.server(), credentials = spec.login.is_some(), "pulling");
     let mut last_log = Instant::now();
     let mut on = |ev: PullEvent<'_>| match ev {
+        PullEvent::Cache { cache, skipped } => match skipped {
+            None => tracing::info!(image = %image, cache, "pulling through the cache"),
+            Some(why) => {
+                tracing::warn!(image = %image, cache, reason = why, "cache passed over");
+                core.update_pull(&image, |p| {
+                    p.error = Some(format!("cache {cache} passed over: {why}"));
+                });
+            }
+        },
         PullEvent::Attempt(n) => core.update_pull(&image, |p| {
             p.state = PullState::Pulling;
             p.attempts = n;
@@ -137,6 +154,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
             );
             core.update_pull(&image, |p| {
                 p.state = PullState::Done;
+                p.via = done.via.clone();
                 p.digest = done.digest.clone();
                 p.bytes = done.bytes;
                 p.seconds = Some(done.seconds);
@@ -148,6 +166,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
                 bytes: done.bytes,
                 seconds: done.seconds,
                 already_present: done.already_present,
+                via: done.via.clone(),
             });
         }
         Err(pull::PullError::Cancelled { .. }) => {}
@@ -341,10 +360,15 @@ impl Core {
                 }
                 board.insert(key, PullStatus::queued(&image.to_string()));
                 let login = logins.get(image.server().config_key());
+                let mirrors =
+                    crate::mirror::for_image(&image, &self.life.settings.mirrors, &|key| {
+                        logins.get(key).cloned()
+                    });
                 claimed.push(PullSpec {
                     login: login.map(|(_, l)| l.clone()),
                     id: login.map(|(id, _)| id.clone()),
                     image,
+                    mirrors,
                 });
             }
         });
@@ -422,8 +446,12 @@ impl Core {
                             sink,
                             Level::Info,
                             format!(
-                                "berth: {label}: pulled {image} ({} in {secs:.1} s)",
-                                crate::status::human_bytes(p.bytes)
+                                "berth: {label}: pulled {image} ({} in {secs:.1} s{})",
+                                crate::status::human_bytes(p.bytes),
+                                p.via
+                                    .as_deref()
+                                    .map(|c| format!(", through the cache {c}"))
+                                    .unwrap_or_default()
                             ),
                         );
                     }

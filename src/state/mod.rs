@@ -156,6 +156,9 @@ pub enum Event {
         /// Whether the image was already there.
         #[serde(default)]
         already_present: bool,
+        /// The pull-through cache it came from, if not its registry.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        via: Option<String>,
     },
     /// A pre-pull failed for good.
     PullFailed {

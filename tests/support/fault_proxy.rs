@@ -19,6 +19,9 @@ pub enum Fault {
     Respond(u16, Vec<(String, String)>, String),
     /// Forward it, send the answer's headers and half its body, then cut the connection.
     ResetBody,
+    /// Forward it with this `Authorization` when it has none: a login held for its
+    /// callers (as a pull-through cache holds the origin's).
+    PassWithLogin(String),
 }
 
 /// One request the proxy saw.
@@ -30,6 +33,8 @@ pub struct Seen {
     pub path: String,
     /// Its `User-Agent` (berth's requests say `berth/...`, the engine's `docker/...`).
     pub agent: String,
+    /// The user its basic `Authorization` names (never the password), if any.
+    pub user: Option<String>,
     /// When.
     pub at: Instant,
 }
@@ -147,10 +152,24 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
+    let user = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(b).ok()
+        })
+        .and_then(|plain| {
+            let plain = String::from_utf8_lossy(&plain).into_owned();
+            plain.split_once(':').map(|(u, _)| u.to_string())
+        });
     seen.lock().unwrap().push(Seen {
         method: method.clone(),
         path: path.clone(),
         agent,
+        user,
         at: Instant::now(),
     });
     let fault = rule(&method, &path);
@@ -176,6 +195,14 @@ async fn handle(
         if k != hyper::header::HOST {
             forward = forward.header(k.as_str(), v.as_bytes());
         }
+    }
+    if let Fault::PassWithLogin(authorization) = &fault
+        && !parts.headers.contains_key(hyper::header::AUTHORIZATION)
+    {
+        forward = forward.header(
+            hyper::header::AUTHORIZATION.as_str(),
+            authorization.as_str(),
+        );
     }
     let answer = match forward.body(body).send().await {
         Ok(a) => a,
