@@ -14,7 +14,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use base64::Engine as _;
 use serde::Serialize;
 
 use crate::account::Account;
@@ -23,6 +22,7 @@ use crate::ecr::{EcrClient, EcrError, EndpointVars};
 use crate::engine::{self, EngineTarget};
 use crate::image::ImageRef;
 use crate::inject::{Login, obtain_login};
+use crate::registry::client::{Challenge, basic_authorization};
 use crate::registry::{RegistryKind, Server};
 use crate::secrets::{Discovery, Finding, Registry};
 
@@ -425,17 +425,6 @@ struct Endpoint {
     challenge: Option<Challenge>,
 }
 
-/// A `WWW-Authenticate` challenge berth can answer.
-#[derive(Clone, Debug)]
-enum Challenge {
-    Basic,
-    Bearer {
-        realm: String,
-        service: Option<String>,
-    },
-    Other(String),
-}
-
 /// The login to try, and where it came from.
 struct Credentials {
     login: Login,
@@ -633,7 +622,7 @@ impl Ctx<'_> {
                     let status = response.status().as_u16();
                     let challenge = match status {
                         200..=299 => None,
-                        401 => Some(parse_challenge(
+                        401 => Some(Challenge::parse(
                             response
                                 .headers()
                                 .get(reqwest::header::WWW_AUTHENTICATE)
@@ -654,6 +643,9 @@ impl Ctx<'_> {
                         Some(Challenge::Basic) => "basic auth".to_string(),
                         Some(Challenge::Bearer { realm, .. }) => {
                             format!("token service {realm}")
+                        }
+                        Some(Challenge::BearerWithoutRealm) => {
+                            "a bearer challenge without a token service".to_string()
                         }
                         Some(Challenge::Other(c)) => format!("challenge {c}"),
                     };
@@ -787,7 +779,7 @@ impl Ctx<'_> {
                 endpoint.base
             ),
         };
-        let basic = basic_header(&c.login);
+        let basic = basic_authorization(&c.login);
         let (url, what) = match challenge {
             Challenge::Basic => (format!("{}/v2/", endpoint.base), "basic auth".to_string()),
             Challenge::Bearer { realm, service } => {
@@ -803,6 +795,13 @@ impl Ctx<'_> {
                 }
                 url.query_pairs_mut().append_pair("account", &user);
                 (url.to_string(), format!("the token service {realm}"))
+            }
+            Challenge::BearerWithoutRealm => {
+                return Err(Check::problem(
+                    Step::Login,
+                    "the registry asks for a bearer token but names no token service",
+                    "report it to the registry's operator; the engine cannot log in either",
+                ));
             }
             Challenge::Other(c) => {
                 return Ok(Check::note(
@@ -871,7 +870,7 @@ impl Ctx<'_> {
                     Err(check) => return vec![check],
                 }
             }
-            Some(_) => credentials.map(|c| basic_header(&c.login)),
+            Some(_) => credentials.map(|c| basic_authorization(&c.login)),
         };
         let url = format!("{}/v2/{path}/manifests/{reference}", endpoint.base);
         let ask = |method: reqwest::Method| {
@@ -1009,7 +1008,10 @@ impl Ctx<'_> {
             .append_pair("scope", &format!("repository:{path}:pull"));
         let mut request = self.http.get(url);
         if let Some(c) = credentials {
-            request = request.header(reqwest::header::AUTHORIZATION, basic_header(&c.login));
+            request = request.header(
+                reqwest::header::AUTHORIZATION,
+                basic_authorization(&c.login),
+            );
         }
         let response = request.send().await.map_err(|e| {
             Check::problem(
@@ -1307,48 +1309,6 @@ fn rate_limit(headers: &reqwest::header::HeaderMap) -> Option<(u64, Option<u64>)
     Some((remaining, window))
 }
 
-/// The challenge in a `WWW-Authenticate` header (parsed by `http-auth`).
-fn parse_challenge(header: &str) -> Challenge {
-    let challenges = http_auth::parse_challenges(header).unwrap_or_default();
-    if let Some(bearer) = challenges
-        .iter()
-        .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))
-    {
-        let param = |name: &str| {
-            bearer
-                .params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.to_unescaped())
-        };
-        if let Some(realm) = param("realm") {
-            return Challenge::Bearer {
-                realm,
-                service: param("service"),
-            };
-        }
-    }
-    if challenges
-        .iter()
-        .any(|c| c.scheme.eq_ignore_ascii_case("basic"))
-    {
-        return Challenge::Basic;
-    }
-    Challenge::Other(header.to_string())
-}
-
-fn basic_header(login: &Login) -> String {
-    let plain = zeroize::Zeroizing::new(format!(
-        "{}:{}",
-        login.user.expose(),
-        login.password.expose()
-    ));
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(plain.as_bytes())
-    )
-}
-
 /// `host:port` (or `[v6]:port`) as host and port.
 fn split_host_port(api: &str) -> (&str, Option<u16>) {
     if let Some(rest) = api.strip_prefix('[') {
@@ -1393,11 +1353,11 @@ mod tests {
     #[test]
     fn challenges_name_their_scheme() {
         assert!(matches!(
-            parse_challenge(r#"Bearer realm="https://auth.example/token",service="reg""#),
+            Challenge::parse(r#"Bearer realm="https://auth.example/token",service="reg""#),
             Challenge::Bearer { realm, service: Some(s) } if realm == "https://auth.example/token" && s == "reg"
         ));
         assert!(matches!(
-            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Challenge::parse(r#"Basic realm="Registry Realm""#),
             Challenge::Basic
         ));
     }

@@ -810,6 +810,34 @@ impl Tracker {
 /// The images to pre-pull: `listed` (the feature option and `BERTH_IMAGES`), and with
 /// `discover` those named in the workspace's compose files and Dockerfiles, keeping only
 /// the discovered images whose registry has credentials (`credentialed`) unless `public`.
+/// The images a command works on: those named, else the configured ones and, with
+/// `discover`, the workspace's ([`wanted`] says which).
+pub fn wanted_by_command(
+    named: Vec<String>,
+    settings: &crate::settings::Settings,
+    credentialed: &dyn Fn(&ImageRef) -> bool,
+) -> Wanted {
+    let workspace = (named.is_empty() && settings.discover)
+        .then(|| {
+            settings
+                .workspace
+                .clone()
+                .or_else(|| std::env::current_dir().ok())
+        })
+        .flatten();
+    let listed = if named.is_empty() {
+        settings.images.clone()
+    } else {
+        named
+    };
+    wanted(
+        &listed,
+        workspace.as_deref(),
+        settings.discover_public,
+        credentialed,
+    )
+}
+
 pub fn wanted(
     listed: &[String],
     discover: Option<&std::path::Path>,

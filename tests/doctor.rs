@@ -73,6 +73,19 @@ fn the_problem(d: &serde_json::Value, server: &str) -> (String, String, String) 
     (step, found, fix)
 }
 
+/// `doctor --json` of registry 1's tiny image through `proxy`, as the secret set `id`
+/// (registry 1's main user).
+fn doctor_behind(root: &Path, proxy: &FaultProxy, id: &str) -> (i32, serde_json::Value) {
+    let tb = testbed();
+    let secrets = registry_env(
+        id,
+        &proxy.addr,
+        tb.get("BERTH_TB_REG1_USER"),
+        tb.get("BERTH_TB_REG1_PASSWORD"),
+    );
+    doctor_json(root, &secrets, &[&format!("{}/team/tiny:1", proxy.addr)])
+}
+
 fn reg1_with_password(password: &str) -> Vec<(String, String)> {
     let tb = testbed();
     registry_env(
@@ -290,17 +303,7 @@ fn a_user_denied_one_repository_is_told_who_may_not_pull_what() {
             Fault::Pass
         }
     });
-    let secrets = registry_env(
-        "PROXIED",
-        &proxy.addr,
-        tb.get("BERTH_TB_REG1_USER"),
-        tb.get("BERTH_TB_REG1_PASSWORD"),
-    );
-    let (code, d) = doctor_json(
-        root.path(),
-        &secrets,
-        &[&format!("{}/team/tiny:1", proxy.addr)],
-    );
+    let (code, d) = doctor_behind(root.path(), &proxy, "PROXIED");
     assert_eq!(code, 1);
     let (step, found, fix) = the_problem(&d, &proxy.addr);
     assert_eq!(step, "image");
@@ -333,17 +336,7 @@ fn a_used_up_rate_limit_is_not_mistaken_for_a_permission_problem() {
             Fault::Pass
         }
     });
-    let secrets = registry_env(
-        "LIMITED",
-        &proxy.addr,
-        tb.get("BERTH_TB_REG1_USER"),
-        tb.get("BERTH_TB_REG1_PASSWORD"),
-    );
-    let (code, d) = doctor_json(
-        root.path(),
-        &secrets,
-        &[&format!("{}/team/tiny:1", proxy.addr)],
-    );
+    let (code, d) = doctor_behind(root.path(), &proxy, "LIMITED");
     assert_eq!(code, 1);
     let (step, found, fix) = the_problem(&d, &proxy.addr);
     assert_eq!(step, "rate-limit");
@@ -438,12 +431,7 @@ fn the_post_create_hook_prints_the_diagnosis_of_a_failed_pull() {
         ("BERTH_WAIT_FOR_PULLS", "true"),
         ("BERTH_WAIT_FOR_DOCKER", "true"),
     ]);
-    let out = run(c
-        .berth()
-        .args(["daemon", "--background"])
-        .env("HOME", "/root")
-        .env("DOCKER_HOST", engine.host()));
-    assert!(out.status.success(), "{}", text(&out));
+    c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
     let out = c.hook("postCreate", &both_registries());
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(

@@ -50,6 +50,40 @@ fn registry(
     })
 }
 
+/// Registry 1 behind a watching proxy (`origin`: every request that reaches the registry,
+/// and as whom), and a distribution pull-through cache of it (`cache`), with its own users
+/// when `own_users` names an htpasswd file.
+struct Cached {
+    origin: FaultProxy,
+    _shim: FaultProxy,
+    _storage: tempfile::TempDir,
+    cache: ExtraRegistry,
+}
+
+impl Cached {
+    fn start(own_users: Option<&str>) -> Cached {
+        let tb = testbed();
+        let origin = FaultProxy::start(tb.get("BERTH_TB_REG1"), |_, _| Fault::Pass);
+        let shim = login_shim(&origin.addr);
+        let storage = tempfile::tempdir().unwrap();
+        let cache = registry(
+            storage.path(),
+            Some((
+                &shim.addr,
+                tb.get("BERTH_TB_REG1_USER"),
+                tb.get("BERTH_TB_REG1_PASSWORD"),
+            )),
+            own_users,
+        );
+        Cached {
+            origin,
+            _shim: shim,
+            _storage: storage,
+            cache,
+        }
+    }
+}
+
 /// The shim that holds the origin's login (registry 1's main user) for a cache.
 fn login_shim(origin: &str) -> FaultProxy {
     use base64::Engine as _;
@@ -94,20 +128,8 @@ fn origin_secrets(server: &str) -> Vec<(String, String)> {
 
 #[test]
 fn pulls_go_through_the_cache_and_keep_their_original_name() {
-    let tb = testbed();
     let root = scratch();
-    let origin = FaultProxy::start(tb.get("BERTH_TB_REG1"), |_, _| Fault::Pass);
-    let shim = login_shim(&origin.addr);
-    let storage = tempfile::tempdir().unwrap();
-    let cache = registry(
-        storage.path(),
-        Some((
-            &shim.addr,
-            tb.get("BERTH_TB_REG1_USER"),
-            tb.get("BERTH_TB_REG1_PASSWORD"),
-        )),
-        None,
-    );
+    let Cached { origin, cache, .. } = &Cached::start(None);
     let engine = TestEngine::start();
     let image = format!("{}/team/tiny:1", origin.addr);
     let out = pull(
@@ -240,19 +262,8 @@ fn the_caches_and_the_origins_credentials_are_never_mixed_up() {
     let tb = testbed();
     let root = scratch();
     // The origin, watched: who asks it, and as whom.
-    let origin = FaultProxy::start(tb.get("BERTH_TB_REG1"), |_, _| Fault::Pass);
-    let shim = login_shim(&origin.addr);
     // The cache has its own users (registry 2's: bob), and reaches the origin as alice.
-    let storage = tempfile::tempdir().unwrap();
-    let cache = registry(
-        storage.path(),
-        Some((
-            &shim.addr,
-            tb.get("BERTH_TB_REG1_USER"),
-            tb.get("BERTH_TB_REG1_PASSWORD"),
-        )),
-        Some(tb.get("BERTH_TB_REG2_HTPASSWD")),
-    );
+    let Cached { origin, cache, .. } = &Cached::start(Some(tb.get("BERTH_TB_REG2_HTPASSWD")));
     let engine = TestEngine::start();
     let mut secrets = origin_secrets(&origin.addr);
     secrets.extend(registry_env(
@@ -295,18 +306,7 @@ fn the_caches_and_the_origins_credentials_are_never_mixed_up() {
 fn the_daemons_pre_pulls_go_through_the_cache_and_status_says_where_each_came_from() {
     use support::lifecycle::Container;
     let tb = testbed();
-    let origin = FaultProxy::start(tb.get("BERTH_TB_REG1"), |_, _| Fault::Pass);
-    let shim = login_shim(&origin.addr);
-    let storage = tempfile::tempdir().unwrap();
-    let cache = registry(
-        storage.path(),
-        Some((
-            &shim.addr,
-            tb.get("BERTH_TB_REG1_USER"),
-            tb.get("BERTH_TB_REG1_PASSWORD"),
-        )),
-        None,
-    );
+    let Cached { origin, cache, .. } = &Cached::start(None);
     let engine = TestEngine::start();
     let cached = format!("{}/team/tiny:1", origin.addr);
     let direct = tb.get("BERTH_TB_REG2_TINY");
@@ -316,12 +316,7 @@ fn the_daemons_pre_pulls_go_through_the_cache_and_status_says_where_each_came_fr
         ("BERTH_WAIT_FOR_PULLS", "true"),
         ("BERTH_WAIT_FOR_DOCKER", "true"),
     ]);
-    let out = run(c
-        .berth()
-        .args(["daemon", "--background"])
-        .env("HOME", "/root")
-        .env("DOCKER_HOST", engine.host()));
-    assert!(out.status.success(), "{}", text(&out));
+    c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
     let mut secrets = origin_secrets(&origin.addr);
     secrets.extend(both_registries());
     let out = c.hook("postCreate", &secrets);
@@ -342,20 +337,8 @@ fn the_daemons_pre_pulls_go_through_the_cache_and_status_says_where_each_came_fr
 
 #[test]
 fn doctor_names_the_caches_and_where_an_image_came_from() {
-    let tb = testbed();
     let root = scratch();
-    let origin = FaultProxy::start(tb.get("BERTH_TB_REG1"), |_, _| Fault::Pass);
-    let shim = login_shim(&origin.addr);
-    let storage = tempfile::tempdir().unwrap();
-    let cache = registry(
-        storage.path(),
-        Some((
-            &shim.addr,
-            tb.get("BERTH_TB_REG1_USER"),
-            tb.get("BERTH_TB_REG1_PASSWORD"),
-        )),
-        None,
-    );
+    let Cached { origin, cache, .. } = &Cached::start(None);
     let engine = TestEngine::start();
     let image = format!("{}/team/tiny:1", origin.addr);
     let mirrors = format!("{}={}", origin.addr, cache.addr);

@@ -254,12 +254,7 @@ fn the_daemon_pre_pulls_before_post_create_returns_and_not_again_after_a_restart
         ("BERTH_WAIT_FOR_DOCKER", "true"),
     ]);
     let start = || {
-        let out = run(c
-            .berth()
-            .args(["daemon", "--background"])
-            .env("HOME", "/root")
-            .env("DOCKER_HOST", engine.host()));
-        assert!(out.status.success(), "{}", text(&out));
+        c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
     };
     start();
     for phase in ["onCreate", "updateContent"] {
@@ -330,12 +325,7 @@ fn the_post_create_hook_waits_for_an_engine_that_comes_late() {
         ("BERTH_WAIT_FOR_PULLS", "true"),
         ("BERTH_WAIT_FOR_DOCKER", "true"),
     ]);
-    let out = run(c
-        .berth()
-        .args(["daemon", "--background"])
-        .env("HOME", "/root")
-        .env("DOCKER_HOST", engine.host()));
-    assert!(out.status.success(), "{}", text(&out));
+    c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
     let mut hook = c.berth();
     hook.args(["hook", "postCreate"])
         .env("DOCKER_CONFIG", c.docker_config())
@@ -383,12 +373,7 @@ fn discover_pulls_the_workspaces_private_images_and_leaves_public_ones() {
         format!("FROM {} AS base\nFROM base\n", reg(2, "_TINY")),
     )
     .unwrap();
-    let out = run(c
-        .berth()
-        .args(["daemon", "--background"])
-        .env("HOME", "/root")
-        .env("DOCKER_HOST", engine.host()));
-    assert!(out.status.success(), "{}", text(&out));
+    c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
     let out = c.hook("postCreate", &both_registries());
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{said}");

@@ -27,20 +27,6 @@ pub async fn run(
     )?;
     let mut discovery = Discovery::from_layers(&layers);
     discovery.add_github(&layers, &settings.github);
-    // The images named, else the configured ones and (with discover) the workspace's.
-    let workspace = (images.is_empty() && settings.discover)
-        .then(|| {
-            settings
-                .workspace
-                .clone()
-                .or_else(|| std::env::current_dir().ok())
-        })
-        .flatten();
-    let listed = if images.is_empty() {
-        settings.images.clone()
-    } else {
-        images
-    };
     let location_now = Location::of_environment();
     let credentialed = |i: &crate::image::ImageRef| {
         let key = i.server().config_key().to_string();
@@ -50,12 +36,7 @@ pub async fn run(
             .any(|r| r.server.config_key() == key)
             || crate::docker_config::lookup(&location_now, &key).is_some()
     };
-    let wanted = crate::pull::wanted(
-        &listed,
-        workspace.as_deref(),
-        settings.discover_public,
-        &credentialed,
-    );
+    let wanted = crate::pull::wanted_by_command(images, &settings, &credentialed);
     let target =
         crate::inject::Target::resolve(user.as_deref().or(settings.remote_user.as_deref()), None)?;
     // The Docker CLI of the user who runs doctor reads DOCKER_CONFIG; another user's, their own.

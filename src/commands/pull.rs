@@ -29,31 +29,13 @@ const LINE_EVERY: Duration = Duration::from_secs(5);
 
 /// Runs the command.
 pub async fn run(images: Vec<String>, settings: Settings) -> anyhow::Result<ExitCode> {
-    let listed = if images.is_empty() {
-        settings.images.clone()
-    } else {
-        images.clone()
-    };
-    let workspace = (images.is_empty() && settings.discover)
-        .then(|| {
-            settings
-                .workspace
-                .clone()
-                .or_else(|| std::env::current_dir().ok())
-        })
-        .flatten();
     let logins = logins_from_secrets(&settings).await;
     let location = Location::of_environment();
     let credentialed = |i: &ImageRef| {
         logins.contains_key(i.server().config_key())
             || docker_config::lookup(&location, i.server().config_key()).is_some()
     };
-    let wanted = pull::wanted(
-        &listed,
-        workspace.as_deref(),
-        settings.discover_public,
-        &credentialed,
-    );
+    let wanted = pull::wanted_by_command(images, &settings, &credentialed);
     for n in wanted.invalid.iter().chain(&wanted.notes) {
         eprintln!("berth: {n}");
     }

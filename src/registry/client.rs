@@ -226,35 +226,17 @@ impl RegistryClient {
         image: &ImageRef,
         login: Option<&Login>,
     ) -> Result<Option<String>, ProbeError> {
-        let challenges = http_auth::parse_challenges(challenge).unwrap_or_default();
-        let basic = login.map(|l| {
-            let plain = format!("{}:{}", l.user.expose(), l.password.expose());
-            format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(zeroize::Zeroizing::new(plain))
-            )
-        });
-        let Some(bearer) = challenges
-            .iter()
-            .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))
-        else {
-            return Ok(basic);
-        };
-        let param = |name: &str| {
-            bearer
-                .params
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.to_unescaped())
-        };
-        let Some(realm) = param("realm") else {
-            return Err(ProbeError::Unexpected { status: 401 });
+        let basic = login.map(basic_authorization);
+        let (realm, service) = match Challenge::parse(challenge) {
+            Challenge::Bearer { realm, service } => (realm, service),
+            Challenge::BearerWithoutRealm => return Err(ProbeError::Unexpected { status: 401 }),
+            Challenge::Basic | Challenge::Other(_) => return Ok(basic),
         };
         let mut url =
             reqwest::Url::parse(&realm).map_err(|_| ProbeError::Unexpected { status: 401 })?;
         url.query_pairs_mut()
             .append_pair("scope", &format!("repository:{}:pull", image.path()));
-        if let Some(service) = param("service") {
+        if let Some(service) = service {
             url.query_pairs_mut().append_pair("service", &service);
         }
         let mut request = self.http.get(url);
@@ -292,6 +274,70 @@ impl RegistryClient {
             .or(token.access_token)
             .map(|t| format!("Bearer {t}")))
     }
+}
+
+/// A registry's `WWW-Authenticate` challenge, as berth answers it (parsed by `http-auth`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Challenge {
+    /// Basic auth with the login.
+    Basic,
+    /// A token from the token service at `realm`.
+    Bearer {
+        /// The token service.
+        realm: String,
+        /// The `service` to name to it.
+        service: Option<String>,
+    },
+    /// A bearer challenge that names no token service.
+    BearerWithoutRealm,
+    /// Neither: the header as sent.
+    Other(String),
+}
+
+impl Challenge {
+    /// The challenge berth answers in a `WWW-Authenticate` header: bearer first, then basic.
+    pub fn parse(header: &str) -> Challenge {
+        let challenges = http_auth::parse_challenges(header).unwrap_or_default();
+        if let Some(bearer) = challenges
+            .iter()
+            .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))
+        {
+            let param = |name: &str| {
+                bearer
+                    .params
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.to_unescaped())
+            };
+            return match param("realm") {
+                Some(realm) => Challenge::Bearer {
+                    realm,
+                    service: param("service"),
+                },
+                None => Challenge::BearerWithoutRealm,
+            };
+        }
+        if challenges
+            .iter()
+            .any(|c| c.scheme.eq_ignore_ascii_case("basic"))
+        {
+            return Challenge::Basic;
+        }
+        Challenge::Other(header.to_string())
+    }
+}
+
+/// The `Authorization` value of basic auth with a login.
+pub fn basic_authorization(login: &Login) -> String {
+    let plain = zeroize::Zeroizing::new(format!(
+        "{}:{}",
+        login.user.expose(),
+        login.password.expose()
+    ));
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(plain.as_bytes())
+    )
 }
 
 async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, ProbeError> {
