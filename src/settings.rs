@@ -599,6 +599,57 @@ pub fn help_table() -> String {
 mod tests {
     use super::*;
 
+    /// Every option is declared once here and must be the same in the feature's
+    /// `devcontainer-feature.json` (name, default), in `install.sh` (its default, and the
+    /// line that writes it to the options file) and in the README's options table: a test
+    /// that fails when an option is added in one place and not the others.
+    #[test]
+    fn the_feature_install_sh_and_readme_declare_the_same_options() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&read(
+            "devcontainer-feature/src/berth/devcontainer-feature.json",
+        ))
+        .unwrap();
+        let install = read("devcontainer-feature/src/berth/install.sh");
+        let readme = read("README.md");
+        let declared = json["options"].as_object().unwrap();
+        let ours: Vec<&OptionSpec> = OPTIONS.iter().filter(|o| o.feature.is_some()).collect();
+        let names: Vec<&str> = ours.iter().map(|o| o.feature.unwrap()).collect();
+        for name in declared.keys() {
+            assert!(
+                names.contains(&name.as_str()),
+                "{name} is in the feature, not in settings.rs"
+            );
+        }
+        for o in ours {
+            let name = o.feature.unwrap();
+            let option = &declared
+                .get(name)
+                .unwrap_or_else(|| panic!("{name} is in settings.rs, not in the feature"));
+            let default = match &option["default"] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(default, o.default, "{name}'s default in the feature");
+            let var = name.to_ascii_uppercase();
+            assert!(
+                install.contains(&format!("{var}=${{{var}:-{}}}", o.default)),
+                "install.sh gives {var} the default {:?}",
+                o.default
+            );
+            assert!(
+                install.contains(&format!("printf '{}=%s\\n' \"$(quote \"${var}\")\"", o.env)),
+                "install.sh writes {} from {var}",
+                o.env
+            );
+            assert!(
+                readme.contains(&format!("| `{name}` | `{}` |", o.env)),
+                "the README's options table has {name}"
+            );
+        }
+    }
+
     fn load(pairs: &[(&str, &str)]) -> (Settings, Vec<String>) {
         let pairs: Vec<(String, String)> = pairs
             .iter()
