@@ -6,9 +6,9 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -176,33 +176,9 @@ impl OwnRegistry {
         r
     }
 
-    /// Starts the process again (same port, same storage), waiting until it answers.
+    /// Starts the process again (same port, same storage), waiting until it listens.
     pub fn resume(&mut self) {
-        let child = Command::new(testbed().get("BERTH_TB_REGISTRY_BIN"))
-            .arg("serve")
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        // Ready when /v2/ asks for credentials: connect, ask, read the status line.
-        loop {
-            if let Ok(mut s) = TcpStream::connect(&self.addr) {
-                let _ = write!(s, "GET /v2/ HTTP/1.0\r\n\r\n");
-                let mut line = String::new();
-                if BufReader::new(s).read_line(&mut line).is_ok() && line.contains("401") {
-                    return;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "registry {} did not start",
-                self.addr
-            );
-            std::thread::yield_now();
-        }
+        self.child = Some(serve_registry(&self.config));
     }
 
     /// Kills the process (SIGKILL) and waits for it.
@@ -274,15 +250,40 @@ impl Lines {
     }
 }
 
+/// A count that a test can wait on, woken by each change (no polling).
+#[derive(Default)]
+pub struct Counter {
+    value: std::sync::Mutex<u64>,
+    changed: std::sync::Condvar,
+}
+
+impl Counter {
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        *self.value.lock().unwrap() += n;
+        self.changed.notify_all();
+    }
+
+    /// Waits (bounded) until the count reaches `n`.
+    pub fn wait_until(&self, n: u64, bound: Duration) {
+        let guard = self.value.lock().unwrap();
+        let (guard, timeout) = self
+            .changed
+            .wait_timeout_while(guard, bound, |v| *v < n)
+            .unwrap();
+        assert!(!timeout.timed_out(), "the count stayed at {} < {n}", *guard);
+    }
+}
+
 /// A loopback TCP proxy to `target` that forwards answers at a set pace and counts what it
 /// forwarded and how often the target refused it.
 pub struct PacedProxy {
     /// `127.0.0.1:PORT`.
     pub addr: String,
     /// Bytes forwarded from the target so far.
-    pub forwarded: Arc<AtomicU64>,
+    pub forwarded: Arc<Counter>,
     /// Connections the target refused.
-    pub refused: Arc<AtomicU64>,
+    pub refused: Arc<Counter>,
     stop: Arc<AtomicBool>,
 }
 
@@ -292,8 +293,8 @@ impl PacedProxy {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let (forwarded, refused, stop) = (
-            Arc::new(AtomicU64::new(0)),
-            Arc::new(AtomicU64::new(0)),
+            Arc::new(Counter::default()),
+            Arc::new(Counter::default()),
             Arc::new(AtomicBool::new(false)),
         );
         let (f, r, s, target) = (
@@ -309,7 +310,7 @@ impl PacedProxy {
                 }
                 let Ok(down) = down else { continue };
                 let Ok(up) = TcpStream::connect(&target) else {
-                    r.fetch_add(1, Ordering::SeqCst);
+                    r.add(1);
                     continue; // dropping `down` closes it: the client sees the target gone
                 };
                 let (mut d1, mut u1) = (down.try_clone().unwrap(), up.try_clone().unwrap());
@@ -331,7 +332,7 @@ impl PacedProxy {
                             break;
                         }
                         sent += n as u64;
-                        f.fetch_add(n as u64, Ordering::SeqCst);
+                        f.add(n as u64);
                         // Pacing is what this proxy is for; it synchronises nothing.
                         let due = Duration::from_secs_f64(sent as f64 / bytes_per_second as f64);
                         if let Some(ahead) = due.checked_sub(started.elapsed()) {
@@ -351,16 +352,8 @@ impl PacedProxy {
     }
 
     /// Waits (bounded) until `counter` reaches `n`.
-    pub fn wait_until(counter: &AtomicU64, n: u64, bound: Duration) {
-        let deadline = Instant::now() + bound;
-        while counter.load(Ordering::SeqCst) < n {
-            assert!(
-                Instant::now() < deadline,
-                "counter stayed at {} < {n}",
-                counter.load(Ordering::SeqCst)
-            );
-            std::thread::yield_now();
-        }
+    pub fn wait_until(counter: &Counter, n: u64, bound: Duration) {
+        counter.wait_until(n, bound);
     }
 }
 

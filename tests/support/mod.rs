@@ -423,6 +423,33 @@ pub fn wait_for_folder<T>(dir: &Path, mut done: impl FnMut(&Path) -> Option<T>) 
     }
 }
 
+/// Starts the test bed's registry program (distribution) with `config`, and returns once it
+/// says it listens (its log, read line by line: no polling); its log is drained after.
+pub fn serve_registry(config: &Path) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(testbed().get("BERTH_TB_REGISTRY_BIN"))
+        .arg("serve")
+        .arg(config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut lines = log.lines();
+    loop {
+        let line = lines
+            .next()
+            .expect("the registry logs before it exits")
+            .unwrap();
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    child
+}
+
 /// Another real registry (distribution) serving the first test registry's storage and
 /// users on a loopback port of its own: a registry host the docker CLI can log in to.
 pub struct ExtraRegistry {
@@ -440,7 +467,6 @@ impl ExtraRegistry {
 
     /// Starts one whose configuration `edit` changes first (TLS, for instance).
     pub fn start_with(edit: impl FnOnce(&mut serde_json::Value)) -> ExtraRegistry {
-        use std::io::BufRead;
         let tb = testbed();
         let dir = tempfile::tempdir().unwrap();
         let mut config: serde_json::Value = serde_json::from_slice(
@@ -453,26 +479,7 @@ impl ExtraRegistry {
         edit(&mut config);
         let path = dir.path().join("config.yml");
         std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
-        let mut child = std::process::Command::new(tb.get("BERTH_TB_REGISTRY_BIN"))
-            .arg("serve")
-            .arg(&path)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = std::io::BufReader::new(child.stderr.take().unwrap());
-        let mut lines = log.lines();
-        loop {
-            let line = lines
-                .next()
-                .expect("the registry logs before it exits")
-                .unwrap();
-            if line.contains("listening on") {
-                break;
-            }
-        }
-        // Keep draining its log so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let child = serve_registry(&path);
         ExtraRegistry {
             addr,
             child,
