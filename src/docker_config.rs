@@ -39,6 +39,14 @@ pub struct Location {
     pub dir: PathBuf,
 }
 
+/// This process's `DOCKER_CONFIG`, when it is set and not empty: the one place berth reads
+/// it (an empty value means the default folder, as for the Docker CLI).
+pub fn env_dir() -> Option<PathBuf> {
+    std::env::var_os("DOCKER_CONFIG")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+}
+
 impl Location {
     /// The config folder of an account: `docker_config` (the `DOCKER_CONFIG` variable)
     /// when set, else `~/.docker`.
@@ -52,17 +60,14 @@ impl Location {
     /// The config folder of whoever runs this process, as the Docker CLI finds it:
     /// `DOCKER_CONFIG`, else `$HOME/.docker` (the password database's home without `HOME`).
     pub fn of_environment() -> Location {
-        let dir = std::env::var_os("DOCKER_CONFIG")
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .unwrap_or_else(|| {
-                std::env::var_os("HOME")
-                    .filter(|h| !h.is_empty())
-                    .map(PathBuf::from)
-                    .or_else(|| Account::current().ok().map(|a| a.home))
-                    .unwrap_or_else(|| PathBuf::from("/"))
-                    .join(".docker")
-            });
+        let dir = env_dir().unwrap_or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|h| !h.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| Account::current().ok().map(|a| a.home))
+                .unwrap_or_else(|| PathBuf::from("/"))
+                .join(".docker")
+        });
         Location { dir }
     }
 

@@ -89,7 +89,7 @@ impl HookSettings {
     pub fn from_env() -> HookSettings {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         HookSettings {
-            docker_config: var("DOCKER_CONFIG").map(PathBuf::from),
+            docker_config: crate::docker_config::env_dir(),
             docker_host: var("DOCKER_HOST"),
             endpoints: EndpointVars::from_env(),
             images: var("BERTH_IMAGES"),

@@ -25,9 +25,9 @@ pub async fn run(args: InjectArgs, settings: Settings) -> anyhow::Result<ExitCod
     if let Some(dir) = args.docker_config.clone() {
         target.location.dir = dir;
     } else if target.account.is_current()
-        && let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty())
+        && let Some(dir) = crate::docker_config::env_dir()
     {
-        target.location.dir = dir.into();
+        target.location.dir = dir;
     }
     let secrets_file = args.secrets_file.clone().or(settings.secrets_file.clone());
     // Secrets files are read with the privileges of the user they are for, as the daemon
