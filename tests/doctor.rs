@@ -292,17 +292,11 @@ fn a_user_denied_one_repository_is_told_who_may_not_pull_what() {
     // front of the real registry does, as Harbor or a token service would.
     let root = scratch();
     let tb = testbed();
-    let proxy = FaultProxy::start(tb.get("BERTH_TB_REG1"), |method, path| {
-        if path.starts_with("/v2/team/tiny/manifests/") && (method == "GET" || method == "HEAD") {
-            Fault::Respond(
-                403,
-                vec![("content-type".into(), "application/json".into())],
-                r#"{"errors":[{"code":"DENIED","message":"requested access to the resource is denied"}]}"#.into(),
-            )
-        } else {
-            Fault::Pass
-        }
-    });
+    let proxy = FaultProxy::denying(
+        tb.get("BERTH_TB_REG1"),
+        "team/tiny",
+        "requested access to the resource is denied",
+    );
     let (code, d) = doctor_behind(root.path(), &proxy, "PROXIED");
     assert_eq!(code, 1);
     let (step, found, fix) = the_problem(&d, &proxy.addr);

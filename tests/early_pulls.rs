@@ -193,11 +193,7 @@ fn status_wait_returns_once_the_pulls_are_done() {
     c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
     let out = c.hook("onCreate", &both_registries());
     assert!(out.status.success(), "{}", text(&out));
-    let out = run(c
-        .berth()
-        .args(["status", "--wait"])
-        .uid(REMOTE_UID)
-        .gid(REMOTE_UID));
+    let out = c.status_wait();
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
     for i in [reg(1, "_TINY"), reg(2, "_TINY")] {
@@ -271,11 +267,7 @@ fn each_registry_is_asked_for_its_scheme_once_however_many_images_are_checked_at
     );
     let out = c.hook("onCreate", &secrets);
     assert!(out.status.success(), "{}", text(&out));
-    let out = run(c
-        .berth()
-        .args(["status", "--wait"])
-        .uid(REMOTE_UID)
-        .gid(REMOTE_UID));
+    let out = c.status_wait();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let berths = |part: &str| {
         proxy

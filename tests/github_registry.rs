@@ -5,7 +5,7 @@
 
 mod support;
 
-use support::fault_proxy::{Fault, FaultProxy};
+use support::fault_proxy::FaultProxy;
 use support::lifecycle::Container;
 use support::*;
 
@@ -95,17 +95,11 @@ fn a_secret_set_for_the_registry_wins_and_never_turns_it_off() {
 #[test]
 fn doctor_explains_a_denied_package_in_githubs_terms() {
     let tb = testbed();
-    let proxy = FaultProxy::start(tb.get("BERTH_TB_REG1"), |method, path| {
-        if path.starts_with("/v2/team/tiny/manifests/") && (method == "GET" || method == "HEAD") {
-            Fault::Respond(
-                403,
-                vec![("content-type".into(), "application/json".into())],
-                r#"{"errors":[{"code":"DENIED","message":"permission_denied: The token provided does not match expected scopes."}]}"#.into(),
-            )
-        } else {
-            Fault::Pass
-        }
-    });
+    let proxy = FaultProxy::denying(
+        tb.get("BERTH_TB_REG1"),
+        "team/tiny",
+        "permission_denied: The token provided does not match expected scopes.",
+    );
     let root = scratch();
     let out = run(berth(root.path())
         .env("DOCKER_HOST", tb.get("BERTH_TB_DOCKER_HOST"))

@@ -116,6 +116,26 @@ fn pull(
         .args(["pull", image]))
 }
 
+/// `berth pull` of registry 1's tiny image (by the watched origin's name) through `cached`,
+/// which must succeed through the cache; what it said.
+fn pull_through(
+    root: &Path,
+    engine: &TestEngine,
+    cached: &Cached,
+    secrets: &[(String, String)],
+) -> String {
+    let image = format!("{}/team/tiny:1", cached.origin.addr);
+    let mirrors = format!("{}={}", cached.origin.addr, cached.cache.addr);
+    let out = pull(root, engine, secrets, &mirrors, &image);
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("through the cache {}", cached.cache.addr)),
+        "{said}"
+    );
+    said
+}
+
 fn origin_secrets(server: &str) -> Vec<(String, String)> {
     let tb = testbed();
     registry_env(
@@ -129,22 +149,11 @@ fn origin_secrets(server: &str) -> Vec<(String, String)> {
 #[test]
 fn pulls_go_through_the_cache_and_keep_their_original_name() {
     let root = scratch();
-    let Cached { origin, cache, .. } = &Cached::start(None);
+    let cached = &Cached::start(None);
+    let Cached { origin, cache, .. } = cached;
     let engine = TestEngine::start();
     let image = format!("{}/team/tiny:1", origin.addr);
-    let out = pull(
-        root.path(),
-        &engine,
-        &origin_secrets(&origin.addr),
-        &format!("{}={}", origin.addr, cache.addr),
-        &image,
-    );
-    let said = text(&out);
-    assert!(out.status.success(), "{said}");
-    assert!(
-        said.contains(&format!("through the cache {}", cache.addr)),
-        "{said}"
-    );
+    pull_through(root.path(), &engine, cached, &origin_secrets(&origin.addr));
     // In the engine under its original name, from the cache.
     let digests = engine.repo_digests(&image).expect("the original name");
     assert!(
@@ -263,7 +272,8 @@ fn the_caches_and_the_origins_credentials_are_never_mixed_up() {
     let root = scratch();
     // The origin, watched: who asks it, and as whom.
     // The cache has its own users (registry 2's: bob), and reaches the origin as alice.
-    let Cached { origin, cache, .. } = &Cached::start(Some(tb.get("BERTH_TB_REG2_HTPASSWD")));
+    let cached = &Cached::start(Some(tb.get("BERTH_TB_REG2_HTPASSWD")));
+    let Cached { origin, cache, .. } = cached;
     let engine = TestEngine::start();
     let mut secrets = origin_secrets(&origin.addr);
     secrets.extend(registry_env(
@@ -272,22 +282,9 @@ fn the_caches_and_the_origins_credentials_are_never_mixed_up() {
         tb.get("BERTH_TB_REG2_USER"),
         tb.get("BERTH_TB_REG2_PASSWORD"),
     ));
-    let image = format!("{}/team/tiny:1", origin.addr);
-    let out = pull(
-        root.path(),
-        &engine,
-        &secrets,
-        &format!("{}={}", origin.addr, cache.addr),
-        &image,
-    );
-    let said = text(&out);
-    assert!(out.status.success(), "{said}");
     // bob got through the cache (alice would have been refused there, and the pull would
     // have fallen back to the origin)...
-    assert!(
-        said.contains(&format!("through the cache {}", cache.addr)),
-        "{said}"
-    );
+    let said = pull_through(root.path(), &engine, cached, &secrets);
     assert!(!said.contains("passed over"), "{said}");
     // ...and the origin only ever met alice.
     let users: std::collections::BTreeSet<String> =
@@ -338,16 +335,13 @@ fn the_daemons_pre_pulls_go_through_the_cache_and_status_says_where_each_came_fr
 #[test]
 fn doctor_names_the_caches_and_where_an_image_came_from() {
     let root = scratch();
-    let Cached { origin, cache, .. } = &Cached::start(None);
+    let cached = &Cached::start(None);
+    let Cached { origin, cache, .. } = cached;
     let engine = TestEngine::start();
     let image = format!("{}/team/tiny:1", origin.addr);
     let mirrors = format!("{}={}", origin.addr, cache.addr);
     let secrets = origin_secrets(&origin.addr);
-    assert!(
-        pull(root.path(), &engine, &secrets, &mirrors, &image)
-            .status
-            .success()
-    );
+    pull_through(root.path(), &engine, cached, &secrets);
     let out = run(berth(root.path())
         .env("DOCKER_HOST", engine.host())
         .env("BERTH_MIRRORS", &mirrors)

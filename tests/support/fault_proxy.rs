@@ -109,6 +109,25 @@ impl FaultProxy {
         }
     }
 
+    /// An authorising proxy in front of `upstream` that answers every manifest request of
+    /// `repository` with 403 and the registry error `DENIED: message`, and passes the rest.
+    pub fn denying(upstream: &str, repository: &str, message: &str) -> FaultProxy {
+        let prefix = format!("/v2/{repository}/manifests/");
+        let body =
+            serde_json::json!({"errors": [{"code": "DENIED", "message": message}]}).to_string();
+        FaultProxy::start(upstream, move |method, path| {
+            if path.starts_with(&prefix) && (method == "GET" || method == "HEAD") {
+                Fault::Respond(
+                    403,
+                    vec![("content-type".into(), "application/json".into())],
+                    body.clone(),
+                )
+            } else {
+                Fault::Pass
+            }
+        })
+    }
+
     /// Every request so far.
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()

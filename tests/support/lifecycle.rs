@@ -182,6 +182,15 @@ impl Container {
             .is_some_and(|c| c["auths"][server]["auth"].is_string())
     }
 
+    /// `berth status --wait`, as the remote user (a user's command waiting for the pre-pulls).
+    pub fn status_wait(&self) -> Output {
+        run(self
+            .berth()
+            .args(["status", "--wait"])
+            .uid(REMOTE_UID)
+            .gid(REMOTE_UID))
+    }
+
     /// `berth status --json`, as the remote user.
     pub fn status(&self) -> serde_json::Value {
         let out = run(self
