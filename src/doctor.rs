@@ -184,8 +184,8 @@ pub struct Inputs<'a> {
     pub user: &'a Account,
     /// That user's Docker config folder.
     pub location: &'a Location,
-    /// The engine.
-    pub engine: Option<&'a EngineTarget>,
+    /// The engine, and how it answered a ping (asked once, by the caller).
+    pub engine: Option<(&'a EngineTarget, &'a Result<engine::Engine, String>)>,
     /// Registries the engine would reach over plain HTTP (loopback, its insecure list).
     pub insecure: &'a (dyn Fn(&Server) -> bool + Sync),
     /// GitHub's container registry (`ghcr.io`), whose refusals doctor explains in the
@@ -212,10 +212,9 @@ pub async fn diagnose(inputs: &Inputs<'_>) -> Diagnosis {
         }
     };
     let docker = load_config(inputs.user, inputs.location);
-    let engine = match inputs.engine {
-        Some(target) => Some(engine_check(target, inputs.user).await),
-        None => None,
-    };
+    let engine = inputs
+        .engine
+        .map(|(target, pinged)| engine_check(target, pinged, inputs.user));
     let mut out = Diagnosis {
         secrets: secret_findings(inputs.discovery),
         ..Default::default()
@@ -397,18 +396,20 @@ fn load_config(user: &Account, location: &Location) -> Result<DockerConfig, Stri
     }
 }
 
-/// Whether the engine answers, and answers for the remote user.
-async fn engine_check(target: &EngineTarget, user: &Account) -> Result<engine::Engine, Check> {
-    let engine = engine::ping(target, Duration::from_secs(3))
-        .await
-        .map_err(|e| {
-            Check::problem(
-                Step::Docker,
-                format!("the Docker engine at {target} does not answer: {e}"),
-                "start the engine (the docker-in-docker feature starts one with the container), \
+/// Whether the engine answered, and answers for the remote user.
+fn engine_check(
+    target: &EngineTarget,
+    pinged: &Result<engine::Engine, String>,
+    user: &Account,
+) -> Result<engine::Engine, Check> {
+    let engine = pinged.clone().map_err(|e| {
+        Check::problem(
+            Step::Docker,
+            format!("the Docker engine at {target} does not answer: {e}"),
+            "start the engine (the docker-in-docker feature starts one with the container), \
                  or set DOCKER_HOST to the one you use",
-            )
-        })?;
+        )
+    })?;
     if let Some(why) = engine::user_access(target, user) {
         let (found, fix) = why
             .split_once(": ")

@@ -45,13 +45,17 @@ pub async fn run(
     } else {
         target.location.clone()
     };
-    let engine = DockerHost::from_env().ok().map(EngineTarget::own);
+    // The engine, asked once: whether it answers, and which registries it treats as insecure.
+    let engine = match DockerHost::from_env().ok().map(EngineTarget::own) {
+        Some(target) => {
+            let pinged = engine::ping(&target, Duration::from_secs(3)).await;
+            Some((target, pinged))
+        }
+        None => None,
+    };
     let registries = match &engine {
-        Some(e) => match engine::ping(e, Duration::from_secs(3)).await {
-            Ok(found) => EngineRegistryConfig::of(&found.docker).await,
-            Err(_) => EngineRegistryConfig::loopback(),
-        },
-        None => EngineRegistryConfig::loopback(),
+        Some((_, Ok(found))) => EngineRegistryConfig::of(&found.docker).await,
+        _ => EngineRegistryConfig::loopback(),
     };
     let insecure = |s: &crate::registry::Server| insecure(s, &registries);
     let diagnosis = doctor::diagnose(&Inputs {
@@ -59,7 +63,7 @@ pub async fn run(
         images: wanted.images,
         user: &target.account,
         location: &location,
-        engine: engine.as_ref(),
+        engine: engine.as_ref().map(|(t, p)| (t, p)),
         insecure: &insecure,
         github_host: &settings.github.host,
         mirrors: &settings.mirrors,
