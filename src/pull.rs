@@ -581,15 +581,14 @@ async fn through_caches(
 /// image named by digest cannot be given that name (the engine records digests only as
 /// pulled): it stays under the cache's name.
 async fn tag_as(docker: &Docker, pulled: &ImageRef, original: &ImageRef) -> Result<(), String> {
-    let Some(tag) = original
-        .tag()
-        .or(original.digest().is_none().then_some("latest"))
-    else {
+    // A tag (an image named without one is pulled as the default tag); by digest alone: none.
+    if original.tag().is_none() && original.digest().is_some() {
         return Ok(());
-    };
+    }
+    let tag = original.tag().unwrap_or("latest").to_string();
     let options = bollard::query_parameters::TagImageOptionsBuilder::new()
         .repo(&original.repository())
-        .tag(tag)
+        .tag(&tag)
         .build();
     docker
         .tag_image(&pulled.canonical(), Some(options))
