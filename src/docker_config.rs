@@ -154,6 +154,18 @@ pub enum Change {
     Removed,
 }
 
+impl Change {
+    /// The change in one word, as the record and `berth inject` write it.
+    pub fn word(self) -> &'static str {
+        match self {
+            Change::Added => "added",
+            Change::Updated => "updated",
+            Change::Unchanged => "unchanged",
+            Change::Removed => "removed",
+        }
+    }
+}
+
 impl DockerConfig {
     /// Loads the config; a missing or empty file is an empty config.
     pub fn load(location: &Location) -> Result<DockerConfig, ConfigError> {

@@ -348,8 +348,7 @@ impl Lifecycle {
         } = match result {
             Ok(x) => x,
             Err(e) => {
-                self.record(Event::InjectFailed {
-                    id: "*".into(),
+                self.record(Event::ConfigFailed {
                     error: e.to_string(),
                 });
                 say(sink, Level::Error, format!("berth: {}: {e}", input.label()));

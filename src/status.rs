@@ -2,9 +2,9 @@
 //! from the event record (so it works without a daemon), with the daemon's live progress
 //! laid over it when the daemon answers.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use crate::docker_config::Change;
 use crate::state::{Event, Handler, Record, time_of};
 
 /// Everything `berth status` knows.
@@ -25,6 +25,9 @@ pub struct Status {
     /// berth's entries in the config whose secrets the last hook no longer had.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub without_secrets: Vec<Orphan>,
+    /// The container of the latest daemon start, to tell a new one made from a snapshot.
+    #[serde(skip)]
+    container: Option<String>,
 }
 
 /// An entry berth wrote whose secret set is gone.
@@ -70,7 +73,20 @@ pub struct TimelineEntry {
     pub phase: Option<String>,
     /// What happened, in words.
     pub what: String,
+    /// The write this line tells of, for the registries of one write to share it.
+    #[serde(skip)]
+    batch: Option<Batch>,
 }
+
+/// One write of logins to a config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Batch {
+    config: std::path::PathBuf,
+    unchanged: bool,
+}
+
+/// How close together the logins of one write are recorded, at most.
+const BATCH_WINDOW_MS: u64 = 2_000;
 
 /// A registry's state.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -165,268 +181,391 @@ impl PullStatus {
     }
 }
 
+/// One change to a pull: the durable ones the event record keeps (started, done, failed)
+/// and the live ones only the daemon sees (queued, an attempt, progress, a retry, a cache
+/// passed over). `berth status` from the record and the daemon's live board both apply
+/// them with [`PullStatus::apply`], so a pull's state is derived in one place.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PullChange {
+    /// Put on the board again, waiting for the engine or a slot.
+    Queued,
+    /// An attempt started (the record's `pull-started`).
+    Started,
+    /// Attempt number `n` is under way.
+    Attempt(u32),
+    /// Bytes and layers so far.
+    Progress {
+        /// Bytes downloaded.
+        bytes: u64,
+        /// Bytes in all.
+        total: u64,
+        /// Layers done.
+        layers_done: u32,
+        /// Layers in all.
+        layers: u32,
+    },
+    /// Waiting before a retry, and why.
+    Retrying(String),
+    /// A pull-through cache was passed over, and why.
+    CachePassed {
+        /// The cache.
+        cache: String,
+        /// Why.
+        why: String,
+    },
+    /// Finished.
+    Done {
+        /// The digest.
+        digest: Option<String>,
+        /// Bytes downloaded.
+        bytes: u64,
+        /// Seconds taken.
+        seconds: f64,
+        /// The cache it came from, if not its registry.
+        via: Option<String>,
+    },
+    /// Failed for good.
+    Failed {
+        /// Why.
+        error: String,
+        /// Attempts made, when known.
+        attempts: Option<u32>,
+    },
+}
+
+impl PullStatus {
+    /// Applies one change.
+    pub fn apply(&mut self, change: &PullChange) {
+        match change {
+            PullChange::Queued => *self = PullStatus::queued(&self.image),
+            PullChange::Started => {
+                self.state = PullState::Pulling;
+                self.attempts += 1;
+            }
+            PullChange::Attempt(n) => {
+                self.state = PullState::Pulling;
+                self.attempts = *n;
+            }
+            PullChange::Progress {
+                bytes,
+                total,
+                layers_done,
+                layers,
+            } => {
+                self.bytes = *bytes;
+                self.total = Some(*total);
+                self.layers = Some((*layers_done, *layers));
+            }
+            PullChange::Retrying(why) => {
+                self.state = PullState::Retrying;
+                self.error = Some(why.clone());
+            }
+            PullChange::CachePassed { cache, why } => {
+                self.error = Some(format!("cache {cache} passed over: {why}"));
+            }
+            PullChange::Done {
+                digest,
+                bytes,
+                seconds,
+                via,
+            } => {
+                self.state = PullState::Done;
+                self.digest.clone_from(digest);
+                self.bytes = *bytes;
+                self.seconds = Some(*seconds);
+                self.error = None;
+                self.via.clone_from(via);
+            }
+            PullChange::Failed { error, attempts } => {
+                self.state = PullState::Failed;
+                self.error = Some(error.clone());
+                if let Some(n) = attempts {
+                    self.attempts = *n;
+                }
+            }
+        }
+    }
+}
+
 impl Status {
-    /// The status the event record tells.
+    /// The status the event record tells: every record applied in order.
     pub fn from_records(records: &[Record]) -> Status {
         let mut status = Status::default();
-        let mut regs: BTreeMap<String, RegistryStatus> = BTreeMap::new();
-        let mut pulls: BTreeMap<String, PullStatus> = BTreeMap::new();
-        let mut last_container: Option<String> = None;
         for r in records {
-            let at = r.at;
-            match &r.event {
-                Event::DaemonStarted {
-                    pid,
-                    version,
-                    uid,
-                    container,
-                } => {
-                    // What the engine held belonged to before this start: the daemon checks
-                    // again, and until then no pull is shown as done.
-                    pulls.clear();
-                    status.engine = None;
-                    let moved = match (&last_container, container) {
-                        (Some(before), Some(now)) if before != now => format!(
-                            "; a new container, {now}, made from the snapshot of {before} (a prebuild's, say): what follows is its own"
-                        ),
-                        _ => String::new(),
-                    };
-                    if container.is_some() {
-                        last_container.clone_from(container);
-                    }
-                    push(
-                        &mut status.timeline,
-                        at,
-                        None,
-                        format!(
-                            "daemon started (pid {pid}, berth {version}{}{})",
-                            uid.map(|u| format!(", as {}", user_name(u)))
-                                .unwrap_or_default(),
-                            container
-                                .as_ref()
-                                .map(|c| format!(", container {c}"))
-                                .unwrap_or_default(),
-                        ) + &moved,
-                    )
+            status.apply(r);
+        }
+        status
+    }
+
+    /// Applies one record: the timeline gets its line (if it has one) and the registry,
+    /// engine or pull it concerns its new state.
+    pub fn apply(&mut self, r: &Record) {
+        let at = r.at;
+        match &r.event {
+            Event::DaemonStarted {
+                pid,
+                version,
+                uid,
+                container,
+            } => {
+                // What the engine held belonged to before this start: the daemon checks
+                // again, and until then no pull is shown as done.
+                self.pulls.clear();
+                self.engine = None;
+                let moved = match (&self.container, container) {
+                    (Some(before), Some(now)) if before != now => format!(
+                        "; a new container, {now}, made from the snapshot of {before} (a prebuild's, say): what follows is its own"
+                    ),
+                    _ => String::new(),
+                };
+                if container.is_some() {
+                    self.container.clone_from(container);
                 }
-                Event::DaemonStopped { pid } => push(
-                    &mut status.timeline,
+                let who = uid
+                    .map(|u| format!(", as {}", user_name(u)))
+                    .unwrap_or_default();
+                let within = container
+                    .as_ref()
+                    .map(|c| format!(", container {c}"))
+                    .unwrap_or_default();
+                self.say(
                     at,
                     None,
-                    format!("daemon stopped (pid {pid})"),
-                ),
-                Event::Phase {
-                    phase,
-                    uid,
-                    handler,
-                    ids,
-                } => {
-                    let by = match handler {
-                        Handler::Daemon => "",
-                        Handler::Hook => ", handled without the daemon",
-                    };
-                    let found = if ids.is_empty() {
-                        "no registry secrets".to_string()
-                    } else {
-                        format!("secrets for {}", ids.join(", "))
-                    };
-                    push(
-                        &mut status.timeline,
-                        at,
-                        Some(phase.name()),
-                        format!("{phase} hook ran (uid {uid}{by}); {found}"),
-                    )
-                }
-                Event::Deferred { phase, until } => push(
-                    &mut status.timeline,
+                    format!("daemon started (pid {pid}, berth {version}{who}{within}){moved}"),
+                );
+            }
+            Event::DaemonStopped { pid } => {
+                self.say(at, None, format!("daemon stopped (pid {pid})"));
+            }
+            Event::Phase {
+                phase,
+                uid,
+                handler,
+                ids,
+            } => {
+                let by = match handler {
+                    Handler::Daemon => "",
+                    Handler::Hook => ", handled without the daemon",
+                };
+                let found = if ids.is_empty() {
+                    "no registry secrets".to_string()
+                } else {
+                    format!("secrets for {}", ids.join(", "))
+                };
+                self.say(
+                    at,
+                    Some(phase.name()),
+                    format!("{phase} hook ran (uid {uid}{by}); {found}"),
+                );
+            }
+            Event::Deferred { phase, until } => {
+                self.say(
                     at,
                     Some(phase.name()),
                     format!("credentials deferred {until}"),
-                ),
-                Event::Injected {
-                    id,
-                    server,
-                    kind,
-                    change,
-                    config,
-                    expires_at,
-                } => {
-                    let e = regs.entry(id.clone()).or_default();
-                    e.id = id.clone();
-                    e.server = server.clone();
-                    e.kind = kind.clone();
-                    let unchanged = *change == crate::docker_config::Change::Unchanged;
-                    if !unchanged || e.injected_at.is_none() {
-                        e.injected_at = Some(r.at);
-                    }
-                    e.expires_at = *expires_at;
-                    e.error = None;
-                    // One line per hook: the registries of one write share it.
-                    let head = if unchanged {
-                        format!("credentials already in {}:", config.display())
-                    } else {
-                        format!("credentials written to {}:", config.display())
-                    };
-                    let item = if unchanged {
-                        format!(" {id} ({server})")
-                    } else {
-                        let change = serde_json::to_value(change)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default();
-                        format!(" {id} ({server}, {change})")
-                    };
-                    match status.timeline.last_mut() {
-                        Some(last)
-                            if last.what.starts_with(&head)
-                                && r.at.saturating_sub(last.at) < 2_000 =>
-                        {
-                            last.what.push(',');
-                            last.what.push_str(&item);
-                        }
-                        _ => push(&mut status.timeline, at, None, format!("{head}{item}")),
+                );
+            }
+            Event::Injected {
+                id,
+                server,
+                kind,
+                change,
+                config,
+                expires_at,
+            } => {
+                let unchanged = *change == Change::Unchanged;
+                let e = self.registry(id);
+                e.server.clone_from(server);
+                e.kind.clone_from(kind);
+                if !unchanged || e.injected_at.is_none() {
+                    e.injected_at = Some(at);
+                }
+                e.expires_at = *expires_at;
+                e.error = None;
+                let item = if unchanged {
+                    format!("{id} ({server})")
+                } else {
+                    format!("{id} ({server}, {})", change.word())
+                };
+                self.written(at, config, unchanged, item);
+            }
+            Event::InjectFailed { id, error } => {
+                self.registry(id).error = Some(error.clone());
+                self.say(at, None, format!("failed: {error}"));
+            }
+            Event::ConfigFailed { error } => {
+                self.say(at, None, format!("failed: {error}"));
+            }
+            Event::Restored { ids, config } => {
+                for id in ids {
+                    if let Some(e) = self.registries.iter_mut().find(|e| &e.id == id) {
+                        e.restored_at = Some(at);
                     }
                 }
-                Event::InjectFailed { id, error } => {
-                    if let Some(e) = regs.get_mut(id) {
-                        e.error = Some(error.clone());
-                    } else if id != "*" {
-                        regs.insert(
-                            id.clone(),
-                            RegistryStatus {
-                                id: id.clone(),
-                                error: Some(error.clone()),
-                                ..Default::default()
-                            },
-                        );
-                    }
-                    push(&mut status.timeline, at, None, format!("failed: {error}"))
+                self.say(
+                    at,
+                    None,
+                    format!(
+                        "restored {} in {} (another program had dropped or changed them)",
+                        ids.join(", "),
+                        config.display()
+                    ),
+                );
+            }
+            Event::Renewed {
+                id,
+                server,
+                expires_at,
+            } => {
+                let e = self.registry(id);
+                e.server.clone_from(server);
+                e.renewed_at = Some(at);
+                e.expires_at = *expires_at;
+                e.error = None;
+                self.say(at, None, format!("{id} ({server}) token renewed"));
+            }
+            Event::RenewFailed { id, error } => {
+                if let Some(e) = self.registries.iter_mut().find(|e| &e.id == id) {
+                    e.error = Some(error.clone());
                 }
-                Event::Restored { ids, config } => {
-                    for id in ids {
-                        if let Some(e) = regs.get_mut(id) {
-                            e.restored_at = Some(at);
-                        }
-                    }
-                    push(
-                        &mut status.timeline,
-                        at,
-                        None,
-                        format!(
-                            "restored {} in {} (another program had dropped or changed them)",
-                            ids.join(", "),
-                            config.display()
-                        ),
-                    )
-                }
-                Event::Renewed {
-                    id,
-                    server,
-                    expires_at,
-                } => {
-                    let e = regs.entry(id.clone()).or_default();
-                    e.id = id.clone();
-                    e.server = server.clone();
-                    e.renewed_at = Some(r.at);
-                    e.expires_at = *expires_at;
-                    e.error = None;
-                    push(
-                        &mut status.timeline,
-                        at,
-                        None,
-                        format!("{id} ({server}) token renewed"),
-                    )
-                }
-                Event::RenewFailed { id, error } => {
-                    if let Some(e) = regs.get_mut(id) {
-                        e.error = Some(error.clone());
-                    }
-                    push(
-                        &mut status.timeline,
-                        at,
-                        None,
-                        format!("{id}: renewal failed: {error}"),
-                    )
-                }
-                Event::EngineReady {
-                    host,
-                    api_version,
-                    user_access,
-                } => {
-                    status.engine = Some(EngineStatus {
-                        host: host.clone(),
-                        api_version: api_version.clone(),
-                        user_access: user_access.clone(),
-                    });
-                    push(
-                        &mut status.timeline,
-                        at,
-                        None,
-                        format!("Docker engine answered at {host} (API {api_version})"),
-                    )
-                }
-                Event::PullStarted { image } => {
-                    let p = pulls
-                        .entry(image.clone())
-                        .or_insert_with(|| PullStatus::queued(image));
-                    p.state = PullState::Pulling;
-                    p.attempts += 1;
-                }
-                Event::PullDone {
-                    image,
-                    digest,
-                    bytes,
-                    seconds,
-                    already_present,
-                    via,
-                } => {
-                    let p = pulls
-                        .entry(image.clone())
-                        .or_insert_with(|| PullStatus::queued(image));
-                    p.state = PullState::Done;
-                    p.digest = digest.clone();
-                    p.bytes = *bytes;
-                    p.seconds = Some(*seconds);
-                    p.error = None;
-                    p.via = via.clone();
+                self.say(at, None, format!("{id}: renewal failed: {error}"));
+            }
+            Event::EngineReady {
+                host,
+                api_version,
+                user_access,
+            } => {
+                self.engine = Some(EngineStatus {
+                    host: host.clone(),
+                    api_version: api_version.clone(),
+                    user_access: user_access.clone(),
+                });
+                self.say(
+                    at,
+                    None,
+                    format!("Docker engine answered at {host} (API {api_version})"),
+                );
+            }
+            Event::PullStarted { image } => self.pull(image).apply(&PullChange::Started),
+            Event::PullDone {
+                image,
+                digest,
+                bytes,
+                seconds,
+                already_present,
+                via,
+            } => {
+                self.pull(image).apply(&PullChange::Done {
+                    digest: digest.clone(),
+                    bytes: *bytes,
+                    seconds: *seconds,
+                    via: via.clone(),
+                });
+                let what = if *already_present {
+                    format!("{image} already present")
+                } else {
                     let through = via
                         .as_deref()
                         .map(|c| format!(", through the cache {c}"))
                         .unwrap_or_default();
-                    let what = if *already_present {
-                        format!("{image} already present")
-                    } else {
-                        format!(
-                            "pulled {image} ({} in {seconds:.1} s{through})",
-                            human_bytes(*bytes)
-                        )
-                    };
-                    push(&mut status.timeline, at, None, what)
-                }
-                Event::PullFailed {
-                    image,
-                    error,
-                    attempts,
-                    ..
-                } => {
-                    let p = pulls
-                        .entry(image.clone())
-                        .or_insert_with(|| PullStatus::queued(image));
-                    p.state = PullState::Failed;
-                    p.error = Some(error.clone());
-                    p.attempts = *attempts;
-                    push(
-                        &mut status.timeline,
-                        at,
-                        None,
-                        format!("pull of {image} failed after {attempts} attempt(s): {error}"),
+                    format!(
+                        "pulled {image} ({} in {seconds:.1} s{through})",
+                        human_bytes(*bytes)
                     )
-                }
+                };
+                self.say(at, None, what);
+            }
+            Event::PullFailed {
+                image,
+                error,
+                attempts,
+                ..
+            } => {
+                self.pull(image).apply(&PullChange::Failed {
+                    error: error.clone(),
+                    attempts: Some(*attempts),
+                });
+                self.say(
+                    at,
+                    None,
+                    format!("pull of {image} failed after {attempts} attempt(s): {error}"),
+                );
             }
         }
-        status.registries = regs.into_values().collect();
-        status.pulls = pulls.into_values().collect();
-        status
+    }
+
+    /// Lays the daemon's live board over the pulls the record tells.
+    pub fn overlay(&mut self, live: &std::collections::BTreeMap<String, PullStatus>) {
+        for (image, p) in live {
+            *self.pull(image) = p.clone();
+        }
+    }
+
+    /// A registry's state, made (in identifier order) if it is new.
+    fn registry(&mut self, id: &str) -> &mut RegistryStatus {
+        let i = match self.registries.binary_search_by(|e| e.id.as_str().cmp(id)) {
+            Ok(i) => i,
+            Err(i) => {
+                let entry = RegistryStatus {
+                    id: id.to_string(),
+                    ..Default::default()
+                };
+                self.registries.insert(i, entry);
+                i
+            }
+        };
+        &mut self.registries[i]
+    }
+
+    /// An image's pull, made queued (in image order) if it is new.
+    fn pull(&mut self, image: &str) -> &mut PullStatus {
+        let i = match self.pulls.binary_search_by(|p| p.image.as_str().cmp(image)) {
+            Ok(i) => i,
+            Err(i) => {
+                self.pulls.insert(i, PullStatus::queued(image));
+                i
+            }
+        };
+        &mut self.pulls[i]
+    }
+
+    /// Adds a line to the timeline.
+    fn say(&mut self, at: u64, phase: Option<&str>, what: String) {
+        self.timeline.push(TimelineEntry {
+            at,
+            phase: phase.map(str::to_string),
+            what,
+            batch: None,
+        });
+    }
+
+    /// Says that a registry's login was written to (or found in) a config: the registries
+    /// of one write (the same config and kind of change, within [`BATCH_WINDOW_MS`]) share
+    /// one line.
+    fn written(&mut self, at: u64, config: &std::path::Path, unchanged: bool, item: String) {
+        let batch = Batch {
+            config: config.to_path_buf(),
+            unchanged,
+        };
+        if let Some(last) = self.timeline.last_mut()
+            && last.batch.as_ref() == Some(&batch)
+            && at.saturating_sub(last.at) < BATCH_WINDOW_MS
+        {
+            last.what.push_str(", ");
+            last.what.push_str(&item);
+            return;
+        }
+        let head = if unchanged {
+            "credentials already in"
+        } else {
+            "credentials written to"
+        };
+        self.timeline.push(TimelineEntry {
+            at,
+            phase: None,
+            what: format!("{head} {}: {item}", config.display()),
+            batch: Some(batch),
+        });
     }
 
     /// The human form of `berth status`.
@@ -555,15 +694,6 @@ pub fn without_secrets(records: &[Record], managed: &crate::docker_config::Manag
         .collect()
 }
 
-/// Adds a line to the timeline.
-fn push(timeline: &mut Vec<TimelineEntry>, at: u64, phase: Option<&str>, what: String) {
-    timeline.push(TimelineEntry {
-        at,
-        phase: phase.map(str::to_string),
-        what,
-    });
-}
-
 /// A user's name, or `uid N`.
 fn user_name(uid: u32) -> String {
     crate::account::Account::by_uid(nix::unistd::Uid::from_raw(uid))
@@ -606,7 +736,6 @@ mod tests {
 
     #[test]
     fn timeline_and_latest_states() {
-        let rec = |at, event| Record { at, event };
         let records = vec![
             rec(
                 1,
@@ -667,6 +796,387 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("2.5 MB in 1.5 s"), "{text}");
+    }
+
+    fn rec(at: u64, event: Event) -> Record {
+        Record { at, event }
+    }
+
+    /// The status after these records, applied one by one.
+    fn fold(events: Vec<Event>) -> Status {
+        let mut s = Status::default();
+        for (i, e) in events.into_iter().enumerate() {
+            s.apply(&rec(1_000 * (i as u64 + 1), e));
+        }
+        s
+    }
+
+    fn whats(s: &Status) -> Vec<&str> {
+        s.timeline.iter().map(|t| t.what.as_str()).collect()
+    }
+
+    fn injected(id: &str, change: Change, config: &str) -> Event {
+        Event::Injected {
+            id: id.into(),
+            server: format!("{}.io", id.to_lowercase()),
+            kind: "other".into(),
+            change,
+            config: config.into(),
+            expires_at: None,
+        }
+    }
+
+    fn done(image: &str, via: Option<&str>, already_present: bool) -> Event {
+        Event::PullDone {
+            image: image.into(),
+            digest: Some("sha256:0123456789abcdef".into()),
+            bytes: 1_200,
+            seconds: 0.5,
+            already_present,
+            via: via.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn daemon_started_forgets_pulls_and_engine_and_names_a_new_container() {
+        let started = |c: &str| Event::DaemonStarted {
+            pid: 7,
+            version: "0.1.0".into(),
+            uid: None,
+            container: Some(c.into()),
+        };
+        let s = fold(vec![
+            started("abc"),
+            Event::EngineReady {
+                host: "unix:///var/run/docker.sock".into(),
+                api_version: "1.47".into(),
+                user_access: None,
+            },
+            done("a.io/x:1", None, false),
+            started("abc"),
+            started("def"),
+        ]);
+        assert!(s.pulls.is_empty() && s.engine.is_none(), "{s:?}");
+        assert_eq!(
+            whats(&s)[3],
+            "daemon started (pid 7, berth 0.1.0, container abc)"
+        );
+        assert_eq!(
+            whats(&s)[4],
+            "daemon started (pid 7, berth 0.1.0, container def); a new container, def, made from the snapshot of abc (a prebuild's, say): what follows is its own"
+        );
+    }
+
+    #[test]
+    fn daemon_stopped_is_a_line() {
+        let s = fold(vec![Event::DaemonStopped { pid: 9 }]);
+        assert_eq!(whats(&s), ["daemon stopped (pid 9)"]);
+    }
+
+    #[test]
+    fn phase_says_who_handled_it_and_which_secrets_it_had() {
+        let s = fold(vec![
+            Event::Phase {
+                phase: Phase::OnCreate,
+                uid: 1000,
+                handler: Handler::Hook,
+                ids: vec![],
+            },
+            Event::Phase {
+                phase: Phase::PostCreate,
+                uid: 1000,
+                handler: Handler::Daemon,
+                ids: vec!["A".into(), "B".into()],
+            },
+        ]);
+        assert_eq!(
+            whats(&s),
+            [
+                "onCreate hook ran (uid 1000, handled without the daemon); no registry secrets",
+                "postCreate hook ran (uid 1000); secrets for A, B"
+            ]
+        );
+        assert_eq!(s.timeline[1].phase.as_deref(), Some("postCreate"));
+    }
+
+    #[test]
+    fn deferred_names_its_phase() {
+        let s = fold(vec![Event::Deferred {
+            phase: Phase::OnCreate,
+            until: "until postCreate".into(),
+        }]);
+        assert_eq!(whats(&s), ["credentials deferred until postCreate"]);
+        assert_eq!(s.timeline[0].phase.as_deref(), Some("onCreate"));
+    }
+
+    #[test]
+    fn injected_registries_of_one_write_share_a_line_and_unchanged_keeps_the_first_time() {
+        let s = fold(vec![
+            injected("A", Change::Added, "/c"),
+            injected("B", Change::Updated, "/c"),
+            injected("C", Change::Added, "/other"),
+            injected("A", Change::Unchanged, "/c"),
+        ]);
+        assert_eq!(
+            whats(&s),
+            [
+                "credentials written to /c: A (a.io, added), B (b.io, updated)",
+                "credentials written to /other: C (c.io, added)",
+                "credentials already in /c: A (a.io)"
+            ]
+        );
+        let ids: Vec<_> = s.registries.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["A", "B", "C"]);
+        assert_eq!(s.registries[0].injected_at, Some(1_000));
+        assert_eq!(s.registries[0].server, "a.io");
+    }
+
+    #[test]
+    fn injections_far_apart_are_separate_lines() {
+        let mut s = Status::default();
+        s.apply(&rec(1_000, injected("A", Change::Added, "/c")));
+        s.apply(&rec(
+            1_000 + BATCH_WINDOW_MS,
+            injected("B", Change::Added, "/c"),
+        ));
+        assert_eq!(s.timeline.len(), 2);
+    }
+
+    #[test]
+    fn inject_failed_marks_its_registry_and_a_later_injection_clears_it() {
+        let failed = fold(vec![Event::InjectFailed {
+            id: "A".into(),
+            error: "ECR refused".into(),
+        }]);
+        assert_eq!(failed.registries[0].error.as_deref(), Some("ECR refused"));
+        assert_eq!(whats(&failed), ["failed: ECR refused"]);
+        let mended = fold(vec![
+            Event::InjectFailed {
+                id: "A".into(),
+                error: "ECR refused".into(),
+            },
+            injected("A", Change::Added, "/c"),
+        ]);
+        assert_eq!(mended.registries[0].error, None);
+    }
+
+    #[test]
+    fn config_failed_is_a_line_and_no_registry() {
+        let s = fold(vec![Event::ConfigFailed {
+            error: "config.json is not JSON".into(),
+        }]);
+        assert!(s.registries.is_empty());
+        assert_eq!(whats(&s), ["failed: config.json is not JSON"]);
+    }
+
+    #[test]
+    fn restored_stamps_the_registries_it_names() {
+        let s = fold(vec![
+            injected("A", Change::Added, "/c"),
+            Event::Restored {
+                ids: vec!["A".into(), "Z".into()],
+                config: "/c".into(),
+            },
+        ]);
+        assert_eq!(
+            s.registries.len(),
+            1,
+            "an unknown identifier makes no registry"
+        );
+        assert_eq!(s.registries[0].restored_at, Some(2_000));
+        assert_eq!(
+            whats(&s)[1],
+            "restored A, Z in /c (another program had dropped or changed them)"
+        );
+    }
+
+    #[test]
+    fn renewed_sets_the_expiry_and_clears_an_error() {
+        let s = fold(vec![
+            Event::RenewFailed {
+                id: "E".into(),
+                error: "no network".into(),
+            },
+            injected("E", Change::Added, "/c"),
+            Event::RenewFailed {
+                id: "E".into(),
+                error: "no network".into(),
+            },
+            Event::Renewed {
+                id: "E".into(),
+                server: "e.io".into(),
+                expires_at: Some(99),
+            },
+        ]);
+        let e = &s.registries[0];
+        assert_eq!(
+            (e.renewed_at, e.expires_at, e.error.as_deref()),
+            (Some(4_000), Some(99), None)
+        );
+        assert_eq!(
+            whats(&s),
+            [
+                "E: renewal failed: no network",
+                "credentials written to /c: E (e.io, added)",
+                "E: renewal failed: no network",
+                "E (e.io) token renewed"
+            ]
+        );
+    }
+
+    #[test]
+    fn renew_failed_marks_a_known_registry_only() {
+        let s = fold(vec![
+            injected("E", Change::Added, "/c"),
+            Event::RenewFailed {
+                id: "E".into(),
+                error: "no network".into(),
+            },
+            Event::RenewFailed {
+                id: "F".into(),
+                error: "no network".into(),
+            },
+        ]);
+        assert_eq!(s.registries.len(), 1);
+        assert_eq!(s.registries[0].error.as_deref(), Some("no network"));
+    }
+
+    #[test]
+    fn engine_ready_keeps_why_the_user_cannot_open_it() {
+        let s = fold(vec![Event::EngineReady {
+            host: "unix:///var/run/docker.sock".into(),
+            api_version: "1.47".into(),
+            user_access: Some("dev is not in group docker".into()),
+        }]);
+        let e = s.engine.as_ref().unwrap();
+        assert_eq!(e.user_access.as_deref(), Some("dev is not in group docker"));
+        assert_eq!(
+            whats(&s),
+            ["Docker engine answered at unix:///var/run/docker.sock (API 1.47)"]
+        );
+        assert!(s.render().contains("  but dev is not in group docker"));
+    }
+
+    #[test]
+    fn pull_started_counts_attempts_and_says_nothing() {
+        let started = || Event::PullStarted {
+            image: "a.io/x:1".into(),
+        };
+        let s = fold(vec![started(), started()]);
+        assert_eq!(s.pulls[0].state, PullState::Pulling);
+        assert_eq!(s.pulls[0].attempts, 2);
+        assert!(s.timeline.is_empty());
+    }
+
+    #[test]
+    fn pull_done_says_where_the_image_came_from() {
+        let s = fold(vec![
+            done("b.io/y:1", Some("cache.local:5000"), false),
+            done("a.io/x:1", None, true),
+        ]);
+        assert_eq!(
+            whats(&s),
+            [
+                "pulled b.io/y:1 (1.2 kB in 0.5 s, through the cache cache.local:5000)",
+                "a.io/x:1 already present"
+            ]
+        );
+        let images: Vec<_> = s.pulls.iter().map(|p| p.image.as_str()).collect();
+        assert_eq!(images, ["a.io/x:1", "b.io/y:1"], "pulls in image order");
+        let text = s.render();
+        assert!(text.contains("from the cache cache.local:5000"), "{text}");
+        assert!(text.contains("sha256:0123456789ab  "), "{text}");
+    }
+
+    #[test]
+    fn pull_failed_keeps_the_reason_and_attempts() {
+        let s = fold(vec![
+            Event::PullStarted {
+                image: "a.io/x:1".into(),
+            },
+            Event::PullFailed {
+                image: "a.io/x:1".into(),
+                error: "denied".into(),
+                attempts: 3,
+                permanent: true,
+                stamp: 0,
+            },
+        ]);
+        let p = &s.pulls[0];
+        assert_eq!(
+            (p.state, p.attempts, p.error.as_deref()),
+            (PullState::Failed, 3, Some("denied"))
+        );
+        assert_eq!(
+            whats(&s),
+            ["pull of a.io/x:1 failed after 3 attempt(s): denied"]
+        );
+    }
+
+    #[test]
+    fn live_changes_move_a_pull_through_its_states() {
+        let mut p = PullStatus::queued("a.io/x:1");
+        p.apply(&PullChange::Attempt(1));
+        p.apply(&PullChange::Progress {
+            bytes: 10,
+            total: 100,
+            layers_done: 1,
+            layers: 3,
+        });
+        assert_eq!(
+            (p.state, p.bytes, p.total, p.layers),
+            (PullState::Pulling, 10, Some(100), Some((1, 3)))
+        );
+        p.apply(&PullChange::CachePassed {
+            cache: "c.local".into(),
+            why: "it lacks the image".into(),
+        });
+        assert_eq!(
+            p.error.as_deref(),
+            Some("cache c.local passed over: it lacks the image")
+        );
+        p.apply(&PullChange::Retrying("503".into()));
+        assert_eq!(
+            (p.state, p.error.as_deref()),
+            (PullState::Retrying, Some("503"))
+        );
+        p.apply(&PullChange::Failed {
+            error: "no engine".into(),
+            attempts: None,
+        });
+        assert_eq!(
+            (p.state, p.attempts),
+            (PullState::Failed, 1),
+            "attempts kept when not known"
+        );
+        p.apply(&PullChange::Queued);
+        assert_eq!(
+            (p.state, p.attempts, p.error.as_deref()),
+            (PullState::Queued, 0, None)
+        );
+    }
+
+    #[test]
+    fn the_live_board_lies_over_the_record() {
+        let mut s = fold(vec![done("b.io/y:1", None, false)]);
+        let mut live = std::collections::BTreeMap::new();
+        let mut a = PullStatus::queued("a.io/x:1");
+        a.apply(&PullChange::Attempt(2));
+        live.insert(a.image.clone(), a);
+        live.insert("b.io/y:1".to_string(), PullStatus::queued("b.io/y:1"));
+        s.overlay(&live);
+        let states: Vec<_> = s
+            .pulls
+            .iter()
+            .map(|p| (p.image.as_str(), p.state))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                ("a.io/x:1", PullState::Pulling),
+                ("b.io/y:1", PullState::Queued)
+            ]
+        );
     }
 
     #[test]

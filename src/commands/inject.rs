@@ -116,10 +116,7 @@ fn print_human(report: &Report, rejected: bool) {
     for r in &report.registries {
         let what = match (&r.error, r.change) {
             (Some(e), _) => format!("failed: {e}"),
-            (None, Some(c)) => serde_json::to_value(c)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
+            (None, Some(c)) => c.word().to_string(),
             (None, None) => String::new(),
         };
         let expiry = r

@@ -394,7 +394,7 @@ impl Core {
                 }
                 Err(e) => {
                     self.life.record(Event::InjectFailed {
-                        id: "*".into(),
+                        id: registry.id.clone(),
                         error: e.to_string(),
                     });
                     tracing::error!(id = %registry.id, error = %e, "cannot write a late ECR token");
@@ -686,12 +686,7 @@ impl Core {
     pub fn status(&self) -> Status {
         let records = self.life.records();
         let mut status = Status::from_records(&records);
-        for (image, live) in self.pulls.borrow().iter() {
-            match status.pulls.iter_mut().find(|p| &p.image == image) {
-                Some(p) => *p = live.clone(),
-                None => status.pulls.push(live.clone()),
-            }
-        }
+        status.overlay(&self.pulls.borrow());
         let target = self.guard.borrow().clone().unwrap_or_else(|| Target {
             location: crate::docker_config::Location::for_account(&self.life.remote, None),
             account: self.life.remote.clone(),

@@ -22,7 +22,7 @@ use crate::lifecycle::{HookInput, Sink, say};
 use crate::protocol::Level;
 use crate::pull::{self, PullConfig, PullEvent, PullSpec};
 use crate::state::Event;
-use crate::status::{PullState, PullStatus, human_bytes};
+use crate::status::{PullChange, PullState, PullStatus, human_bytes};
 
 /// How often a pull's progress is logged.
 const LOG_EVERY: Duration = Duration::from_secs(5);
@@ -68,11 +68,15 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
         && pull::holds(&engine.docker, &spec.image, &digest).await
     {
         tracing::info!(image = %image, digest = %digest, "already pulled earlier; the engine still has it");
-        core.update_pull(&image, |p| {
-            p.state = PullState::Done;
-            p.digest = Some(digest.clone());
-            p.seconds = Some(0.0);
-        });
+        core.update_pull(
+            &image,
+            &PullChange::Done {
+                digest: Some(digest.clone()),
+                bytes: 0,
+                seconds: 0.0,
+                via: None,
+            },
+        );
         core.life.record(Event::PullDone {
             image,
             digest: Some(digest),
@@ -109,21 +113,26 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
             None => tracing::info!(image = %image, cache, "pulling through the cache"),
             Some(why) => {
                 tracing::warn!(image = %image, cache, reason = why, "cache passed over");
-                core.update_pull(&image, |p| {
-                    p.error = Some(format!("cache {cache} passed over: {why}"));
-                });
+                core.update_pull(
+                    &image,
+                    &PullChange::CachePassed {
+                        cache: cache.to_string(),
+                        why: why.to_string(),
+                    },
+                );
             }
         },
-        PullEvent::Attempt(n) => core.update_pull(&image, |p| {
-            p.state = PullState::Pulling;
-            p.attempts = n;
-        }),
+        PullEvent::Attempt(n) => core.update_pull(&image, &PullChange::Attempt(n)),
         PullEvent::Progress(pr) => {
-            core.update_pull(&image, |p| {
-                p.bytes = pr.bytes;
-                p.total = Some(pr.total);
-                p.layers = Some((pr.layers_done, pr.layers));
-            });
+            core.update_pull(
+                &image,
+                &PullChange::Progress {
+                    bytes: pr.bytes,
+                    total: pr.total,
+                    layers_done: pr.layers_done,
+                    layers: pr.layers,
+                },
+            );
             if last_log.elapsed() >= LOG_EVERY {
                 last_log = Instant::now();
                 tracing::info!(image = %image, progress = %pr.describe(), "pull progress");
@@ -134,10 +143,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
             delay,
             reason,
         } => {
-            core.update_pull(&image, |p| {
-                p.state = PullState::Retrying;
-                p.error = Some(reason.to_string());
-            });
+            core.update_pull(&image, &PullChange::Retrying(reason.to_string()));
             tracing::warn!(image = %image, attempt, retry_in_ms = delay.as_millis() as u64, reason = %reason, "pull failed; retrying");
         }
     };
@@ -152,14 +158,15 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
                 attempts = done.attempts,
                 "pulled"
             );
-            core.update_pull(&image, |p| {
-                p.state = PullState::Done;
-                p.via = done.via.clone();
-                p.digest = done.digest.clone();
-                p.bytes = done.bytes;
-                p.seconds = Some(done.seconds);
-                p.error = None;
-            });
+            core.update_pull(
+                &image,
+                &PullChange::Done {
+                    digest: done.digest.clone(),
+                    bytes: done.bytes,
+                    seconds: done.seconds,
+                    via: done.via.clone(),
+                },
+            );
             core.life.record(Event::PullDone {
                 image,
                 digest: done.digest,
@@ -185,10 +192,13 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
                 Some(d) => format!("{e}; doctor: {d}"),
                 None => e.to_string(),
             };
-            core.update_pull(&image, |p| {
-                p.state = PullState::Failed;
-                p.error = Some(said.clone());
-            });
+            core.update_pull(
+                &image,
+                &PullChange::Failed {
+                    error: said.clone(),
+                    attempts: Some(e.attempts()),
+                },
+            );
             let permanent = matches!(e, pull::PullError::Permanent { .. });
             let stamp = core.stamp_of(spec.image.server().config_key());
             core.life.record(Event::PullFailed {
@@ -254,13 +264,13 @@ impl Core {
             .cloned()
     }
 
-    /// Changes one pull on the board.
-    pub fn update_pull(&self, image: &str, f: impl FnOnce(&mut PullStatus)) {
+    /// Applies one change to a pull on the board, as `berth status` applies the record's.
+    pub fn update_pull(&self, image: &str, change: &PullChange) {
         self.pulls.send_modify(|board| {
-            let p = board
+            board
                 .entry(image.to_string())
-                .or_insert_with(|| PullStatus::queued(image));
-            f(p);
+                .or_insert_with(|| PullStatus::queued(image))
+                .apply(change);
         });
     }
 
@@ -314,11 +324,12 @@ impl Core {
             return;
         }
         if self.life.expected_engine(Some(input)).is_none() {
+            let failed = PullChange::Failed {
+                error: "no Docker engine in this container".into(),
+                attempts: None,
+            };
             for i in &images {
-                self.update_pull(&i.to_string(), |p| {
-                    p.state = PullState::Failed;
-                    p.error = Some("no Docker engine in this container".into());
-                });
+                self.update_pull(&i.to_string(), &failed);
             }
             say(
                 sink,
@@ -338,11 +349,13 @@ impl Core {
                 if let Some((stamp, error)) = self.failed_for_good(&key)
                     && stamp == self.stamp_of(image.server().config_key())
                 {
-                    let p = board
+                    board
                         .entry(key.clone())
-                        .or_insert_with(|| PullStatus::queued(&key));
-                    p.state = PullState::Failed;
-                    p.error = Some(error.clone());
+                        .or_insert_with(|| PullStatus::queued(&key))
+                        .apply(&PullChange::Failed {
+                            error: error.clone(),
+                            attempts: None,
+                        });
                     refused.push((key, error));
                     continue;
                 }

@@ -105,8 +105,13 @@ pub enum Event {
     },
     /// A registry's login could not be obtained or written.
     InjectFailed {
-        /// The secret identifier (or `*` when the config itself failed).
+        /// The secret identifier.
         id: String,
+        /// Why.
+        error: String,
+    },
+    /// The config itself could not be read or written, for every registry.
+    ConfigFailed {
         /// Why.
         error: String,
     },
