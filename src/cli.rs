@@ -1,14 +1,11 @@
 //! The command line: what the user typed, before it is validated into settings.
 //!
-//! One subcommand per file under `commands/`; this module only declares them and picks
-//! the one to run. `berth --help` lists every option with its variable and default.
+//! One subcommand per file under `commands/`; this module only declares them
+//! ([`crate::commands::main`] parses and runs them). `berth --help` lists every option with its variable and default.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-
-use crate::commands;
 
 /// berth: private registry credentials and pre-pulled images in every dev container.
 #[derive(Debug, Parser)]
@@ -107,13 +104,4 @@ pub struct InjectArgs {
     /// Also remove berth's entries for registries whose secrets are gone.
     #[arg(long)]
     pub prune: bool,
-}
-
-/// Parses the command line and runs the command.
-pub fn run() -> ExitCode {
-    if let Some(action) = commands::credential_helper::invoked_as_helper() {
-        return commands::credential_helper::run(&action);
-    }
-    let cli = Cli::parse();
-    commands::run(cli)
 }

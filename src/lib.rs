@@ -12,7 +12,7 @@
 //!   [`account`], always with that user's own privileges ([`privilege`]); [`inject`] ties
 //!   these together;
 //! - phases are in [`phase`], tracked in [`state`], handled in [`lifecycle`] by the
-//!   [`daemon`] or, without one, by the [`hook`] itself; the daemon speaks [`protocol`];
+//!   [`daemon`] or, without one, by the hook itself ([`commands::hook`]); the daemon speaks [`protocol`];
 //! - the Docker engine is found and awaited in [`engine`]; [`status`] tells what happened;
 //! - what berth knows of its container (who runs it, since when) is in [`container`];
 //! - every option is in [`settings`]; the command line in [`cli`] and [`commands`].
@@ -29,7 +29,7 @@ pub mod docker_config;
 pub mod doctor;
 pub mod ecr;
 pub mod engine;
-pub mod hook;
+pub mod error;
 pub mod image;
 pub mod inject;
 pub mod lifecycle;
@@ -46,3 +46,11 @@ pub mod settings;
 pub mod state;
 pub mod status;
 pub mod tls;
+
+/// The one place berth builds its runtime: one thread, since a command's work and the
+/// daemon's are I/O.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+}

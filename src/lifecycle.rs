@@ -166,10 +166,22 @@ pub struct Lifecycle {
     ecr: OnceLock<EcrClient>,
 }
 
+/// Why a lifecycle cannot be set up: its remote user is unknown, or (for the daemon) its
+/// state folder cannot be held.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// The remote user cannot be looked up.
+    #[error(transparent)]
+    Account(#[from] crate::account::AccountError),
+    /// The state folder cannot be opened as berth's own.
+    #[error(transparent)]
+    State(#[from] crate::state::StateError),
+}
+
 impl Lifecycle {
     /// The daemon's: the remote user looked up by name, and the state folder of the
     /// daemon's user, held open (an error if it cannot be).
-    pub fn for_daemon(settings: Settings) -> anyhow::Result<Lifecycle> {
+    pub fn for_daemon(settings: Settings) -> Result<Lifecycle, LifecycleError> {
         let remote = remote_user(&settings)?;
         let state_dir = StateDir::of_user(settings.state_dir.as_deref(), Uid::effective());
         let state = state_dir.open_owned(state_group(&remote))?;
@@ -185,7 +197,7 @@ impl Lifecycle {
 
     /// A hook's, working without the daemon: it records only when it runs as the daemon's
     /// user (another user may not write the daemon's folder).
-    pub fn for_hook(settings: Settings) -> anyhow::Result<Lifecycle> {
+    pub fn for_hook(settings: Settings) -> Result<Lifecycle, LifecycleError> {
         let remote = remote_user(&settings)?;
         let state_dir = StateDir::of_daemon(settings.state_dir.as_deref());
         let state = (Uid::effective() == daemon_user())
@@ -487,7 +499,7 @@ impl Lifecycle {
 }
 
 /// The remote user, looked up by name (settings), else the user berth runs as.
-fn remote_user(settings: &Settings) -> anyhow::Result<Account> {
+fn remote_user(settings: &Settings) -> Result<Account, crate::account::AccountError> {
     Ok(match &settings.remote_user {
         Some(name) => Account::by_name(name)?,
         None => Account::current()?,

@@ -1,5 +1,5 @@
 //! The `berth` program: parse the command line, run the library, exit with its code.
 
 fn main() -> std::process::ExitCode {
-    berth::cli::run()
+    berth::commands::main()
 }

@@ -31,9 +31,10 @@ pub fn run(background: bool, settings: Settings, warnings: &[String]) -> anyhow:
                 .map(|p| p.to_string())
                 .unwrap_or_else(|| "?".into())
         ),
-        Err(_) => {
+        Err(e) => {
             eprintln!(
-                "berth: the daemon did not start; see {} (or run `berth daemon` to see why)",
+                "berth: {}; see {} (or run `berth daemon` to see why)",
+                crate::error::chain(&e),
                 state.log().display()
             );
             return Ok(ExitCode::FAILURE);

@@ -12,8 +12,19 @@ pub mod status;
 
 use std::process::ExitCode;
 
+use clap::Parser as _;
+
 use crate::cli::{Cli, Command};
 use crate::settings::Settings;
+
+/// The program: a credential helper when invoked as `docker-credential-berth`, else the
+/// command line parsed and its command run.
+pub fn main() -> ExitCode {
+    if let Some(action) = credential_helper::invoked_as_helper() {
+        return credential_helper::run(&action);
+    }
+    run(Cli::parse())
+}
 
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> ExitCode {
@@ -25,7 +36,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Inject(args) => {
             init_stderr_logging(&settings);
             report_setting_warnings(&warnings);
-            runtime()
+            crate::runtime()
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| rt.block_on(inject::run(args, settings)))
         }
@@ -47,14 +58,14 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Doctor { images, json, user } => {
             init_stderr_logging(&settings);
             report_setting_warnings(&warnings);
-            runtime()
+            crate::runtime()
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| rt.block_on(doctor::run(images, json, user, settings)))
         }
         Command::Pull { images } => {
             init_stderr_logging(&settings);
             report_setting_warnings(&warnings);
-            runtime()
+            crate::runtime()
                 .map_err(anyhow::Error::from)
                 .and_then(|rt| rt.block_on(pull::run(images, settings)))
         }
@@ -67,14 +78,6 @@ pub fn run(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The one place berth builds its runtime: one thread, since a command's work and the
-/// daemon's are I/O.
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
 }
 
 fn init_stderr_logging(settings: &Settings) {

@@ -10,13 +10,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Core;
 use super::core::EngineState;
+use super::{Core, Fatal};
 use crate::engine::{self, EngineError};
 use crate::state::Event;
 
 /// Runs until the daemon stops.
-pub async fn run(core: Arc<Core>) -> anyhow::Result<()> {
+pub async fn run(core: Arc<Core>) -> Result<(), Fatal> {
     let mut host_rx = core.engine_host.subscribe();
     let mut pause = Duration::from_secs(5);
     loop {
@@ -33,10 +33,15 @@ pub async fn run(core: Arc<Core>) -> anyhow::Result<()> {
         core.engine
             .send_replace(EngineState::Waiting(format!("waiting for {target}")));
         if let (engine::DockerHost::Unix(path), None) = (&target.host, &target.user) {
-            tokio::select! {
+            let waited = tokio::select! {
                 _ = core.cancel.cancelled() => return Ok(()),
                 _ = host_rx.changed() => continue,
-                r = engine::wait_for_path(path) => { r?; }
+                r = engine::wait_for_path(path) => r,
+            };
+            if let Err(e) = waited {
+                // The socket's folder cannot be watched: ask the engine anyway, below,
+                // and retry as for an engine that does not answer.
+                super::survived("engine", "cannot watch for the engine's socket", &e);
             }
         }
         let bound = core.life.settings.docker_timeout;

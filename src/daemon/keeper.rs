@@ -14,13 +14,13 @@ use std::sync::Arc;
 use notify::Watcher as _;
 use tokio::sync::mpsc;
 
-use super::Core;
+use super::{Core, Fatal};
 use crate::docker_config::MANAGED_FILE;
 use crate::inject::{self, Target};
 use crate::state::Event;
 
 /// Runs until the daemon stops.
-pub async fn run(core: Arc<Core>) -> anyhow::Result<()> {
+pub async fn run(core: Arc<Core>) -> Result<(), Fatal> {
     let mut target_rx = core.guard.subscribe();
     loop {
         let target = target_rx.borrow_and_update().clone();

@@ -11,18 +11,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::Core;
+use super::{Core, Fatal};
 use crate::lifecycle::{Caller, HookInput};
 use crate::protocol::{Level, MAX_LINE, Request, Response};
 
 /// Accepts connections until the daemon stops.
-pub async fn run(core: Arc<Core>, listener: UnixListener) -> anyhow::Result<()> {
+pub async fn run(core: Arc<Core>, listener: UnixListener) -> Result<(), Fatal> {
     let mut connections = JoinSet::new();
     let mut pause = Duration::from_millis(5);
     loop {
@@ -49,7 +48,7 @@ pub async fn run(core: Arc<Core>, listener: UnixListener) -> anyhow::Result<()> 
                 let core = core.clone();
                 connections.spawn(async move {
                     if let Err(e) = serve(core, stream).await {
-                        tracing::warn!(error = %format!("{e:#}"), "connection failed");
+                        super::survived("listener", "connection dropped", &e);
                     }
                 });
             }
@@ -62,8 +61,27 @@ pub async fn run(core: Arc<Core>, listener: UnixListener) -> anyhow::Result<()> 
     Ok(())
 }
 
-async fn serve(core: Arc<Core>, stream: UnixStream) -> anyhow::Result<()> {
-    let cred = stream.peer_cred().context("reading peer credentials")?;
+/// Why one connection was dropped; the daemon survives it.
+#[derive(Debug, thiserror::Error)]
+enum ConnectionError {
+    /// Its peer's credentials cannot be read.
+    #[error("cannot read the peer's credentials")]
+    PeerCredentials(#[source] std::io::Error),
+    /// It sent no request in time.
+    #[error("no request within {0:?}")]
+    Silent(Duration),
+    /// It sent a line that is not a request.
+    #[error("a malformed request")]
+    Malformed(#[source] serde_json::Error),
+    /// Reading or writing it failed (the peer went away, say).
+    #[error("the connection failed")]
+    Io(#[from] std::io::Error),
+}
+
+async fn serve(core: Arc<Core>, stream: UnixStream) -> Result<(), ConnectionError> {
+    let cred = stream
+        .peer_cred()
+        .map_err(ConnectionError::PeerCredentials)?;
     let uid = cred.uid();
     let (read, mut write) = stream.into_split();
     if !allowed(&core, uid) {
@@ -77,18 +95,19 @@ async fn serve(core: Arc<Core>, stream: UnixStream) -> anyhow::Result<()> {
     }
     let mut reader = BufReader::new(read).take(MAX_LINE as u64);
     let mut line = String::new();
-    tokio::time::timeout(Duration::from_secs(10), reader.read_line(&mut line))
+    let bound = Duration::from_secs(10);
+    tokio::time::timeout(bound, reader.read_line(&mut line))
         .await
-        .context("no request within 10 s")??;
+        .map_err(|_| ConnectionError::Silent(bound))??;
     if line.is_empty() {
         return Ok(()); // a client that only checked the daemon listens
     }
-    let request: Request = serde_json::from_str(&line).context("a malformed request")?;
+    let request: Request = serde_json::from_str(&line).map_err(ConnectionError::Malformed)?;
     let caller = Caller {
         uid,
         pid: cred.pid(),
     };
-    match request {
+    let answered = match request {
         Request::Status => send(&mut write, &Response::Status(Box::new(core.status()))).await,
         Request::Start(start) => {
             // The entrypoint must not hold the container up: acknowledge, then work.
@@ -128,7 +147,8 @@ async fn serve(core: Arc<Core>, stream: UnixStream) -> anyhow::Result<()> {
             let work = async move { core.wait_pulls("status", bound, &mut to(tx)).await };
             streamed(write, rx, work).await
         }
-    }
+    };
+    Ok(answered?)
 }
 
 /// A sink that sends each line to `tx`.
@@ -144,12 +164,12 @@ async fn streamed<W: AsyncWriteExt + Unpin>(
     mut write: W,
     mut lines: mpsc::UnboundedReceiver<(Level, String)>,
     work: impl Future<Output = bool>,
-) -> anyhow::Result<()> {
+) -> std::io::Result<()> {
     let forward = async {
         while let Some((level, text)) = lines.recv().await {
             send(&mut write, &Response::Line { level, text }).await?;
         }
-        anyhow::Ok(write)
+        std::io::Result::Ok(write)
     };
     let (ok, write) = tokio::join!(work, forward);
     let mut write = write?;
@@ -162,8 +182,8 @@ fn allowed(core: &Core, uid: u32) -> bool {
         || uid == nix::unistd::Uid::effective().as_raw()
 }
 
-async fn send<W: AsyncWriteExt + Unpin>(w: &mut W, response: &Response) -> anyhow::Result<()> {
-    let mut line = serde_json::to_vec(response)?;
+async fn send<W: AsyncWriteExt + Unpin>(w: &mut W, response: &Response) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(response).map_err(std::io::Error::other)?;
     line.push(b'\n');
     w.write_all(&line).await?;
     w.flush().await?;

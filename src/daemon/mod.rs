@@ -27,7 +27,6 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -49,20 +48,95 @@ pub enum Started {
     AlreadyRunning,
 }
 
-type WorkerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
+/// The one error a worker returns: something without which the daemon cannot go on, so it
+/// stops (cleanly, through the one shutdown path). Everything else a worker meets is
+/// survivable: it says so with [`survived`] and goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum Fatal {
+    /// The daemon cannot hear a stop signal, so it could never stop cleanly.
+    #[error("cannot listen for {signal}")]
+    Signal {
+        /// SIGTERM or SIGINT.
+        signal: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The daemon cannot learn of the phases that hooks record without it.
+    #[error("cannot watch the state folder {path}")]
+    WatchState {
+        /// The folder.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: notify::Error,
+    },
+}
+
+/// Why the daemon did not run, or stopped on an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Its remote user or its state folder.
+    #[error(transparent)]
+    Lifecycle(#[from] crate::lifecycle::LifecycleError),
+    /// Its lock cannot be taken.
+    #[error("cannot lock {path}")]
+    Lock {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Its socket cannot be bound.
+    #[error("cannot listen on {path}")]
+    Listen {
+        /// The socket.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Its runtime cannot be started.
+    #[error("cannot start the runtime")]
+    Runtime(#[source] std::io::Error),
+    /// A worker met a fatal error.
+    #[error("worker {worker} failed")]
+    Worker {
+        /// Its name.
+        worker: &'static str,
+        /// Why.
+        #[source]
+        source: Fatal,
+    },
+    /// A worker panicked.
+    #[error("worker {worker} panicked")]
+    Panicked {
+        /// Its name.
+        worker: &'static str,
+    },
+}
+
+/// Says that a worker met a survivable error (with its causes) and goes on.
+pub fn survived(worker: &'static str, what: &str, error: &dyn std::error::Error) {
+    tracing::warn!(worker, error = %crate::error::chain(error), "{what}");
+}
+
+type WorkerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), Fatal>> + Send>>;
 
 /// Runs the daemon until it is stopped; `warnings` are the settings it could not
 /// understand, for the log.
-pub fn run(settings: Settings, warnings: &[String]) -> anyhow::Result<()> {
+pub fn run(settings: Settings, warnings: &[String]) -> Result<(), DaemonError> {
     let ready = ReadyPipe::from_env();
     let life = Lifecycle::for_daemon(settings)?;
     let state = life
         .state
         .as_ref()
         .expect("the daemon holds its state folder");
-    let lock = state
-        .lock()
-        .with_context(|| format!("cannot lock {}", state.dir().lock().display()))?;
+    let lock = state.lock().map_err(|source| DaemonError::Lock {
+        path: state.dir().lock(),
+        source,
+    })?;
     let Some(lock) = lock else {
         ready.tell(Started::AlreadyRunning);
         return Ok(());
@@ -82,20 +156,21 @@ pub fn run(settings: Settings, warnings: &[String]) -> anyhow::Result<()> {
     for w in warnings {
         tracing::warn!(problem = %w, "setting ignored");
     }
-    let runtime = crate::commands::runtime()?;
+    let runtime = crate::runtime().map_err(DaemonError::Runtime)?;
     let result = runtime.block_on(supervise(life, ready));
     drop(lock);
     result
 }
 
-async fn supervise(life: Lifecycle, ready: ReadyPipe) -> anyhow::Result<()> {
+async fn supervise(life: Lifecycle, ready: ReadyPipe) -> Result<(), DaemonError> {
     let state = life
         .state
         .as_ref()
         .expect("the daemon holds its state folder");
-    let listener = state
-        .bind_socket()
-        .with_context(|| format!("cannot listen on {}", state.dir().socket().display()))?;
+    let listener = state.bind_socket().map_err(|source| DaemonError::Listen {
+        path: state.dir().socket(),
+        source,
+    })?;
     let cancel = CancellationToken::new();
     let pid = std::process::id();
     let uid = nix::unistd::Uid::effective().as_raw();
@@ -110,24 +185,20 @@ async fn supervise(life: Lifecycle, ready: ReadyPipe) -> anyhow::Result<()> {
     let core = Arc::new(core);
     ready.tell(Started::Ready);
 
-    let mut workers: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
-    let named = |name: &'static str, f: WorkerFuture| async move { (name, f.await) };
-    workers.spawn(named(
-        "listener",
-        Box::pin(listener::run(core.clone(), listener)),
-    ));
-    workers.spawn(named("signals", Box::pin(signals::run(cancel.clone()))));
-    workers.spawn(named("watcher", Box::pin(watcher::run(core.clone()))));
-    workers.spawn(named("engine", Box::pin(engine_worker::run(core.clone()))));
-    workers.spawn(named("keeper", Box::pin(keeper::run(core.clone()))));
-    workers.spawn(named(
+    let mut workers = Workers::default();
+    workers.spawn("listener", Box::pin(listener::run(core.clone(), listener)));
+    workers.spawn("signals", Box::pin(signals::run(cancel.clone())));
+    workers.spawn("watcher", Box::pin(watcher::run(core.clone())));
+    workers.spawn("engine", Box::pin(engine_worker::run(core.clone())));
+    workers.spawn("keeper", Box::pin(keeper::run(core.clone())));
+    workers.spawn(
         "renewer",
         Box::pin(renewer::run(core.clone(), channels.renew)),
-    ));
-    workers.spawn(named(
+    );
+    workers.spawn(
         "puller",
         Box::pin(puller::run(core.clone(), channels.pulls)),
-    ));
+    );
     if !ready.is_set() {
         // Run in the foreground (by hand): this process's own environment is the
         // container's. In the background the entrypoint hands its secrets over the socket.
@@ -136,14 +207,11 @@ async fn supervise(life: Lifecycle, ready: ReadyPipe) -> anyhow::Result<()> {
     }
 
     // The first worker to end (a signal, or a fatal error) stops them all.
-    let mut failure = None;
-    if let Some(joined) = workers.join_next().await {
-        failure = report_worker(joined);
-    }
+    let mut failure = workers.next().await.flatten();
     cancel.cancel();
     let drain = async {
-        while let Some(joined) = workers.join_next().await {
-            if let Some(e) = report_worker(joined) {
+        while let Some(ended) = workers.next().await {
+            if let Some(e) = ended {
                 failure.get_or_insert(e);
             }
         }
@@ -153,7 +221,7 @@ async fn supervise(life: Lifecycle, ready: ReadyPipe) -> anyhow::Result<()> {
         .is_err()
     {
         tracing::warn!("workers did not stop within 10 s; stopping anyway");
-        workers.abort_all();
+        workers.set.abort_all();
     }
     if let Some(state) = &core.life.state {
         state.remove_socket();
@@ -166,22 +234,43 @@ async fn supervise(life: Lifecycle, ready: ReadyPipe) -> anyhow::Result<()> {
     }
 }
 
-fn report_worker(
-    joined: Result<(&'static str, anyhow::Result<()>), tokio::task::JoinError>,
-) -> Option<anyhow::Error> {
-    match joined {
-        Ok((name, Ok(()))) => {
-            tracing::debug!(worker = name, "worker finished");
-            None
-        }
-        Ok((name, Err(e))) => {
-            tracing::error!(worker = name, error = %format!("{e:#}"), "worker failed");
-            Some(e.context(format!("worker {name} failed")))
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "worker panicked");
-            Some(anyhow::anyhow!("a worker panicked: {e}"))
-        }
+/// The daemon's workers, by name.
+#[derive(Default)]
+struct Workers {
+    set: JoinSet<Result<(), Fatal>>,
+    names: std::collections::HashMap<tokio::task::Id, &'static str>,
+}
+
+impl Workers {
+    fn spawn(&mut self, name: &'static str, work: WorkerFuture) {
+        let id = self.set.spawn(work).id();
+        self.names.insert(id, name);
+    }
+
+    /// Waits for the next worker to end: `None` when none is left, `Some(None)` when it
+    /// finished, `Some(Some(error))` when it failed or panicked (logged here).
+    async fn next(&mut self) -> Option<Option<DaemonError>> {
+        let joined = self.set.join_next_with_id().await?;
+        let id = match &joined {
+            Ok((id, _)) => *id,
+            Err(e) => e.id(),
+        };
+        let worker = self.names.remove(&id).unwrap_or("unknown");
+        Some(match joined {
+            Ok((_, Ok(()))) => {
+                tracing::debug!(worker, "worker finished");
+                None
+            }
+            Ok((_, Err(source))) => {
+                tracing::error!(worker, error = %crate::error::chain(&source), "worker failed; the daemon stops");
+                Some(DaemonError::Worker { worker, source })
+            }
+            Err(e) if e.is_cancelled() => None,
+            Err(e) => {
+                tracing::error!(worker, error = %e, "worker panicked; the daemon stops");
+                Some(DaemonError::Panicked { worker })
+            }
+        })
     }
 }
 

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-use super::Core;
 use super::core::{Board, EngineState};
+use super::{Core, Fatal};
 use crate::inject::Login;
 use crate::lifecycle::{HookInput, Sink, say};
 use crate::protocol::Level;
@@ -31,7 +31,7 @@ const LOG_EVERY: Duration = Duration::from_secs(5);
 pub async fn run(
     core: Arc<Core>,
     mut requests: mpsc::Receiver<Vec<PullSpec>>,
-) -> anyhow::Result<()> {
+) -> Result<(), Fatal> {
     let slots = Arc::new(Semaphore::new(core.life.settings.pull_concurrency));
     let mut tasks = JoinSet::new();
     loop {

@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::Core;
 use super::core::RenewJob;
+use super::{Core, Fatal};
 use crate::clock::SystemClock;
 use crate::ecr::renewal::{self, Renewal, Schedule};
 use crate::inject::{self, Entry, Login, WriteOptions};
@@ -20,7 +20,7 @@ use crate::registry::RegistryKind;
 use crate::state::{Event, millis};
 
 /// Runs until the daemon stops.
-pub async fn run(core: Arc<Core>, mut jobs: mpsc::Receiver<RenewJob>) -> anyhow::Result<()> {
+pub async fn run(core: Arc<Core>, mut jobs: mpsc::Receiver<RenewJob>) -> Result<(), Fatal> {
     let mut loops: HashMap<String, CancellationToken> = HashMap::new();
     let mut tasks = JoinSet::new();
     loop {

@@ -67,9 +67,26 @@ pub struct Outcome {
     pub pid: u32,
 }
 
+/// Why the daemon could not be started in the background.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The readiness pipe, or the wait on it.
+    #[error("cannot set up the daemon's readiness pipe")]
+    Pipe(#[from] nix::Error),
+    /// berth's own program, or starting it.
+    #[error("cannot start berth daemon")]
+    Spawn(#[from] std::io::Error),
+    /// It said neither that it listens nor that another daemon runs, within the bound.
+    #[error("the daemon did not start: it did not say it listens within {0:?}")]
+    Silent(Duration),
+}
+
+/// How long the starter waits for the daemon to say it listens.
+const READY_WITHIN: Duration = Duration::from_secs(10);
+
 /// Starts `berth daemon` detached, with a clean environment, and waits (up to ten
 /// seconds) until it listens or says another daemon runs.
-pub fn start_background() -> anyhow::Result<Outcome> {
+pub fn start_background() -> Result<Outcome, StartError> {
     let (read, write) = nix::unistd::pipe()?;
     fcntl(read.as_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))?;
     let mut cmd = Command::new(std::env::current_exe()?);
@@ -92,7 +109,7 @@ pub fn start_background() -> anyhow::Result<Outcome> {
     let mut fds = [PollFd::new(read.as_fd(), PollFlags::POLLIN)];
     let waited = poll(
         &mut fds,
-        PollTimeout::try_from(Duration::from_secs(10)).unwrap_or(PollTimeout::MAX),
+        PollTimeout::try_from(READY_WITHIN).unwrap_or(PollTimeout::MAX),
     )?;
     let mut answer = [0u8; 16];
     let n = if waited > 0 {
@@ -103,7 +120,7 @@ pub fn start_background() -> anyhow::Result<Outcome> {
     let started = match String::from_utf8_lossy(&answer[..n]).trim() {
         "ready" => Started::Ready,
         "already" => Started::AlreadyRunning,
-        _ => anyhow::bail!("the daemon did not start"),
+        _ => return Err(StartError::Silent(READY_WITHIN)),
     };
     Ok(Outcome {
         started,

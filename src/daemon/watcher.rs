@@ -10,13 +10,13 @@ use std::sync::Arc;
 use notify::Watcher as _;
 use tokio::sync::mpsc;
 
-use super::Core;
+use super::{Core, Fatal};
 
 /// Watches until the daemon stops.
-pub async fn run(core: Arc<Core>) -> anyhow::Result<()> {
+pub async fn run(core: Arc<Core>) -> Result<(), Fatal> {
     let (tx, mut rx) = mpsc::channel::<bool>(16);
     let events_name = Some(std::ffi::OsString::from(crate::state::EVENTS));
-    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+    let _watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         // Reads raise access events too (the daemon's own reads among them): only a change
         // of the record matters.
         let relevant = match &res {
@@ -34,11 +34,18 @@ pub async fn run(core: Arc<Core>) -> anyhow::Result<()> {
             // A full channel already holds a wake-up: dropping this one loses nothing.
             let _ = tx.try_send(res.map(|e| e.need_rescan()).unwrap_or(true));
         }
+    })
+    .and_then(|mut w| {
+        w.watch(
+            &core.life.state_dir.path,
+            notify::RecursiveMode::NonRecursive,
+        )?;
+        Ok(w)
+    })
+    .map_err(|source| Fatal::WatchState {
+        path: core.life.state_dir.path.clone(),
+        source,
     })?;
-    watcher.watch(
-        &core.life.state_dir.path,
-        notify::RecursiveMode::NonRecursive,
-    )?;
     loop {
         tokio::select! {
             _ = core.cancel.cancelled() => return Ok(()),
