@@ -323,3 +323,50 @@ impl ReadyPipe {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn runtime() -> tokio::runtime::Runtime {
+        crate::runtime().unwrap()
+    }
+
+    #[test]
+    fn a_fatal_error_names_its_worker_and_its_cause() {
+        runtime().block_on(async {
+            let mut workers = Workers::default();
+            workers.spawn(
+                "signals",
+                Box::pin(async {
+                    Err(Fatal::Signal {
+                        signal: "SIGTERM",
+                        source: std::io::Error::other("no signal driver"),
+                    })
+                }),
+            );
+            let ended = workers.next().await.expect("one worker");
+            let e = ended.expect("a fatal error stops the daemon");
+            assert_eq!(
+                crate::error::chain(&e),
+                "worker signals failed: cannot listen for SIGTERM: no signal driver"
+            );
+            assert!(workers.next().await.is_none());
+        });
+    }
+
+    #[test]
+    fn a_worker_that_finishes_is_no_failure_and_a_panic_is_named() {
+        runtime().block_on(async {
+            let mut workers = Workers::default();
+            workers.spawn("listener", Box::pin(async { Ok(()) }));
+            assert!(matches!(workers.next().await, Some(None)));
+            workers.spawn("keeper", Box::pin(async { panic!("a bug") }));
+            let ended = workers.next().await.expect("one worker");
+            assert!(
+                matches!(ended, Some(DaemonError::Panicked { worker: "keeper" })),
+                "{ended:?}"
+            );
+        });
+    }
+}
