@@ -30,6 +30,15 @@ pub enum Command {
         /// onCreate, updateContent, postCreate, postStart or postAttach.
         phase: crate::phase::Phase,
     },
+    /// Write the options file from the feature's declaration and the options the Dev
+    /// Containers CLI passed (the feature's install.sh runs this).
+    #[command(hide = true)]
+    FeatureOptions {
+        /// The feature's devcontainer-feature.json.
+        declaration: PathBuf,
+        /// The options file to write.
+        output: PathBuf,
+    },
     /// Run the lifecycle daemon (the feature's entrypoint starts it with --background).
     Daemon {
         /// Start detached and return once it listens.

@@ -595,14 +595,101 @@ pub fn help_table() -> String {
     out
 }
 
+/// Why the options file cannot be written from the feature's declaration.
+#[derive(Debug, thiserror::Error)]
+pub enum FeatureOptionsError {
+    /// `devcontainer-feature.json` is not the feature's declaration.
+    #[error("{path}: not a feature declaration with an \"options\" object: {why}")]
+    Declaration {
+        /// The file.
+        path: String,
+        /// Why.
+        why: String,
+    },
+    /// The package declares an option this binary does not know.
+    #[error(
+        "the feature declares the option {0:?}, which this berth binary does not know; the package and its binaries differ: build it again with scripts/package-feature"
+    )]
+    Unknown(String),
+}
+
+/// The variable through which the Dev Containers CLI hands a feature option to
+/// `install.sh`, by the Dev Container spec's rule: every character outside `[A-Za-z0-9_]`
+/// made `_`, a leading run of digits and `_` made one `_`, then upper-cased.
+pub fn feature_option_var(id: &str) -> String {
+    let safe: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let rest = safe.trim_start_matches(|c: char| c.is_ascii_digit() || c == '_');
+    let lead = if rest.len() < safe.len() { "_" } else { "" };
+    format!("{lead}{rest}").to_ascii_uppercase()
+}
+
+/// The options file `install.sh` writes (`berth feature-options`): every option the
+/// feature's `devcontainer-feature.json` declares, under its `BERTH_*` name, with the value
+/// the Dev Containers CLI passed (`lookup` of [`feature_option_var`]) or else the declared
+/// default; and the remote user (`_REMOTE_USER`, else root). Values are single-quoted, as
+/// [`parse_options_file`] reads them. So the options are listed only in the declaration and
+/// in [`OPTIONS`], and a test checks that those two agree.
+pub fn feature_options_file(
+    declaration: &str,
+    path: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, FeatureOptionsError> {
+    let bad = |why: String| FeatureOptionsError::Declaration {
+        path: path.to_string(),
+        why,
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(declaration).map_err(|e| bad(e.to_string()))?;
+    let declared = json
+        .get("options")
+        .and_then(serde_json::Value::as_object)
+        .ok_or_else(|| bad("no \"options\" object".into()))?;
+    let mut out = String::from(
+        "# Written by the berth feature's install.sh from devcontainer.json's options.\n\
+         # BERTH_* variables in the container's environment override these.\n",
+    );
+    for (id, option) in declared {
+        let spec = OPTIONS
+            .iter()
+            .find(|o| o.feature == Some(id.as_str()))
+            .ok_or_else(|| FeatureOptionsError::Unknown(id.clone()))?;
+        let value = lookup(&feature_option_var(id)).unwrap_or_else(|| match &option["default"] {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        });
+        out.push_str(&format!("{}={}\n", spec.env, single_quoted(&value)));
+    }
+    let user = lookup("_REMOTE_USER").filter(|u| !u.is_empty());
+    out.push_str(&format!(
+        "BERTH_REMOTE_USER={}\n",
+        single_quoted(user.as_deref().unwrap_or("root"))
+    ));
+    Ok(out)
+}
+
+/// `value` in single quotes, a quote in it written `'\''`.
+fn single_quoted(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "'\\''"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Every option is declared once here and must be the same in the feature's
-    /// `devcontainer-feature.json` (name, default), in `install.sh` (its default, and the
-    /// line that writes it to the options file) and in the README's options table: a test
-    /// that fails when an option is added in one place and not the others.
+    /// `devcontainer-feature.json` (name, default) and in the README's options table, and
+    /// `install.sh` lists none (berth feature-options writes them from the JSON): a test that
+    /// fails when an option is added in one place and not the others.
     #[test]
     fn the_feature_install_sh_and_readme_declare_the_same_options() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -632,15 +719,10 @@ mod tests {
                 other => other.to_string(),
             };
             assert_eq!(default, o.default, "{name}'s default in the feature");
-            let var = name.to_ascii_uppercase();
+            let var = feature_option_var(name);
             assert!(
-                install.contains(&format!("{var}=${{{var}:-{}}}", o.default)),
-                "install.sh gives {var} the default {:?}",
-                o.default
-            );
-            assert!(
-                install.contains(&format!("printf '{}=%s\\n' \"$(quote \"${var}\")\"", o.env)),
-                "install.sh writes {} from {var}",
+                !install.contains(&format!("${var}")) && !install.contains(o.env),
+                "install.sh lists {var} or {} itself; berth feature-options writes every option",
                 o.env
             );
             assert!(
@@ -648,6 +730,78 @@ mod tests {
                 "the README's options table has {name}"
             );
         }
+    }
+
+    fn feature_json() -> String {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        std::fs::read_to_string(
+            root.join("devcontainer-feature/src/berth/devcontainer-feature.json"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_options_file_has_every_declared_option_with_the_passed_value_or_its_default() {
+        let passed = |var: &str| match var {
+            "IMAGES" => Some("a.io/x:1, b.io/it's:2".to_string()),
+            "WAITFORPULLS" => Some("true".to_string()),
+            "_REMOTE_USER" => Some("dev".to_string()),
+            _ => None,
+        };
+        let file = feature_options_file(&feature_json(), "f.json", &passed).unwrap();
+        let read = parse_options_file(&file);
+        assert_eq!(read["BERTH_IMAGES"], "a.io/x:1, b.io/it's:2");
+        assert_eq!(read["BERTH_WAIT_FOR_PULLS"], "true");
+        assert_eq!(read["BERTH_REMOTE_USER"], "dev");
+        for o in OPTIONS.iter().filter(|o| o.feature.is_some()) {
+            assert!(read.contains_key(o.env), "{} is written", o.env);
+        }
+        assert_eq!(
+            read["BERTH_INJECT_AT"], "postCreate",
+            "the declared default"
+        );
+        assert_eq!(read["BERTH_PULL_CONCURRENCY"], "4", "a number's default");
+        let (s, w) = Settings::load(&|k: &str| match k {
+            "BERTH_OPTIONS_FILE" => None,
+            _ => read.get(k).cloned(),
+        });
+        assert!(w.is_empty(), "{w:?}");
+        assert!(s.wait_for_pulls);
+        assert_eq!(s.remote_user.as_deref(), Some("dev"));
+    }
+
+    #[test]
+    fn without_a_remote_user_the_options_file_names_root() {
+        let file = feature_options_file(&feature_json(), "f.json", &|_| None).unwrap();
+        assert_eq!(parse_options_file(&file)["BERTH_REMOTE_USER"], "root");
+    }
+
+    #[test]
+    fn an_option_this_binary_does_not_know_is_refused_by_name() {
+        let json = r#"{"id": "berth", "options": {"images": {"type": "string", "default": ""}, "newThing": {"type": "boolean", "default": true}}}"#;
+        let e = feature_options_file(json, "f.json", &|_| None).unwrap_err();
+        assert!(
+            matches!(&e, FeatureOptionsError::Unknown(id) if id == "newThing"),
+            "{e}"
+        );
+        let e = feature_options_file("{\"id\": 1}", "f.json", &|_| None).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "f.json: not a feature declaration with an \"options\" object: no \"options\" object"
+        );
+    }
+
+    #[test]
+    fn option_ids_become_variables_as_the_dev_container_spec_says() {
+        assert_eq!(feature_option_var("pullAt"), "PULLAT");
+        assert_eq!(
+            feature_option_var("github-registry.host"),
+            "GITHUB_REGISTRY_HOST"
+        );
+        assert_eq!(feature_option_var("jdk-distro"), "JDK_DISTRO");
+        assert_eq!(feature_option_var("2fa"), "_FA");
+        assert_eq!(feature_option_var("__double"), "_DOUBLE");
+        assert_eq!(feature_option_var("a b"), "A_B");
     }
 
     fn load(pairs: &[(&str, &str)]) -> (Settings, Vec<String>) {

@@ -4,6 +4,7 @@
 pub mod credential_helper;
 pub mod daemon;
 pub mod doctor;
+pub mod feature_options;
 pub mod hook;
 pub mod inject;
 pub mod logs;
@@ -55,6 +56,10 @@ pub fn run(cli: Cli) -> ExitCode {
             timeout,
         } => status::run(json, wait.then_some(timeout), settings),
         Command::Logs { follow } => logs::run(follow, settings),
+        Command::FeatureOptions {
+            declaration,
+            output,
+        } => feature_options::run(&declaration, &output),
         Command::Doctor { images, json, user } => {
             init_stderr_logging(&settings);
             report_setting_warnings(&warnings);

@@ -2,7 +2,8 @@
 # Installs berth from this feature package: the binary for this machine's architecture
 # (static, so any libc or none will do; also as the Docker credential helper
 # docker-credential-berth), the entrypoint that starts its daemon, the options chosen
-# in devcontainer.json, and root's state folder. Safe to run again. POSIX sh, with only
+# in devcontainer.json (written by berth itself from the feature's declaration), and root's
+# state folder. Safe to run again. POSIX sh, with only
 # the tools busybox has.
 #
 # Nothing here is given to the remote user's uid: the Dev Containers CLI may change that
@@ -14,24 +15,7 @@ FEATURE_DIR=$(cd "$(dirname "$0")" && pwd)
 BIN_DIR=/usr/local/bin
 SHARE_DIR=/usr/local/share/berth
 
-# The options, as the Dev Containers CLI passes them (upper-cased), with their defaults.
-IMAGES=${IMAGES:-}
-INJECTAT=${INJECTAT:-postCreate}
-PULLAT=${PULLAT:-early}
-WAITFORDOCKER=${WAITFORDOCKER:-true}
-DOCKERTIMEOUT=${DOCKERTIMEOUT:-90}
-WAITFORPULLS=${WAITFORPULLS:-false}
-PULLTIMEOUT=${PULLTIMEOUT:-900}
-PULLCONCURRENCY=${PULLCONCURRENCY:-4}
-PLATFORM=${PLATFORM:-}
-DISCOVER=${DISCOVER:-false}
-DISCOVERPUBLIC=${DISCOVERPUBLIC:-false}
-LOGLEVEL=${LOGLEVEL:-info}
-FAILONERROR=${FAILONERROR:-false}
-CREDENTIALHELPER=${CREDENTIALHELPER:-auto}
-MIRRORS=${MIRRORS:-}
-GITHUBREGISTRY=${GITHUBREGISTRY:-auto}
-GITHUBREGISTRYHOST=${GITHUBREGISTRYHOST:-ghcr.io}
+# The remote user, for the last message (berth writes it to the options file itself).
 REMOTE_USER=${_REMOTE_USER:-root}
 
 fail() {
@@ -80,36 +64,11 @@ cp "$FEATURE_DIR/entrypoint.sh" "$SHARE_DIR/entrypoint.sh.new"
 chmod 0755 "$SHARE_DIR/entrypoint.sh.new"
 mv -f "$SHARE_DIR/entrypoint.sh.new" "$SHARE_DIR/entrypoint.sh"
 
-# quote VALUE: VALUE in single quotes for the options file (berth reads it without a shell).
-quote() {
-    printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"
-}
-
+# The options file: berth writes every option devcontainer-feature.json declares, with the
+# value the Dev Containers CLI passed (or its default), so that no option is listed here.
 options=$SHARE_DIR/options.env
-{
-    echo "# Written by the berth feature's install.sh from devcontainer.json's options."
-    echo "# BERTH_* variables in the container's environment override these."
-    printf 'BERTH_IMAGES=%s\n' "$(quote "$IMAGES")"
-    printf 'BERTH_INJECT_AT=%s\n' "$(quote "$INJECTAT")"
-    printf 'BERTH_PULL_AT=%s\n' "$(quote "$PULLAT")"
-    printf 'BERTH_WAIT_FOR_DOCKER=%s\n' "$(quote "$WAITFORDOCKER")"
-    printf 'BERTH_DOCKER_TIMEOUT=%s\n' "$(quote "$DOCKERTIMEOUT")"
-    printf 'BERTH_WAIT_FOR_PULLS=%s\n' "$(quote "$WAITFORPULLS")"
-    printf 'BERTH_PULL_TIMEOUT=%s\n' "$(quote "$PULLTIMEOUT")"
-    printf 'BERTH_PULL_CONCURRENCY=%s\n' "$(quote "$PULLCONCURRENCY")"
-    printf 'BERTH_PLATFORM=%s\n' "$(quote "$PLATFORM")"
-    printf 'BERTH_DISCOVER=%s\n' "$(quote "$DISCOVER")"
-    printf 'BERTH_DISCOVER_PUBLIC=%s\n' "$(quote "$DISCOVERPUBLIC")"
-    printf 'BERTH_LOG_LEVEL=%s\n' "$(quote "$LOGLEVEL")"
-    printf 'BERTH_FAIL_ON_ERROR=%s\n' "$(quote "$FAILONERROR")"
-    printf 'BERTH_CREDENTIAL_HELPER=%s\n' "$(quote "$CREDENTIALHELPER")"
-    printf 'BERTH_MIRRORS=%s\n' "$(quote "$MIRRORS")"
-    printf 'BERTH_GITHUB_REGISTRY=%s\n' "$(quote "$GITHUBREGISTRY")"
-    printf 'BERTH_GITHUB_REGISTRY_HOST=%s\n' "$(quote "$GITHUBREGISTRYHOST")"
-    printf 'BERTH_REMOTE_USER=%s\n' "$(quote "$REMOTE_USER")"
-} >"$options.new"
-chmod 0644 "$options.new"
-mv -f "$options.new" "$options"
+"$BIN_DIR/berth" feature-options "$FEATURE_DIR/devcontainer-feature.json" "$options" ||
+    fail "could not write the options file $options"
 
 # The state folder of a daemon that runs as root (as the container's user usually is):
 # root's, which others may enter to reach the socket and read the log, not write. A daemon
