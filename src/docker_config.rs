@@ -561,18 +561,7 @@ impl ConfigLock {
 /// Whether `docker-credential-berth` can be found on `PATH` (or in the folders the feature
 /// installs to), so that naming berth as a credential helper is safe.
 pub fn helper_installed() -> bool {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).collect())
-        .unwrap_or_default();
-    dirs.push("/usr/local/bin".into());
-    dirs.iter().any(|d| is_executable(&d.join(HELPER_PROGRAM)))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    crate::engine::on_path(HELPER_PROGRAM)
 }
 
 #[cfg(test)]

@@ -57,8 +57,28 @@ impl DockerHost {
 
     /// From the process's `DOCKER_HOST`.
     pub fn from_env() -> Result<DockerHost, EngineError> {
-        Self::from_value(std::env::var("DOCKER_HOST").ok().as_deref())
+        Self::from_value(docker_host_var().as_deref())
     }
+}
+
+/// The process's `DOCKER_HOST`, if set and not empty.
+pub fn docker_host_var() -> Option<String> {
+    std::env::var("DOCKER_HOST").ok().filter(|v| !v.is_empty())
+}
+
+/// Whether an executable `program` is on `PATH`, or in the folders programs are installed
+/// to (`/usr/bin`, `/usr/sbin`, `/usr/local/bin`) when `PATH` is narrower.
+pub fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |d: &std::path::Path| {
+        std::fs::metadata(d.join(program))
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| executable(&d)))
+        || ["/usr/bin", "/usr/sbin", "/usr/local/bin"]
+            .iter()
+            .any(|d| executable(std::path::Path::new(d)))
 }
 
 impl std::fmt::Display for DockerHost {

@@ -484,11 +484,11 @@ impl Lifecycle {
         if let Some(named) = input.and_then(|i| i.engine.clone()) {
             return Some(named);
         }
-        let value = std::env::var("DOCKER_HOST").ok().filter(|v| !v.is_empty());
+        let value = crate::engine::docker_host_var();
         let host = DockerHost::from_value(value.as_deref()).ok()?;
         let expected = value.is_some()
             || matches!(&host, DockerHost::Unix(p) if p.exists())
-            || on_path("dockerd");
+            || crate::engine::on_path("dockerd");
         expected.then(|| EngineTarget::own(host))
     }
 
@@ -529,16 +529,6 @@ pub fn say(sink: Sink<'_>, level: Level, text: String) {
         Level::Error => tracing::error!(line = %text, "said"),
     }
     sink(level, text);
-}
-
-/// Whether a program is on `PATH`.
-pub fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-        .unwrap_or(false)
-        || ["/usr/bin", "/usr/sbin", "/usr/local/bin"]
-            .iter()
-            .any(|d| std::path::Path::new(d).join(program).is_file())
 }
 
 /// Now, in ms since the epoch.
