@@ -604,7 +604,42 @@ pub struct Report {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pending: Vec<String>,
     /// Problems with the secrets or the config, each naming what to fix.
-    pub warnings: Vec<String>,
+    pub warnings: Vec<Warning>,
+}
+
+/// A problem an injection met that did not stop it, each naming what to fix. In JSON, its
+/// text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Warning {
+    /// A problem with the secrets, found when they were read.
+    Secrets(crate::secrets::Finding),
+    /// A registry whose password is a ready ECR token, which berth cannot renew.
+    ReadyEcrToken {
+        /// The secret identifier.
+        id: String,
+    },
+    /// Something about the config berth wrote (another tool's entry it left, say).
+    Config(String),
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::Secrets(finding) => finding.fmt(f),
+            Warning::ReadyEcrToken { id } => write!(
+                f,
+                "registry {id}: the password is a ready ECR token, which expires within 12 hours \
+                 and cannot be renewed; give an access key id and secret access key instead"
+            ),
+            Warning::Config(note) => f.write_str(note),
+        }
+    }
+}
+
+impl serde::Serialize for Warning {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 impl Report {
@@ -664,7 +699,12 @@ pub async fn inject_with(
 ) -> Result<Injected, InjectError> {
     use futures_util::StreamExt;
     let started = tokio::time::Instant::now();
-    let mut warnings: Vec<String> = discovery.findings.iter().map(|f| f.to_string()).collect();
+    let mut warnings: Vec<Warning> = discovery
+        .findings
+        .iter()
+        .cloned()
+        .map(Warning::Secrets)
+        .collect();
     let mut reports: Vec<RegistryReport> = discovery
         .registries
         .iter()
@@ -674,11 +714,7 @@ pub async fn inject_with(
     let mut swaps = futures_util::stream::FuturesUnordered::new();
     for r in &discovery.registries {
         if let RegistryKind::EcrToken(_) = r.kind {
-            warnings.push(format!(
-                "registry {}: the password is a ready ECR token, which expires within 12 hours \
-                 and cannot be renewed; give an access key id and secret access key instead",
-                r.id
-            ));
+            warnings.push(Warning::ReadyEcrToken { id: r.id.clone() });
         }
         match reuse(r).or_else(|| login_at_hand(r)) {
             Some(login) => settle(&mut reports, &mut ready, r, Ok(login)),
@@ -729,7 +765,7 @@ pub async fn inject_with(
         }
     }
     let pending: Vec<PendingLogin> = swaps.into_iter().filter_map(Swap::pending).collect();
-    warnings.extend(writes.notes);
+    warnings.extend(writes.notes.into_iter().map(Warning::Config));
     Ok(Injected {
         report: Report {
             user: target.account.name.clone(),

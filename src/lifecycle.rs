@@ -368,7 +368,8 @@ impl Lifecycle {
             }
         };
         for w in &report.warnings {
-            if !discovery.findings.iter().any(|f| &f.to_string() == w) {
+            // The secrets' findings were said when the secrets were read.
+            if !matches!(w, inject::Warning::Secrets(_)) {
                 say(sink, Level::Warn, format!("berth: {w}"));
             }
         }
