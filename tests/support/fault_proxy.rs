@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 
 /// What to do with one request.
@@ -44,7 +44,7 @@ pub struct FaultProxy {
     /// `127.0.0.1:PORT`.
     pub addr: String,
     seen: Arc<Mutex<Vec<Seen>>>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    _server: super::http::Server,
 }
 
 type Rule = dyn Fn(&str, &str) -> Fault + Send + Sync;
@@ -56,56 +56,24 @@ impl FaultProxy {
         upstream: &str,
         rule: impl Fn(&str, &str) -> Fault + Send + Sync + 'static,
     ) -> FaultProxy {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (seen2, upstream) = (seen.clone(), upstream.to_string());
         let rule: Arc<Rule> = Arc::new(rule);
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                berth::tls::install_crypto_provider();
-                let client = reqwest::Client::new();
-                let mut stop_rx = stop_rx;
-                loop {
-                    let (stream, _) = tokio::select! {
-                        _ = &mut stop_rx => return,
-                        a = listener.accept() => match a { Ok(a) => a, Err(_) => continue },
-                    };
-                    let (seen, upstream, rule, client) = (
-                        seen2.clone(),
-                        upstream.clone(),
-                        rule.clone(),
-                        client.clone(),
-                    );
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            handle(
-                                req,
-                                seen.clone(),
-                                upstream.clone(),
-                                rule.clone(),
-                                client.clone(),
-                            )
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
+        berth::tls::install_crypto_provider();
+        let client = reqwest::Client::new();
+        let server = super::http::serve(move |req| {
+            handle(
+                req,
+                seen2.clone(),
+                upstream.clone(),
+                rule.clone(),
+                client.clone(),
+            )
         });
         FaultProxy {
-            addr,
+            addr: server.addr.clone(),
             seen,
-            stop: Some(stop_tx),
+            _server: server,
         }
     }
 
@@ -142,15 +110,7 @@ impl FaultProxy {
     }
 }
 
-impl Drop for FaultProxy {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-    }
-}
-
-type Body = BoxBody<Bytes, std::io::Error>;
+use super::http::Body;
 
 async fn handle(
     req: hyper::Request<Incoming>,

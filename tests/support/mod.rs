@@ -15,6 +15,7 @@ use base64::Engine as _;
 
 pub mod engine;
 pub mod fault_proxy;
+pub mod http;
 pub mod lifecycle;
 
 /// The test bed's variables.
@@ -224,71 +225,50 @@ pub fn both_registries() -> Vec<(String, String)> {
 }
 
 /// A loopback HTTP server for faults a real part cannot produce: each request (counted
-/// from 0) is answered with `answer(n)` = (status, body). It serves until dropped.
+/// from 0) is answered with `answer(n)` = (status, body), as AWS's JSON protocol answers.
+/// It serves until dropped.
 pub struct FakeServer {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    addr: std::net::SocketAddr,
+    _server: http::Server,
 }
 
 impl FakeServer {
     /// Starts serving.
-    pub fn start(answer: impl Fn(usize) -> (u16, String) + Send + 'static) -> FakeServer {
-        use std::io::{BufRead, BufReader, Read, Write};
-        use std::sync::atomic::Ordering;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
+    pub fn start(answer: impl Fn(usize) -> (u16, String) + Send + Sync + 'static) -> FakeServer {
+        use http_body_util::BodyExt as _;
         let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (c, s) = (count.clone(), stop.clone());
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                if s.load(Ordering::SeqCst) {
-                    return;
-                }
-                let Ok(mut conn) = conn else { continue };
-                let mut reader = BufReader::new(conn.try_clone().unwrap());
-                let mut length = 0usize;
-                loop {
-                    let mut line = String::new();
-                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                        break;
-                    }
-                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                        length = v.trim().parse().unwrap_or(0);
-                    }
-                }
-                let mut body = vec![0; length];
-                let _ = reader.read_exact(&mut body);
-                let n = c.fetch_add(1, Ordering::SeqCst);
+        let answer = std::sync::Arc::new(answer);
+        let counted = count.clone();
+        let server = http::serve(move |req: hyper::Request<hyper::body::Incoming>| {
+            let (count, answer) = (counted.clone(), answer.clone());
+            async move {
+                // The whole request is read before it is answered, as a server would.
+                let _ = req.into_body().collect().await;
+                let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let (status, body) = answer(n);
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {status} X\r\nContent-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
+                let body = http_body_util::Full::new(bytes::Bytes::from(body))
+                    .map_err(|never| match never {})
+                    .boxed();
+                let response = hyper::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/x-amz-json-1.1")
+                    .body(body)
+                    .unwrap();
+                Ok::<_, std::convert::Infallible>(response)
             }
         });
         FakeServer {
-            url: format!("http://{addr}"),
+            url: format!("http://{}", server.addr),
             count,
-            stop,
-            addr,
+            _server: server,
         }
     }
 
     /// Requests answered so far.
     pub fn requests(&self) -> usize {
         self.count.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl Drop for FakeServer {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        let _ = std::net::TcpStream::connect(self.addr); // wakes the accept loop
     }
 }
 
