@@ -1,100 +1,62 @@
-//! The `FROM` images of a Dockerfile: instructions joined across continuation lines, the
-//! `# escape=` directive, heredoc bodies skipped, and the `ARG`s before the first `FROM`
-//! that give their variables a value.
+//! The `FROM` images of a Dockerfile, and the `ARG`s before the first `FROM` that give their
+//! variables a value.
+//!
+//! The grammar is [`parse_dockerfile`]'s: it follows BuildKit's parser (parser directives such
+//! as `# escape=`, line continuations, comments inside them, heredocs) and says where a file
+//! is malformed. It hands over the words as written, so the variables and quotes in them are
+//! resolved here, with [`super::interpolate`]. A Dockerfile it rejects is noted with the
+//! crate's line and message, as BuildKit would refuse to build it. Other crates were looked at
+//! and not taken: `dockerfile-parser` (pest) knows no `# escape=` directive and no heredocs.
+
+use parse_dockerfile::{FromInstruction, Instruction};
 
 use super::Mention;
 use super::interpolate::{Dialect, Vars, expand};
 
-/// The images of a Dockerfile's `FROM` instructions, except `scratch` and earlier stages.
-pub(super) fn mentions(text: &str) -> Vec<Mention> {
-    let lines: Vec<&str> = text.lines().collect();
-    let escape = escape_directive(&lines);
-    let dialect = Dialect::Dockerfile { escape };
-    let mut args = Vars::new();
-    let mut stages: Vec<String> = Vec::new();
-    let mut seen_from = false;
-    let mut mentions = Vec::new();
-    let mut next = 0;
-    while next < lines.len() {
-        let first = next;
-        next += 1;
-        let trimmed = lines[first].trim_start();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            continue;
-        }
-        // Join continuation lines, dropping comment and blank lines inside the instruction.
-        let mut instruction = String::new();
-        let mut current = lines[first].trim_end();
-        loop {
-            match current.strip_suffix(escape) {
-                Some(body) => {
-                    instruction.push_str(body);
-                    let mut more = None;
-                    while next < lines.len() {
-                        let line = lines[next];
-                        next += 1;
-                        let t = line.trim_start();
-                        if !t.is_empty() && !t.starts_with('#') {
-                            more = Some(line.trim_end());
-                            break;
-                        }
-                    }
-                    match more {
-                        Some(line) => current = line,
-                        None => break,
-                    }
-                }
-                None => {
-                    instruction.push_str(current);
-                    break;
-                }
-            }
-        }
-        let instruction = instruction.trim();
-        let (keyword, rest) = instruction
-            .split_once(char::is_whitespace)
-            .unwrap_or((instruction, ""));
-        let rest = rest.trim();
-        if keyword.eq_ignore_ascii_case("ARG") {
-            if !seen_from {
-                declare_args(rest, &mut args, dialect);
-            }
-        } else if keyword.eq_ignore_ascii_case("FROM") {
-            seen_from = true;
-            from_mention(rest, first + 1, &args, dialect, &mut stages, &mut mentions);
-        } else if ["RUN", "COPY", "ADD"]
-            .iter()
-            .any(|k| keyword.eq_ignore_ascii_case(k))
-        {
-            next = skip_heredocs(instruction, &lines, next);
-        }
-    }
-    mentions
+/// Why a Dockerfile cannot be read, and the 1-based line where it goes wrong (`None` when
+/// the fault is the whole file's, such as having no `FROM`).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Invalid {
+    /// The line.
+    pub(super) line: Option<usize>,
+    /// What is wrong, as the parser says it.
+    pub(super) why: String,
 }
 
-/// The escape character set by a `# escape=` parser directive at the top of the file.
-fn escape_directive(lines: &[&str]) -> char {
-    let mut escape = '\\';
-    for line in lines {
-        let Some(directive) = line.trim().strip_prefix('#') else {
-            break;
-        };
-        let Some((key, value)) = directive.split_once('=') else {
-            break;
-        };
-        let key = key.trim();
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric()) {
-            break;
-        }
-        if key.eq_ignore_ascii_case("escape") {
-            match value.trim() {
-                "`" => escape = '`',
-                "\\" => escape = '\\',
-                _ => {}
-            }
+/// The images of a Dockerfile's `FROM` instructions, except `scratch` and earlier stages.
+pub(super) fn mentions(text: &str) -> Result<Vec<Mention>, Invalid> {
+    let dockerfile = parse_dockerfile::parse(text).map_err(|e| Invalid {
+        line: Some(e.line()).filter(|&l| l > 0),
+        why: format!("{e:#}"),
+    })?;
+    let escape = dockerfile
+        .parser_directives
+        .escape
+        .as_ref()
+        .map_or('\\', |d| d.value.value);
+    let dialect = Dialect::Dockerfile { escape };
+    let mut args = Vars::new();
+    for arg in dockerfile.global_args() {
+        declare_args(&arg.arguments.value, &mut args, dialect);
+    }
+    let mut stages: Vec<String> = Vec::new();
+    let mut mentions = Vec::new();
+    for instruction in &dockerfile.instructions {
+        if let Instruction::From(from) = instruction {
+            let line = line_of(text, from.from.span.start);
+            from_mention(from, line, &args, dialect, &mut stages, &mut mentions);
         }
     }
-    escape
+    Ok(mentions)
+}
+
+/// The 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Records `ARG NAME[=default] ...`, resolving each default with the ARGs before it.
@@ -135,25 +97,18 @@ fn split_words(text: &str) -> Vec<String> {
     words
 }
 
-/// Reads `FROM [--flag=...] image [AS name]`.
+/// Records the image of `FROM [--flag=...] image [AS name]`, unless it is `scratch` or an
+/// earlier stage, and the stage's name.
 fn from_mention(
-    rest: &str,
+    from: &FromInstruction<'_>,
     line: usize,
     args: &Vars,
     dialect: Dialect,
     stages: &mut Vec<String>,
     mentions: &mut Vec<Mention>,
 ) {
-    let words = split_words(rest);
-    let mut words = words.iter().skip_while(|w| w.starts_with("--"));
-    let Some(written) = words.next() else {
-        return;
-    };
+    let written = &from.image.value;
     let resolved = expand(written, args, dialect);
-    let stage_name = match (words.next(), words.next()) {
-        (Some(as_), Some(name)) if as_.eq_ignore_ascii_case("as") => Some(name.to_lowercase()),
-        _ => None,
-    };
     let skip = match &resolved {
         Ok(image) => {
             let image = image.to_lowercase();
@@ -165,51 +120,13 @@ fn from_mention(
         mentions.push(Mention {
             line,
             place: "FROM".into(),
-            written: written.clone(),
+            written: written.to_string(),
             resolved,
         });
     }
-    if let Some(name) = stage_name {
-        stages.push(name);
+    if let Some((_, name)) = &from.as_ {
+        stages.push(name.value.to_lowercase());
     }
-}
-
-/// Skips the bodies of the heredocs (`<<EOF`, `<<-"EOF"`) an instruction opens; returns the
-/// index of the line after the last one.
-fn skip_heredocs(instruction: &str, lines: &[&str], mut next: usize) -> usize {
-    for word in instruction.split_whitespace() {
-        let Some(marker) = word.strip_prefix("<<") else {
-            continue;
-        };
-        let (strip_tabs, marker) = match marker.strip_prefix('-') {
-            Some(m) => (true, m),
-            None => (false, marker),
-        };
-        let marker = ['"', '\'']
-            .iter()
-            .find_map(|q| marker.strip_prefix(*q).and_then(|m| m.strip_suffix(*q)))
-            .unwrap_or(marker);
-        if marker.is_empty()
-            || !marker
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_')
-        {
-            continue;
-        }
-        while next < lines.len() {
-            let line = lines[next];
-            next += 1;
-            let line = if strip_tabs {
-                line.trim_start_matches('\t')
-            } else {
-                line
-            };
-            if line == marker {
-                break;
-            }
-        }
-    }
-    next
 }
 
 #[cfg(test)]

@@ -135,7 +135,17 @@ fn discover_within(workspace: &Path, limits: Limits) -> Discovered {
 pub fn images_in(kind: Kind, text: &str, shown: &str) -> (Vec<(usize, ImageRef)>, Vec<String>) {
     let mut notes = Vec::new();
     let mentions = match kind {
-        Kind::Dockerfile => dockerfile::mentions(text),
+        Kind::Dockerfile => match dockerfile::mentions(text) {
+            Ok(mentions) => mentions,
+            Err(invalid) => {
+                let at = invalid.line.map(|l| format!(":{l}")).unwrap_or_default();
+                notes.push(format!(
+                    "{shown}{at}: not a valid Dockerfile ({}); its images were skipped",
+                    invalid.why
+                ));
+                return (Vec::new(), notes);
+            }
+        },
         Kind::Compose => match compose::mentions(text) {
             Ok((mentions, problems)) => {
                 for (line, problem) in problems {
