@@ -1,254 +1,155 @@
-//! The `services.<name>.image` values of a Compose file, read from a YAML tree that resolves
-//! anchors, aliases and merge keys, keeping the line of each value for notes.
+//! The `services.<name>.image` values of a Compose file, with the line of each.
+//!
+//! The YAML is loaded by [`saphyr`] into its [`MarkedYaml`] tree, which keeps each node's
+//! position and resolves aliases by copying their anchor, within [`ALIAS_BUDGET`] nodes (a
+//! "billion laughs" file, nested aliases that would copy without end, fails to load and is
+//! noted like any invalid YAML). Scalars are kept as written (`early_parse` off), so an image
+//! or a service name is the text of the file, and only unquoted `null` or `~` mean nothing.
+//! No YAML crate applies merge keys (`<<: *base`) to a tree that keeps positions:
+//! `yaml-merge-keys` works on saphyr's position-less [`saphyr::Yaml`] only, so the few lines
+//! of [`merged`] are hand-written here. They run in time linear in the loaded tree, since
+//! every alias is already a copy.
 
-use std::collections::HashMap;
-use std::rc::Rc;
+use std::collections::HashSet;
 
-use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::{Marker, TScalarStyle};
+use saphyr::{MarkedYaml, ScalarStyle, ScanError, YamlData, YamlLoader};
+use saphyr_parser::Parser;
 
 use super::Mention;
 use super::interpolate::{Dialect, Vars, expand};
 
-/// How many mapping look-ups one `image` look-up may take through YAML merge keys, so that a
-/// file of nested merges cannot keep the walk busy.
-const MERGE_BUDGET: usize = 10_000;
+/// How many nodes the aliases of one file may copy, altogether.
+const ALIAS_BUDGET: usize = 100_000;
 
-/// A YAML node, with the line of each scalar. Aliases share the node of their anchor.
-#[derive(Debug)]
-enum Node {
-    /// A scalar; `plain` when unquoted (so `null` and `~` mean nothing).
-    Scalar {
-        /// The text.
-        value: String,
-        /// Unquoted.
-        plain: bool,
-        /// The 1-based line.
-        line: usize,
-    },
-    /// A sequence.
-    Seq(Vec<Rc<Node>>),
-    /// A mapping, in file order.
-    Map(Vec<(Rc<Node>, Rc<Node>)>),
-}
+/// The node of saphyr's tree that keeps positions.
+type Node<'a> = MarkedYaml<'a>;
 
-impl Node {
-    /// The scalar's text, if this is a scalar that is not null.
-    fn text(&self) -> Option<&str> {
-        match self {
-            Node::Scalar {
-                plain: true, value, ..
-            } if matches!(value.as_str(), "" | "~" | "null" | "Null" | "NULL") => None,
-            Node::Scalar { value, .. } => Some(value),
-            _ => None,
+/// The text of a scalar, unless it is null (an unquoted `null`, `~` or nothing).
+fn scalar<'a>(node: &'a Node<'_>) -> Option<&'a str> {
+    match &node.data {
+        YamlData::Representation(value, ScalarStyle::Plain, _)
+            if matches!(&**value, "" | "~" | "null" | "Null" | "NULL") =>
+        {
+            None
         }
-    }
-
-    /// Whether this is the merge key `<<`.
-    fn is_merge_key(&self) -> bool {
-        matches!(self, Node::Scalar { value, plain: true, .. } if value == "<<")
-    }
-
-    /// Whether this is null (an empty or `null` plain scalar).
-    fn is_null(&self) -> bool {
-        matches!(self, Node::Scalar { plain: true, .. }) && self.text().is_none()
-    }
-
-    /// The first line in the node.
-    fn line(&self) -> Option<usize> {
-        match self {
-            Node::Scalar { line, .. } => Some(*line),
-            Node::Seq(items) => items.iter().find_map(|n| n.line()),
-            Node::Map(entries) => entries.iter().find_map(|(k, _)| k.line()),
-        }
+        YamlData::Representation(value, _, _) => Some(value),
+        _ => None,
     }
 }
 
-/// Builds [`Node`]s from the parser's events.
-#[derive(Default)]
-struct TreeBuilder {
-    /// Open sequences and mappings, with their anchor ids; a mapping holds a key awaiting
-    /// its value.
-    open: Vec<(Open, usize)>,
-    /// Finished nodes by anchor id.
-    anchors: HashMap<usize, Rc<Node>>,
-    /// The documents of the stream.
-    documents: Vec<Rc<Node>>,
+/// Whether this is null: an unquoted `null`, `~`, or nothing.
+fn is_null(node: &Node<'_>) -> bool {
+    matches!(
+        node.data,
+        YamlData::Representation(_, ScalarStyle::Plain, _)
+    ) && scalar(node).is_none()
 }
 
-/// A sequence or mapping being built.
-enum Open {
-    /// A sequence's items so far.
-    Seq(Vec<Rc<Node>>),
-    /// A mapping's entries so far, and a key awaiting its value.
-    Map(Vec<(Rc<Node>, Rc<Node>)>, Option<Rc<Node>>),
+/// Whether this is the merge key, an unquoted `<<`.
+fn is_merge_key(node: &Node<'_>) -> bool {
+    matches!(&node.data, YamlData::Representation(k, ScalarStyle::Plain, _) if k == "<<")
 }
 
-impl TreeBuilder {
-    /// Adds a finished node, recording it under its anchor.
-    fn finish(&mut self, node: Node, anchor: usize) {
-        let node = Rc::new(node);
-        if anchor > 0 {
-            self.anchors.insert(anchor, Rc::clone(&node));
-        }
-        self.add(node);
-    }
-
-    /// Adds a node to the open sequence or mapping, or as a document.
-    fn add(&mut self, node: Rc<Node>) {
-        match self.open.last_mut() {
-            None => self.documents.push(node),
-            Some((Open::Seq(items), _)) => items.push(node),
-            Some((Open::Map(entries, key), _)) => match key.take() {
-                None => *key = Some(node),
-                Some(k) => entries.push((k, node)),
-            },
-        }
+/// The node under its tag, if it has one (`!reset`, `!override` and others are ignored).
+fn untagged<'a, 'b>(node: &'a Node<'b>) -> &'a Node<'b> {
+    match &node.data {
+        YamlData::Tagged(_, inner) => untagged(inner),
+        _ => node,
     }
 }
 
-impl MarkedEventReceiver for TreeBuilder {
-    fn on_event(&mut self, event: Event, mark: Marker) {
-        match event {
-            Event::Scalar(value, style, anchor, _) => self.finish(
-                Node::Scalar {
-                    value,
-                    plain: style == TScalarStyle::Plain,
-                    line: mark.line(),
-                },
-                anchor,
-            ),
-            Event::Alias(anchor) => {
-                let node = self.anchors.get(&anchor).cloned().unwrap_or_else(|| {
-                    Rc::new(Node::Scalar {
-                        value: String::new(),
-                        plain: true,
-                        line: mark.line(),
-                    })
-                });
-                self.add(node);
-            }
-            Event::SequenceStart(anchor, _) => self.open.push((Open::Seq(Vec::new()), anchor)),
-            Event::MappingStart(anchor, _) => {
-                self.open.push((Open::Map(Vec::new(), None), anchor));
-            }
-            Event::SequenceEnd | Event::MappingEnd => {
-                if let Some((open, anchor)) = self.open.pop() {
-                    let node = match open {
-                        Open::Seq(items) => Node::Seq(items),
-                        Open::Map(entries, _) => Node::Map(entries),
-                    };
-                    self.finish(node, anchor);
-                }
-            }
-            _ => {}
-        }
-    }
+/// The 1-based line where a node starts.
+fn line(node: &Node<'_>) -> usize {
+    node.span.start.line()
 }
 
-/// The value of `key` in a mapping, looking through merge keys (`<<: *base`,
-/// `<<: [*a, *b]`) when the mapping does not have it itself.
-fn get<'a>(map: &'a Node, key: &str, budget: &mut usize) -> Option<&'a Rc<Node>> {
-    let Node::Map(entries) = map else {
-        return None;
-    };
-    if *budget == 0 {
-        return None;
-    }
-    *budget -= 1;
-    let own = entries
-        .iter()
-        .find(|(k, _)| !k.is_merge_key() && k.text() == Some(key));
-    if let Some((_, value)) = own {
-        return Some(value);
-    }
-    for (_, merged) in entries.iter().filter(|(k, _)| k.is_merge_key()) {
-        let sources: &[Rc<Node>] = match &**merged {
-            Node::Seq(items) => items,
-            _ => std::slice::from_ref(merged),
+/// The entries of a mapping with string keys as YAML merge keys make them: its own first, then
+/// those of the mappings it merges (`<<: *base`, `<<: [*a, *b]`, earlier ones first) under the
+/// keys it does not have itself. Empty for what is not a mapping.
+fn merged<'a, 'b>(map: &'a Node<'b>) -> Vec<(&'a str, &'a Node<'b>)> {
+    /// Adds the entries of `map` whose keys are not in `seen` yet.
+    fn add<'a, 'b>(
+        map: &'a Node<'b>,
+        seen: &mut HashSet<&'a str>,
+        out: &mut Vec<(&'a str, &'a Node<'b>)>,
+    ) {
+        let YamlData::Mapping(entries) = &untagged(map).data else {
+            return;
         };
-        for source in sources {
-            if let Some(value) = get(source, key, budget) {
-                return Some(value);
+        for (key, value) in entries.iter().filter(|(k, _)| !is_merge_key(k)) {
+            if let Some(key) = scalar(key)
+                && seen.insert(key)
+            {
+                out.push((key, value));
+            }
+        }
+        for (_, sources) in entries.iter().filter(|(k, _)| is_merge_key(k)) {
+            match &untagged(sources).data {
+                YamlData::Sequence(items) => items.iter().for_each(|i| add(i, seen, out)),
+                _ => add(sources, seen, out),
             }
         }
     }
-    None
+    let mut out = Vec::new();
+    add(map, &mut HashSet::new(), &mut out);
+    out
 }
 
-/// The keys of a mapping, its own first, then those it merges in.
-fn keys<'a>(map: &'a Node, out: &mut Vec<&'a Rc<Node>>, budget: &mut usize) {
-    let Node::Map(entries) = map else {
-        return;
-    };
-    if *budget == 0 {
-        return;
-    }
-    *budget -= 1;
-    for (k, _) in entries {
-        if !k.is_merge_key() && !out.iter().any(|o| o.text() == k.text()) {
-            out.push(k);
-        }
-    }
-    for (_, merged) in entries.iter().filter(|(k, _)| k.is_merge_key()) {
-        match &**merged {
-            Node::Seq(items) => items.iter().for_each(|i| keys(i, out, budget)),
-            node => keys(node, out, budget),
-        }
-    }
+/// The value of `key` in a mapping, through its merge keys.
+fn get<'a, 'b>(map: &'a Node<'b>, key: &str) -> Option<&'a Node<'b>> {
+    merged(map)
+        .into_iter()
+        .find_map(|(k, v)| (k == key).then_some(v))
 }
 
 /// Problems found in a file that parsed: (line, what is wrong).
 type Problems = Vec<(usize, String)>;
 
+/// The documents of a YAML stream, with positions and scalars as written.
+fn load(text: &str) -> Result<Vec<Node<'_>>, ScanError> {
+    let mut loader = YamlLoader::<Node<'_>>::default();
+    loader.early_parse(false);
+    loader.alias_limit(ALIAS_BUDGET);
+    Parser::new_from_str(text).load(&mut loader, true)?;
+    if let Some(e) = loader.error() {
+        return Err(e.clone());
+    }
+    Ok(loader.into_documents())
+}
+
 /// The `services.<name>.image` values of a Compose file, with the problems found on the way;
 /// a YAML error fails the whole file.
-pub(super) fn mentions(text: &str) -> Result<(Vec<Mention>, Problems), yaml_rust2::ScanError> {
-    let mut builder = TreeBuilder::default();
-    Parser::new_from_str(text).load(&mut builder, true)?;
+pub(super) fn mentions(text: &str) -> Result<(Vec<Mention>, Problems), ScanError> {
     let mut mentions = Vec::new();
     let mut problems = Vec::new();
-    for document in &builder.documents {
-        let mut budget = MERGE_BUDGET;
-        let Some(services) = get(document, "services", &mut budget) else {
+    for document in &load(text)? {
+        let Some(services) = get(document, "services") else {
             continue;
         };
-        if services.is_null() {
+        if is_null(services) {
             continue;
         }
-        if !matches!(**services, Node::Map(_)) {
+        if !untagged(services).data.is_mapping() {
             problems.push((
-                services.line().unwrap_or(1),
+                line(services),
                 "services is not a mapping of service names".to_string(),
             ));
             continue;
         }
-        let mut names = Vec::new();
-        keys(services, &mut names, &mut budget);
-        for name_node in names {
-            let Some(name) = name_node.text() else {
-                continue;
-            };
-            let mut budget = MERGE_BUDGET;
-            let Some(service) = get(services, name, &mut budget) else {
-                continue;
-            };
-            let Some(image) = get(service, "image", &mut budget) else {
+        for (name, service) in merged(services) {
+            let Some(image) = get(service, "image") else {
                 continue;
             };
             let place = format!("service {name:?}");
-            match (&**image, image.text()) {
-                (Node::Scalar { line, .. }, Some(written)) => mentions.push(Mention {
-                    line: *line,
+            match (&image.data, scalar(image)) {
+                (YamlData::Representation(..), Some(written)) => mentions.push(Mention {
+                    line: line(image),
                     resolved: expand(written, &Vars::new(), Dialect::Compose),
                     written: written.to_string(),
                     place,
                 }),
-                (Node::Scalar { .. }, None) => {}
-                (node, _) => problems.push((
-                    node.line().or(name_node.line()).unwrap_or(1),
-                    format!("{place}: image is not a string"),
-                )),
+                (YamlData::Representation(..), None) => {}
+                _ => problems.push((line(image), format!("{place}: image is not a string"))),
             }
         }
     }
@@ -257,9 +158,8 @@ pub(super) fn mentions(text: &str) -> Result<(Vec<Mention>, Problems), yaml_rust
 
 #[cfg(test)]
 mod tests {
-    use super::super::discover;
     use super::super::fixture::*;
-    use super::*;
+    use super::super::{Kind, discover, images_in};
 
     #[test]
     fn compose_with_anchors_merge_keys_and_defaults() {
@@ -401,13 +301,40 @@ mod tests {
 
     #[test]
     fn merge_chains_cannot_run_away() {
-        // Each level merges the one before twice: 2^40 look-ups without a budget.
+        // Each level merges the one before twice: 2^40 nodes if every alias were copied.
         let mut yaml = String::from("x0: &a0 {k: v}\n");
         for i in 1..40 {
             yaml.push_str(&format!("x{i}: &a{i} {{<<: [*a{p}, *a{p}]}}\n", p = i - 1));
         }
         yaml.push_str("services:\n  s:\n    <<: *a39\n");
-        let (mentions, problems) = mentions(&yaml).unwrap();
-        assert!(mentions.is_empty() && problems.is_empty());
+        let (images, notes) = images_in(Kind::Compose, &yaml, "compose.yaml");
+        assert!(images.is_empty());
+        // The copies made so far pass the budget (100,000 nodes) on line 15.
+        assert_eq!(
+            notes,
+            vec![
+                "compose.yaml:15: not valid YAML (alias expansion exceeded the maximum node \
+                 budget (possible billion-laughs attack)); its images were skipped"
+            ]
+        );
+    }
+
+    #[test]
+    fn billion_laughs_is_noted_not_expanded() {
+        // The classic: nine levels of nine aliases each, 9^9 strings once expanded.
+        let mut yaml = String::from("l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..9 {
+            let refs = vec![format!("*l{}", i - 1); 9].join(", ");
+            yaml.push_str(&format!("l{i}: &l{i} [{refs}]\n"));
+        }
+        yaml.push_str("services:\n  s:\n    image: *l8\n");
+        let (images, notes) = images_in(Kind::Compose, &yaml, "compose.yaml");
+        assert!(images.is_empty());
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].contains("not valid YAML (alias expansion exceeded"),
+            "{}",
+            notes[0]
+        );
     }
 }
