@@ -36,19 +36,28 @@ pub(super) fn expand(text: &str, vars: &Vars, dialect: Dialect) -> Result<String
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::new();
     let mut i = 0;
+    // Inside "...", a Dockerfile's single quotes are text and its escape character escapes
+    // only `$`, `"` and itself, as in BuildKit's shell lexer.
+    let mut in_double_quotes = false;
     while i < chars.len() {
         let c = chars[i];
         match dialect {
-            Dialect::Dockerfile { escape } if c == escape && i + 1 < chars.len() => {
+            Dialect::Dockerfile { escape }
+                if c == escape
+                    && chars.get(i + 1).is_some_and(|&next| {
+                        !in_double_quotes || matches!(next, '$' | '"') || next == escape
+                    }) =>
+            {
                 out.push(chars[i + 1]);
                 i += 2;
                 continue;
             }
             Dialect::Dockerfile { .. } if c == '"' => {
+                in_double_quotes = !in_double_quotes;
                 i += 1;
                 continue;
             }
-            Dialect::Dockerfile { .. } if c == '\'' => {
+            Dialect::Dockerfile { .. } if c == '\'' && !in_double_quotes => {
                 let end = chars[i + 1..]
                     .iter()
                     .position(|&x| x == '\'')
@@ -230,5 +239,147 @@ mod tests {
         // The process environment is not consulted.
         assert_eq!(e("${PATH:-x}").unwrap(), "x");
         assert!(e("$HOME").is_err());
+    }
+
+    /// compose-go's `template` cases (`template_test.go`), as berth resolves them: with no
+    /// environment, a variable has a value only through a default written beside it.
+    #[test]
+    fn compose_go_template_cases() {
+        let resolves = [
+            // Escapes: `$$` is a `$`, even before a name or a brace (TestEscaped).
+            ("$${foo}", "${foo}"),
+            ("$$FOO", "$FOO"),
+            ("a$$$$b", "a$$b"),
+            // Defaults, with and without the colon, for an unset variable.
+            ("${UNSET:-default}", "default"),
+            ("${UNSET-default}", "default"),
+            ("ok ${UNSET:-}", "ok "),
+            ("${UNSET-}", ""),
+            // Defaults holding what would end a plain name: colons, slashes, dashes.
+            (
+                "${REG:-registry.example.com:5000/team}/app",
+                "registry.example.com:5000/team/app",
+            ),
+            ("${TAG:-1.2-alpine}", "1.2-alpine"),
+            // Nested defaults, to any depth (TestNestedDefault...).
+            ("${A:-${B:-c}}", "c"),
+            ("${A:-${B:-${C:-deep}}}/x", "deep/x"),
+            ("${A:-pre-${B:-mid}-post}", "pre-mid-post"),
+            // A default's `$$` is an escape too.
+            ("${A:-$$x}", "$x"),
+            // A `}` after the reference is text.
+            ("${UNSET:-a}}", "a}"),
+            // `$` before what cannot start a name stays as written (berth is lenient here:
+            // compose-go rejects a lone `$`; the image name check then says what is wrong).
+            ("a$-b", "a$-b"),
+            ("$1", "$1"),
+        ];
+        for (template, expected) in resolves {
+            let got = expand(template, &Vars::new(), Dialect::Compose);
+            assert_eq!(got.as_deref(), Ok(expected), "{template}");
+        }
+        let rejects = [
+            // Unset without a default: only the environment could say.
+            ("$FOO", "${FOO} has no default in the file"),
+            ("${FOO}", "${FOO} has no default in the file"),
+            ("${A:-${B}}", "${B} has no default in the file"),
+            // Required (TestMandatoryVariable...): needs the environment.
+            ("${FOO:?err}", "\"${FOO:?err}\" requires FOO to be set"),
+            ("${FOO?err}", "\"${FOO?err}\" requires FOO to be set"),
+            ("${FOO:?}", "\"${FOO:?}\" requires FOO to be set"),
+            // Alternatives (TestPresentVariable...): depend on whether it is set.
+            (
+                "${FOO:+alt}",
+                "\"${FOO:+alt}\" depends on whether FOO is set",
+            ),
+            ("${FOO+alt}", "\"${FOO+alt}\" depends on whether FOO is set"),
+            // Invalid templates (TestInvalid).
+            ("${", "\"${\" is not closed by a '}'"),
+            ("${FOO:-x", "\"${FOO:-x\" is not closed by a '}'"),
+            ("${A:-${B:-c}", "\"${A:-${B:-c}\" is not closed by a '}'"),
+            ("${}", "\"${}\" is not a variable reference"),
+            ("${ }", "\"${ }\" is not a variable reference"),
+            ("${ foo}", "\"${ foo}\" is not a variable reference"),
+            ("${1a}", "\"${1a}\" is not a variable reference"),
+            ("${foo }", "\"${foo }\" uses a form berth does not resolve"),
+            ("${foo!}", "\"${foo!}\" uses a form berth does not resolve"),
+        ];
+        for (template, expected) in rejects {
+            let got = expand(template, &Vars::new(), Dialect::Compose);
+            let why = got.expect_err(template);
+            assert!(why.starts_with(expected), "{template}: {why}");
+        }
+    }
+
+    /// BuildKit's word expansion (`frontend/dockerfile/shell`, `lex_test.go` and
+    /// `envVarTest`), with the values an `ARG` before the first `FROM` gives.
+    #[test]
+    fn buildkit_word_expansion_cases() {
+        let vars: Vars = [
+            ("PWD", Some("/home")),
+            ("EMPTY", Some("")),
+            ("TAG", Some("1.2")),
+            ("NODEF", None),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.map(str::to_string)))
+        .collect();
+        let backslash = Dialect::Dockerfile { escape: '\\' };
+        let backtick = Dialect::Dockerfile { escape: '`' };
+        let resolves = [
+            (backslash, "he$PWD", "he/home"),
+            (backslash, "he${PWD}", "he/home"),
+            (backslash, "he${PWD}x", "he/homex"),
+            (backslash, "he\\$PWD", "he$PWD"),
+            (backslash, "he\\${PWD}", "he${PWD}"),
+            (backslash, "'he$PWD'", "he$PWD"),
+            (backslash, "\"he$PWD\"", "he/home"),
+            (backslash, "\"he'$PWD'\"", "he'/home'"),
+            (backslash, "\"he\\$PWD\"", "he$PWD"),
+            (backslash, "\"he\\x\"", "he\\x"),
+            (backslash, "he\\x", "hex"),
+            (backslash, "he$1x", "he$1x"),
+            (backslash, "he$.x", "he$.x"),
+            (backslash, "x:${TAG:-d}", "x:1.2"),
+            (backslash, "x:${EMPTY:-d}", "x:d"),
+            (backslash, "x:${EMPTY-d}", "x:"),
+            (backslash, "x:${NODEF:-d}", "x:d"),
+            (backslash, "x:${NODEF-d}", "x:d"),
+            (backslash, "x:${TAG:+alt}", "x:alt"),
+            (backslash, "x:${TAG+alt}", "x:alt"),
+            (backslash, "x:${EMPTY:+alt}", "x:"),
+            (backslash, "x:${EMPTY+alt}", "x:alt"),
+            (backslash, "${UNDECLARED:-${TAG}}", "1.2"),
+            // After `# escape=`` ` ``, the backtick escapes and a backslash is text.
+            (backtick, "he`$PWD", "he$PWD"),
+            (backtick, "c:\\$PWD", "c:\\/home"),
+        ];
+        for (dialect, word, expected) in resolves {
+            let got = expand(word, &vars, dialect);
+            assert_eq!(got.as_deref(), Ok(expected), "{word}");
+        }
+        let rejects = [
+            (
+                "$NODEF",
+                "ARG NODEF has no default (only a --build-arg could set it)",
+            ),
+            (
+                "${NOPE}",
+                "${NOPE} is not an ARG with a default before the first FROM",
+            ),
+            (
+                "${NODEF:+x}",
+                "\"${NODEF:+x}\" depends on whether NODEF is set, which only a --build-arg could say",
+            ),
+            (
+                "${TAG:?x}",
+                "\"${TAG:?x}\" requires TAG to be set, which only a --build-arg could say",
+            ),
+            ("${PWD", "\"${PWD\" is not closed by a '}'"),
+        ];
+        for (word, expected) in rejects {
+            let got = expand(word, &vars, backslash);
+            assert_eq!(got.expect_err(word), expected, "{word}");
+        }
     }
 }
