@@ -131,8 +131,8 @@ fn from_mention(
 
 #[cfg(test)]
 mod tests {
-    use super::super::discover;
     use super::super::fixture::*;
+    use super::super::{Kind, discover, images_in};
     use super::*;
 
     #[test]
@@ -238,5 +238,164 @@ mod tests {
         );
         assert!(d.notes.is_empty(), "{:?}", d.notes);
         assert!(d.images[2].file.is_absolute() || !dir.path().is_absolute());
+    }
+
+    /// The images of a Dockerfile's text: (line, resolved image) per `FROM` kept.
+    fn froms(lines: &[&str]) -> Vec<(usize, Result<String, String>)> {
+        let mentions = mentions(&text(lines)).expect("a valid Dockerfile");
+        mentions.into_iter().map(|m| (m.line, m.resolved)).collect()
+    }
+
+    /// BuildKit's cases for `ARG` before `FROM` (`dockerfile2llb` and the frontend's
+    /// `TestGlobalArg`, `TestArgDefaultExpansion` and their kin).
+    #[test]
+    fn buildkit_args_before_from() {
+        let ok = |line: usize, image: &str| (line, Ok(image.to_string()));
+        // A global ARG gives FROM its value; a later declaration overrides an earlier one,
+        // and a default may use the ARGs above it.
+        assert_eq!(
+            froms(&[
+                "ARG IMAGE=alpine",
+                "ARG TAG=3.19",
+                "ARG TAG=3.20",
+                "ARG FULL=${IMAGE}:${TAG}",
+                "FROM ${FULL}",
+                "FROM $IMAGE:${TAG}",
+            ]),
+            vec![ok(5, "alpine:3.20"), ok(6, "alpine:3.20")]
+        );
+        // An ARG without a default can still fall back on `${NAME:-default}`.
+        assert_eq!(
+            froms(&["ARG TAG", "FROM busybox:${TAG:-stable}"]),
+            vec![ok(2, "busybox:stable")]
+        );
+        // Several names on one ARG, with quotes.
+        assert_eq!(
+            froms(&["ARG A=\"nginx\" B='1.27'", "FROM $A:$B"]),
+            vec![ok(2, "nginx:1.27")]
+        );
+        // An ARG after the first FROM belongs to its stage: later FROMs do not see it.
+        let late = froms(&["FROM alpine AS a", "ARG LATE=x", "FROM ${LATE}/img"]);
+        assert_eq!(late[0], ok(1, "alpine"));
+        assert_eq!(
+            late[1],
+            (
+                3,
+                Err("${LATE} is not an ARG with a default before the first FROM".to_string())
+            )
+        );
+    }
+
+    /// BuildKit's `FROM` forms: flags, `AS name` in any case, stages referenced by name
+    /// (only earlier ones), `scratch`.
+    #[test]
+    fn buildkit_from_forms_and_stage_names() {
+        let ok = |line: usize, image: &str| (line, Ok(image.to_string()));
+        assert_eq!(
+            froms(&[
+                "FROM --platform=linux/amd64 golang:1.22 AS build", // 1
+                "FROM --platform=$BUILDPLATFORM node:22 as web",    // 2
+                "FROM build",                                       // 3: a stage
+                "FROM WEB AS again",                                // 4: stage names ignore case
+                "FROM later",                                       // 5: not yet a stage
+                "FROM debian AS later",                             // 6
+                "FROM later",                                       // 7: now a stage
+                "FROM scratch",                                     // 8
+                "from Scratch",                                     // 9
+            ]),
+            vec![
+                ok(1, "golang:1.22"),
+                ok(2, "node:22"),
+                ok(5, "later"),
+                ok(6, "debian")
+            ]
+        );
+    }
+
+    /// BuildKit's lexer: continuations (with comments and blank lines inside), heredocs in
+    /// their forms, and the `# escape=` directive only at the top.
+    #[test]
+    fn buildkit_continuations_heredocs_and_directives() {
+        let ok = |line: usize, image: &str| (line, Ok(image.to_string()));
+        assert_eq!(
+            froms(&[
+                "FROM \\",                  // 1
+                "",                         // 2
+                "# a comment",              // 3
+                "    alpine:3.20 \\",       // 4
+                "    AS base",              // 5
+                "RUN <<EOF",                // 6
+                "FROM not-an-image-1",      // 7
+                "EOF",                      // 8
+                "RUN <<-EOT",               // 9
+                "\tFROM not-an-image-2",    // 10
+                "\tEOT",                    // 11
+                "COPY <<\"A\" <<'B' /dst/", // 12
+                "FROM not-an-image-3",      // 13
+                "A",                        // 14
+                "FROM not-an-image-4",      // 15
+                "B",                        // 16
+                "FROM ubuntu",              // 17
+            ]),
+            vec![ok(1, "alpine:3.20"), ok(17, "ubuntu")]
+        );
+        // The escape directive, as the first line: the backtick continues lines.
+        assert_eq!(
+            froms(&["# escape=`", "FROM mcr.microsoft.com/windows `", "  AS w"]),
+            vec![ok(2, "mcr.microsoft.com/windows")]
+        );
+        // After an instruction or a comment, `# escape=` is a comment.
+        assert_eq!(
+            froms(&["# a comment", "# escape=`", "FROM c:\\img\\x"]),
+            vec![ok(3, "c:imgx")]
+        );
+        // Other directives before it do not end the directives (`# syntax=`).
+        assert_eq!(
+            froms(&[
+                "# syntax=docker/dockerfile:1",
+                "# escape=`",
+                "FROM a `",
+                "  AS b"
+            ]),
+            vec![ok(3, "a")]
+        );
+    }
+
+    #[test]
+    fn dockerfiles_buildkit_rejects_are_noted_with_the_line() {
+        let notes = |lines: &[&str]| images_in(Kind::Dockerfile, &text(lines), "Dockerfile").1;
+        assert_eq!(
+            notes(&["FROM alpine", "RUNN echo"]),
+            vec![
+                "Dockerfile:2: not a valid Dockerfile (unknown instruction 'RUNN'); its images \
+                 were skipped"
+            ]
+        );
+        assert_eq!(
+            notes(&["RUN echo", "FROM alpine"]),
+            vec!["Dockerfile:1: not a valid Dockerfile (expected FROM); its images were skipped"]
+        );
+        assert_eq!(
+            notes(&["# only a comment"]),
+            vec![
+                "Dockerfile: not a valid Dockerfile (expected at least one FROM instruction); \
+                 its images were skipped"
+            ]
+        );
+        assert_eq!(
+            notes(&["FROM alpine AS a", "FROM alpine AS a"]),
+            vec![
+                "Dockerfile:2: not a valid Dockerfile (duplicate stage name 'a'); its images \
+                 were skipped"
+            ]
+        );
+        // An unclosed heredoc is found where the file ends, after its last line.
+        assert_eq!(
+            notes(&["FROM alpine", "RUN <<EOF", "echo"]),
+            vec![
+                "Dockerfile:4: not a valid Dockerfile (expected end of here-document (EOF), but \
+                 reached eof); its images were skipped"
+            ]
+        );
     }
 }
