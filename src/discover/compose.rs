@@ -160,6 +160,7 @@ pub(super) fn mentions(text: &str) -> Result<(Vec<Mention>, Problems), ScanError
 mod tests {
     use super::super::fixture::*;
     use super::super::{Kind, discover, images_in};
+    use super::*;
 
     #[test]
     fn compose_with_anchors_merge_keys_and_defaults() {
@@ -335,6 +336,93 @@ mod tests {
             notes[0].contains("not valid YAML (alias expansion exceeded"),
             "{}",
             notes[0]
+        );
+    }
+
+    /// The merge key's own example (yaml.org/type/merge.html): the four mappings after the
+    /// anchors are equal, by explicit keys, one merged map, several, and overrides.
+    #[test]
+    fn yaml_org_merge_example() {
+        let yaml = text(&[
+            "- &CENTER { x: 1, y: 2 }",
+            "- &LEFT { x: 0, y: 2 }",
+            "- &BIG { r: 10 }",
+            "- &SMALL { r: 1 }",
+            "- x: 1",
+            "  y: 2",
+            "  r: 10",
+            "  label: center/big",
+            "- << : *CENTER",
+            "  r: 10",
+            "  label: center/big",
+            "- << : [ *CENTER, *BIG ]",
+            "  label: center/big",
+            "- << : [ *BIG, *LEFT, *SMALL ]",
+            "  x: 1",
+            "  label: center/big",
+            "- << : { x: 1, y: 2, r: 10 }",
+            "  label: center/big",
+        ]);
+        let documents = load(&yaml).unwrap();
+        let YamlData::Sequence(maps) = &documents[0].data else {
+            panic!("not a sequence");
+        };
+        for (i, map) in maps[4..].iter().enumerate() {
+            let mut entries: Vec<(&str, &str)> = merged(map)
+                .into_iter()
+                .map(|(k, v)| (k, scalar(v).unwrap()))
+                .collect();
+            entries.sort();
+            let expected = [("label", "center/big"), ("r", "10"), ("x", "1"), ("y", "2")];
+            assert_eq!(entries, expected, "map {}", i + 4);
+        }
+    }
+
+    #[test]
+    fn compose_anchors_aliases_and_tags() {
+        let compose = text(&[
+            "x-img: &img ghcr.io/acme/aliased:1",     // 1
+            "services:",                              // 2
+            "  alias:",                               // 3
+            "    image: *img",                        // 4: an alias is found on its own line
+            "  inline:",                              // 5
+            "    <<: {image: ghcr.io/acme/inline:1}", // 6
+            "  \"quoted\":",                          // 7
+            "    \"image\": 'ghcr.io/acme/quoted:1'", // 8
+            "  reset:",                               // 9
+            "    <<: {image: never}",                 // 10
+            "    image: !reset null",                 // 11
+            "  tagged: !override",                    // 12
+            "    image: ghcr.io/acme/tagged:1",       // 13
+        ]);
+        let (images, notes) = images_in(Kind::Compose, &compose, "compose.yaml");
+        let images: Vec<(usize, String)> = images
+            .into_iter()
+            .map(|(line, image)| (line, image.canonical()))
+            .collect();
+        assert_eq!(
+            images,
+            vec![
+                (4, "ghcr.io/acme/aliased:1".to_string()),
+                (6, "ghcr.io/acme/inline:1".to_string()),
+                (8, "ghcr.io/acme/quoted:1".to_string()),
+                (13, "ghcr.io/acme/tagged:1".to_string()),
+            ]
+        );
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn duplicated_keys_are_invalid_yaml() {
+        let compose = text(&["services:", "  a:", "    image: x", "  a:", "    image: y"]);
+        let (images, notes) = images_in(Kind::Compose, &compose, "compose.yaml");
+        assert!(images.is_empty());
+        assert_eq!(
+            notes,
+            vec![
+                "compose.yaml:4: not valid YAML (duplicated key in mapping); its images were \
+                 skipped"
+            ]
         );
     }
 }
