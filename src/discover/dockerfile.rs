@@ -1,0 +1,401 @@
+//! The `FROM` images of a Dockerfile, and the `ARG`s before the first `FROM` that give their
+//! variables a value.
+//!
+//! The grammar is [`parse_dockerfile`]'s: it follows BuildKit's parser (parser directives such
+//! as `# escape=`, line continuations, comments inside them, heredocs) and says where a file
+//! is malformed. It hands over the words as written, so the variables and quotes in them are
+//! resolved here, with [`super::interpolate`]. A Dockerfile it rejects is noted with the
+//! crate's line and message, as BuildKit would refuse to build it. Other crates were looked at
+//! and not taken: `dockerfile-parser` (pest) knows no `# escape=` directive and no heredocs.
+
+use parse_dockerfile::{FromInstruction, Instruction};
+
+use super::Mention;
+use super::interpolate::{Dialect, Vars, expand};
+
+/// Why a Dockerfile cannot be read, and the 1-based line where it goes wrong (`None` when
+/// the fault is the whole file's, such as having no `FROM`).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct Invalid {
+    /// The line.
+    pub(super) line: Option<usize>,
+    /// What is wrong, as the parser says it.
+    pub(super) why: String,
+}
+
+/// The images of a Dockerfile's `FROM` instructions, except `scratch` and earlier stages.
+pub(super) fn mentions(text: &str) -> Result<Vec<Mention>, Invalid> {
+    let dockerfile = parse_dockerfile::parse(text).map_err(|e| Invalid {
+        line: Some(e.line()).filter(|&l| l > 0),
+        why: format!("{e:#}"),
+    })?;
+    let escape = dockerfile
+        .parser_directives
+        .escape
+        .as_ref()
+        .map_or('\\', |d| d.value.value);
+    let dialect = Dialect::Dockerfile { escape };
+    let mut args = Vars::new();
+    for arg in dockerfile.global_args() {
+        declare_args(&arg.arguments.value, &mut args, dialect);
+    }
+    let mut stages: Vec<String> = Vec::new();
+    let mut mentions = Vec::new();
+    for instruction in &dockerfile.instructions {
+        if let Instruction::From(from) = instruction {
+            let line = line_of(text, from.from.span.start);
+            from_mention(from, line, &args, dialect, &mut stages, &mut mentions);
+        }
+    }
+    Ok(mentions)
+}
+
+/// The 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text.as_bytes()[..offset]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// Records `ARG NAME[=default] ...`, resolving each default with the ARGs before it.
+fn declare_args(rest: &str, args: &mut Vars, dialect: Dialect) {
+    for word in split_words(rest) {
+        let (name, value) = match word.split_once('=') {
+            Some((name, value)) => (name, expand(value, args, dialect).ok()),
+            None => (word.as_str(), None),
+        };
+        if !name.is_empty() {
+            args.insert(name.to_string(), value);
+        }
+    }
+}
+
+/// Splits at blanks outside quotes, keeping the quotes for [`expand`] to remove.
+fn split_words(text: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    for c in text.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            None if c == '"' || c == '\'' => quote = Some(c),
+            None if c.is_whitespace() => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        word.push(c);
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// Records the image of `FROM [--flag=...] image [AS name]`, unless it is `scratch` or an
+/// earlier stage, and the stage's name.
+fn from_mention(
+    from: &FromInstruction<'_>,
+    line: usize,
+    args: &Vars,
+    dialect: Dialect,
+    stages: &mut Vec<String>,
+    mentions: &mut Vec<Mention>,
+) {
+    let written = &from.image.value;
+    let resolved = expand(written, args, dialect);
+    let skip = match &resolved {
+        Ok(image) => {
+            let image = image.to_lowercase();
+            image == "scratch" || stages.contains(&image)
+        }
+        Err(_) => false,
+    };
+    if !skip {
+        mentions.push(Mention {
+            line,
+            place: "FROM".into(),
+            written: written.to_string(),
+            resolved,
+        });
+    }
+    if let Some((_, name)) = &from.as_ {
+        stages.push(name.value.to_lowercase());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixture::*;
+    use super::super::{Kind, discover, images_in};
+    use super::*;
+
+    #[test]
+    fn dockerfile_substitution_with_args() {
+        let d = Dialect::Dockerfile { escape: '\\' };
+        let mut vars = Vars::new();
+        declare_args("BASE=ghcr.io/acme TAG=\"1.2\" EMPTY= NODEF", &mut vars, d);
+        declare_args("FULL=${BASE}/img:$TAG", &mut vars, d);
+        let e = |s: &str| expand(s, &vars, d);
+        assert_eq!(e("${BASE}/app:${TAG}").unwrap(), "ghcr.io/acme/app:1.2");
+        assert_eq!(e("$FULL").unwrap(), "ghcr.io/acme/img:1.2");
+        assert_eq!(e("x:${EMPTY:-d}").unwrap(), "x:d");
+        assert_eq!(e("x:${EMPTY-d}").unwrap(), "x:");
+        assert_eq!(e("x:${NODEF:-d}").unwrap(), "x:d");
+        assert_eq!(e("x:${TAG:+v}").unwrap(), "x:v");
+        assert_eq!(e("x:${EMPTY:+v}").unwrap(), "x:");
+        assert_eq!(e("x\\$TAG").unwrap(), "x$TAG");
+        assert_eq!(e("'$TAG'").unwrap(), "$TAG");
+        let err = |s: &str| e(s).unwrap_err();
+        assert!(err("x:$NODEF").contains("ARG NODEF has no default"));
+        assert!(err("x:$NOPE").contains("${NOPE} is not an ARG"));
+        assert!(err("x:${NODEF:+v}").contains("only a --build-arg"));
+    }
+
+    #[test]
+    fn dockerfile_multi_stage_with_args_platform_and_stage_references() {
+        let dockerfile = text(&[
+            "# syntax=docker/dockerfile:1",                                   // 1
+            "ARG REGISTRY=ghcr.io/acme",                                      // 2
+            "ARG GO=1.22 \\",                                                 // 3
+            "    DEBIAN=bookworm",                                            // 4
+            "ARG BUILD_ONLY",                                                 // 5
+            "",                                                               // 6
+            "# the build",                                                    // 7
+            "from --platform=$BUILDPLATFORM golang:${GO}-${DEBIAN} As Build", // 8
+            "ARG LATE=never",                                                 // 9
+            "RUN go build ./...",                                             // 10
+            "FROM build AS test",                                             // 11
+            "FROM \\",                                                        // 12
+            "  # a comment inside the instruction",                           // 13
+            "  ${REGISTRY}/runtime:${LATE:-1} AS final",                      // 14
+            "FROM scratch AS empty",                                          // 15
+            "FROM BUILD",                                                     // 16
+            "FROM ${BUILD_ONLY}",                                             // 17
+            "FROM $UNDECLARED/x",                                             // 18
+            "COPY --from=build /out /out",                                    // 19
+        ]);
+        let dir = workspace(&[("Dockerfile", &dockerfile)]);
+        let d = discover(dir.path());
+        assert_eq!(
+            found(&dir, &d),
+            vec![
+                at("docker.io/library/golang:1.22-bookworm", "Dockerfile", 8),
+                at("ghcr.io/acme/runtime:1", "Dockerfile", 12),
+            ]
+        );
+        assert_eq!(
+            d.notes,
+            vec![
+                "Dockerfile:17: FROM: image \"${BUILD_ONLY}\" skipped: ARG BUILD_ONLY has no \
+                 default (only a --build-arg could set it)",
+                "Dockerfile:18: FROM: image \"$UNDECLARED/x\" skipped: ${UNDECLARED} is not an \
+                 ARG with a default before the first FROM",
+            ]
+        );
+    }
+
+    #[test]
+    fn dockerfile_escape_directive_heredocs_and_file_names() {
+        let windows = text(&[
+            "# escape=`",
+            "FROM mcr.microsoft.com/windows/servercore:ltsc2022 `",
+            "  AS base",
+            "RUN <<EOF",
+            "FROM inside-a-heredoc",
+            "EOF",
+            "RUN <<-'END' cat",
+            "\tFROM also-inside",
+            "\tEND",
+            "FROM base",
+        ]);
+        let dir = workspace(&[
+            ("app.Dockerfile", &windows),
+            ("docker/Dockerfile.dev", "FROM node:22\n"),
+            ("Containerfile", "FROM quay.io/fedora/fedora:41\n"),
+            ("tools/x.dockerfile", "FROM alpine:3.20\n"),
+            ("Dockerfile.dockerignore", "FROM not-a-dockerfile\n"),
+            ("README.md", "FROM nothing\n"),
+        ]);
+        let d = discover(dir.path());
+        assert_eq!(
+            found(&dir, &d),
+            vec![
+                at("docker.io/library/alpine:3.20", "tools/x.dockerfile", 1),
+                at("docker.io/library/node:22", "docker/Dockerfile.dev", 1),
+                at(
+                    "mcr.microsoft.com/windows/servercore:ltsc2022",
+                    "app.Dockerfile",
+                    2
+                ),
+                at("quay.io/fedora/fedora:41", "Containerfile", 1),
+            ]
+        );
+        assert!(d.notes.is_empty(), "{:?}", d.notes);
+        assert!(d.images[2].file.is_absolute() || !dir.path().is_absolute());
+    }
+
+    /// The images of a Dockerfile's text: (line, resolved image) per `FROM` kept.
+    fn froms(lines: &[&str]) -> Vec<(usize, Result<String, String>)> {
+        let mentions = mentions(&text(lines)).expect("a valid Dockerfile");
+        mentions.into_iter().map(|m| (m.line, m.resolved)).collect()
+    }
+
+    /// BuildKit's cases for `ARG` before `FROM` (`dockerfile2llb` and the frontend's
+    /// `TestGlobalArg`, `TestArgDefaultExpansion` and their kin).
+    #[test]
+    fn buildkit_args_before_from() {
+        let ok = |line: usize, image: &str| (line, Ok(image.to_string()));
+        // A global ARG gives FROM its value; a later declaration overrides an earlier one,
+        // and a default may use the ARGs above it.
+        assert_eq!(
+            froms(&[
+                "ARG IMAGE=alpine",
+                "ARG TAG=3.19",
+                "ARG TAG=3.20",
+                "ARG FULL=${IMAGE}:${TAG}",
+                "FROM ${FULL}",
+                "FROM $IMAGE:${TAG}",
+            ]),
+            vec![ok(5, "alpine:3.20"), ok(6, "alpine:3.20")]
+        );
+        // An ARG without a default can still fall back on `${NAME:-default}`.
+        assert_eq!(
+            froms(&["ARG TAG", "FROM busybox:${TAG:-stable}"]),
+            vec![ok(2, "busybox:stable")]
+        );
+        // Several names on one ARG, with quotes.
+        assert_eq!(
+            froms(&["ARG A=\"nginx\" B='1.27'", "FROM $A:$B"]),
+            vec![ok(2, "nginx:1.27")]
+        );
+        // An ARG after the first FROM belongs to its stage: later FROMs do not see it.
+        let late = froms(&["FROM alpine AS a", "ARG LATE=x", "FROM ${LATE}/img"]);
+        assert_eq!(late[0], ok(1, "alpine"));
+        assert_eq!(
+            late[1],
+            (
+                3,
+                Err("${LATE} is not an ARG with a default before the first FROM".to_string())
+            )
+        );
+    }
+
+    /// BuildKit's `FROM` forms: flags, `AS name` in any case, stages referenced by name
+    /// (only earlier ones), `scratch`.
+    #[test]
+    fn buildkit_from_forms_and_stage_names() {
+        let ok = |line: usize, image: &str| (line, Ok(image.to_string()));
+        assert_eq!(
+            froms(&[
+                "FROM --platform=linux/amd64 golang:1.22 AS build", // 1
+                "FROM --platform=$BUILDPLATFORM node:22 as web",    // 2
+                "FROM build",                                       // 3: a stage
+                "FROM WEB AS again",                                // 4: stage names ignore case
+                "FROM later",                                       // 5: not yet a stage
+                "FROM debian AS later",                             // 6
+                "FROM later",                                       // 7: now a stage
+                "FROM scratch",                                     // 8
+                "from Scratch",                                     // 9
+            ]),
+            vec![
+                ok(1, "golang:1.22"),
+                ok(2, "node:22"),
+                ok(5, "later"),
+                ok(6, "debian")
+            ]
+        );
+    }
+
+    /// BuildKit's lexer: continuations (with comments and blank lines inside), heredocs in
+    /// their forms, and the `# escape=` directive only at the top.
+    #[test]
+    fn buildkit_continuations_heredocs_and_directives() {
+        let ok = |line: usize, image: &str| (line, Ok(image.to_string()));
+        assert_eq!(
+            froms(&[
+                "FROM \\",                  // 1
+                "",                         // 2
+                "# a comment",              // 3
+                "    alpine:3.20 \\",       // 4
+                "    AS base",              // 5
+                "RUN <<EOF",                // 6
+                "FROM not-an-image-1",      // 7
+                "EOF",                      // 8
+                "RUN <<-EOT",               // 9
+                "\tFROM not-an-image-2",    // 10
+                "\tEOT",                    // 11
+                "COPY <<\"A\" <<'B' /dst/", // 12
+                "FROM not-an-image-3",      // 13
+                "A",                        // 14
+                "FROM not-an-image-4",      // 15
+                "B",                        // 16
+                "FROM ubuntu",              // 17
+            ]),
+            vec![ok(1, "alpine:3.20"), ok(17, "ubuntu")]
+        );
+        // The escape directive, as the first line: the backtick continues lines.
+        assert_eq!(
+            froms(&["# escape=`", "FROM mcr.microsoft.com/windows `", "  AS w"]),
+            vec![ok(2, "mcr.microsoft.com/windows")]
+        );
+        // After an instruction or a comment, `# escape=` is a comment.
+        assert_eq!(
+            froms(&["# a comment", "# escape=`", "FROM c:\\img\\x"]),
+            vec![ok(3, "c:imgx")]
+        );
+        // Other directives before it do not end the directives (`# syntax=`).
+        assert_eq!(
+            froms(&[
+                "# syntax=docker/dockerfile:1",
+                "# escape=`",
+                "FROM a `",
+                "  AS b"
+            ]),
+            vec![ok(3, "a")]
+        );
+    }
+
+    #[test]
+    fn dockerfiles_buildkit_rejects_are_noted_with_the_line() {
+        let notes = |lines: &[&str]| images_in(Kind::Dockerfile, &text(lines), "Dockerfile").1;
+        assert_eq!(
+            notes(&["FROM alpine", "RUNN echo"]),
+            vec![
+                "Dockerfile:2: not a valid Dockerfile (unknown instruction 'RUNN'); its images \
+                 were skipped"
+            ]
+        );
+        assert_eq!(
+            notes(&["RUN echo", "FROM alpine"]),
+            vec!["Dockerfile:1: not a valid Dockerfile (expected FROM); its images were skipped"]
+        );
+        assert_eq!(
+            notes(&["# only a comment"]),
+            vec![
+                "Dockerfile: not a valid Dockerfile (expected at least one FROM instruction); \
+                 its images were skipped"
+            ]
+        );
+        assert_eq!(
+            notes(&["FROM alpine AS a", "FROM alpine AS a"]),
+            vec![
+                "Dockerfile:2: not a valid Dockerfile (duplicate stage name 'a'); its images \
+                 were skipped"
+            ]
+        );
+        // An unclosed heredoc is found where the file ends, after its last line.
+        assert_eq!(
+            notes(&["FROM alpine", "RUN <<EOF", "echo"]),
+            vec![
+                "Dockerfile:4: not a valid Dockerfile (expected end of here-document (EOF), but \
+                 reached eof); its images were skipped"
+            ]
+        );
+    }
+}
