@@ -105,12 +105,61 @@ fn get<'a, 'b>(map: &'a Node<'b>, key: &str) -> Option<&'a Node<'b>> {
 /// Problems found in a file that parsed: (line, what is wrong).
 type Problems = Vec<(usize, String)>;
 
+/// How deep collections may nest. saphyr's scanner bounds flow collections (`[[[...`) but
+/// not block ones (`- - - ...`), and a tree that deep would overflow the stack when it is
+/// built, walked or dropped; a Compose file needs fewer than ten levels.
+const MAX_NESTING: usize = 128;
+
+/// Passes events on to the loader until collections nest deeper than [`MAX_NESTING`], and
+/// remembers where they did.
+struct Nesting<'l, 'input> {
+    loader: &'l mut YamlLoader<'input, Node<'input>>,
+    depth: usize,
+    too_deep: Option<saphyr_parser::Marker>,
+}
+
+impl<'input> saphyr_parser::SpannedEventReceiver<'input> for Nesting<'_, 'input> {
+    fn on_event(&mut self, ev: saphyr_parser::Event<'input>, span: saphyr_parser::Span) {
+        use saphyr_parser::Event;
+        match ev {
+            Event::SequenceStart(..) | Event::MappingStart(..) => self.depth += 1,
+            Event::SequenceEnd | Event::MappingEnd => self.depth = self.depth.saturating_sub(1),
+            _ => {}
+        }
+        if self.depth > MAX_NESTING && self.too_deep.is_none() {
+            self.too_deep = Some(span.start);
+        }
+        if self.too_deep.is_none() {
+            self.loader.on_event(ev, span);
+        }
+    }
+}
+
 /// The documents of a YAML stream, with positions and scalars as written.
 fn load(text: &str) -> Result<Vec<Node<'_>>, ScanError> {
     let mut loader = YamlLoader::<Node<'_>>::default();
     loader.early_parse(false);
     loader.alias_limit(ALIAS_BUDGET);
-    Parser::new_from_str(text).load(&mut loader, true)?;
+    let mut nesting = Nesting {
+        loader: &mut loader,
+        depth: 0,
+        too_deep: None,
+    };
+    // The events are driven here, one by one: the parser's own `load` recurses once per
+    // level, and would overflow the stack before any bound could stop it.
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event?;
+        saphyr_parser::SpannedEventReceiver::on_event(&mut nesting, event, span);
+        if nesting.too_deep.is_some() {
+            break;
+        }
+    }
+    if let Some(at) = nesting.too_deep {
+        return Err(ScanError::new(
+            at,
+            format!("collections nest deeper than {MAX_NESTING} levels"),
+        ));
+    }
     if let Some(e) = loader.error() {
         return Err(e.clone());
     }
@@ -318,6 +367,24 @@ mod tests {
                  budget (possible billion-laughs attack)); its images were skipped"
             ]
         );
+    }
+
+    #[test]
+    fn collections_nested_too_deep_are_noted_not_loaded() {
+        // Block sequences, which the parser does not bound itself, 100,000 deep: without a
+        // bound, building or dropping the tree overflows the stack.
+        let nested = |n: usize| format!("x:\n{}a\nservices:\n  a:\n    image: x\n", "- ".repeat(n));
+        let text = nested(100_000);
+        let (found, notes) = images_in(Kind::Compose, &text, "compose.yaml");
+        assert!(found.is_empty(), "{found:?}");
+        assert_eq!(
+            notes,
+            [format!(
+                "compose.yaml:2: not valid YAML (collections nest deeper than {MAX_NESTING} levels); its images were skipped"
+            )]
+        );
+        let (found, notes) = images_in(Kind::Compose, &nested(MAX_NESTING - 2), "compose.yaml");
+        assert!(notes.is_empty() && found.len() == 1, "{found:?} {notes:?}");
     }
 
     #[test]
