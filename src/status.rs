@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::docker_config::Change;
+use crate::phase::Phase;
 use crate::state::{Event, Handler, Record, time_of};
 
 /// Everything `berth status` knows.
@@ -307,33 +308,7 @@ impl Status {
                 version,
                 uid,
                 container,
-            } => {
-                // What the engine held belonged to before this start: the daemon checks
-                // again, and until then no pull is shown as done.
-                self.pulls.clear();
-                self.engine = None;
-                let moved = match (&self.container, container) {
-                    (Some(before), Some(now)) if before != now => format!(
-                        "; a new container, {now}, made from the snapshot of {before} (a prebuild's, say): what follows is its own"
-                    ),
-                    _ => String::new(),
-                };
-                if container.is_some() {
-                    self.container.clone_from(container);
-                }
-                let who = uid
-                    .map(|u| format!(", as {}", user_name(u)))
-                    .unwrap_or_default();
-                let within = container
-                    .as_ref()
-                    .map(|c| format!(", container {c}"))
-                    .unwrap_or_default();
-                self.say(
-                    at,
-                    None,
-                    format!("daemon started (pid {pid}, berth {version}{who}{within}){moved}"),
-                );
-            }
+            } => self.daemon_started(at, *pid, version, *uid, container.as_deref()),
             Event::DaemonStopped { pid } => {
                 self.say(at, None, format!("daemon stopped (pid {pid})"));
             }
@@ -342,22 +317,7 @@ impl Status {
                 uid,
                 handler,
                 ids,
-            } => {
-                let by = match handler {
-                    Handler::Daemon => "",
-                    Handler::Hook => ", handled without the daemon",
-                };
-                let found = if ids.is_empty() {
-                    "no registry secrets".to_string()
-                } else {
-                    format!("secrets for {}", ids.join(", "))
-                };
-                self.say(
-                    at,
-                    Some(phase.name()),
-                    format!("{phase} hook ran (uid {uid}{by}); {found}"),
-                );
-            }
+            } => self.phase(at, *phase, *uid, *handler, ids),
             Event::Deferred { phase, until } => {
                 self.say(
                     at,
@@ -372,23 +332,7 @@ impl Status {
                 change,
                 config,
                 expires_at,
-            } => {
-                let unchanged = *change == Change::Unchanged;
-                let e = self.registry(id);
-                e.server.clone_from(server);
-                e.kind.clone_from(kind);
-                if !unchanged || e.injected_at.is_none() {
-                    e.injected_at = Some(at);
-                }
-                e.expires_at = *expires_at;
-                e.error = None;
-                let item = if unchanged {
-                    format!("{id} ({server})")
-                } else {
-                    format!("{id} ({server}, {})", change.word())
-                };
-                self.written(at, config, unchanged, item);
-            }
+            } => self.injected(at, id, server, kind, *change, config, *expires_at),
             Event::InjectFailed { id, error } => {
                 self.registry(id).error = Some(error.clone());
                 self.say(at, None, format!("failed: {error}"));
@@ -454,27 +398,7 @@ impl Status {
                 seconds,
                 already_present,
                 via,
-            } => {
-                self.pull(image).apply(&PullChange::Done {
-                    digest: digest.clone(),
-                    bytes: *bytes,
-                    seconds: *seconds,
-                    via: via.clone(),
-                });
-                let what = if *already_present {
-                    format!("{image} already present")
-                } else {
-                    let through = via
-                        .as_deref()
-                        .map(|c| format!(", through the cache {c}"))
-                        .unwrap_or_default();
-                    format!(
-                        "pulled {image} ({} in {seconds:.1} s{through})",
-                        human_bytes(*bytes)
-                    )
-                };
-                self.say(at, None, what);
-            }
+            } => self.pull_done(at, image, digest, *bytes, *seconds, *already_present, via),
             Event::PullFailed {
                 image,
                 error,
@@ -492,6 +416,121 @@ impl Status {
                 );
             }
         }
+    }
+
+    /// A daemon started: what the engine held belonged to before it.
+    fn daemon_started(
+        &mut self,
+        at: u64,
+        pid: u32,
+        version: &str,
+        uid: Option<u32>,
+        container: Option<&str>,
+    ) {
+        // What the engine held belonged to before this start: the daemon checks
+        // again, and until then no pull is shown as done.
+        self.pulls.clear();
+        self.engine = None;
+        let moved = match (self.container.as_deref(), container) {
+            (Some(before), Some(now)) if before != now => format!(
+                "; a new container, {now}, made from the snapshot of {before} (a prebuild's, say): what follows is its own"
+            ),
+            _ => String::new(),
+        };
+        if container.is_some() {
+            self.container = container.map(str::to_string);
+        }
+        let who = uid
+            .map(|u| format!(", as {}", user_name(u)))
+            .unwrap_or_default();
+        let within = container
+            .map(|c| format!(", container {c}"))
+            .unwrap_or_default();
+        self.say(
+            at,
+            None,
+            format!("daemon started (pid {pid}, berth {version}{who}{within}){moved}"),
+        );
+    }
+
+    /// A lifecycle hook ran.
+    fn phase(&mut self, at: u64, phase: Phase, uid: u32, handler: Handler, ids: &[String]) {
+        let by = match handler {
+            Handler::Daemon => "",
+            Handler::Hook => ", handled without the daemon",
+        };
+        let found = if ids.is_empty() {
+            "no registry secrets".to_string()
+        } else {
+            format!("secrets for {}", ids.join(", "))
+        };
+        self.say(
+            at,
+            Some(phase.name()),
+            format!("{phase} hook ran (uid {uid}{by}); {found}"),
+        );
+    }
+
+    /// A registry's login was written, or found in place.
+    #[allow(clippy::too_many_arguments)]
+    fn injected(
+        &mut self,
+        at: u64,
+        id: &str,
+        server: &str,
+        kind: &str,
+        change: Change,
+        config: &std::path::Path,
+        expires_at: Option<u64>,
+    ) {
+        let unchanged = change == Change::Unchanged;
+        let e = self.registry(id);
+        e.server = server.to_string();
+        e.kind = kind.to_string();
+        if !unchanged || e.injected_at.is_none() {
+            e.injected_at = Some(at);
+        }
+        e.expires_at = expires_at;
+        e.error = None;
+        let item = if unchanged {
+            format!("{id} ({server})")
+        } else {
+            format!("{id} ({server}, {})", change.word())
+        };
+        self.written(at, config, unchanged, item);
+    }
+
+    /// A pre-pull finished.
+    #[allow(clippy::too_many_arguments)]
+    fn pull_done(
+        &mut self,
+        at: u64,
+        image: &str,
+        digest: &Option<String>,
+        bytes: u64,
+        seconds: f64,
+        already_present: bool,
+        via: &Option<String>,
+    ) {
+        self.pull(image).apply(&PullChange::Done {
+            digest: digest.clone(),
+            bytes,
+            seconds,
+            via: via.clone(),
+        });
+        let what = if already_present {
+            format!("{image} already present")
+        } else {
+            let through = via
+                .as_deref()
+                .map(|c| format!(", through the cache {c}"))
+                .unwrap_or_default();
+            format!(
+                "pulled {image} ({} in {seconds:.1} s{through})",
+                human_bytes(bytes)
+            )
+        };
+        self.say(at, None, what);
     }
 
     /// Lays the daemon's live board over the pulls the record tells.
