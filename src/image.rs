@@ -218,6 +218,11 @@ impl ImageRef {
             return Err(ImageRefError::ImageId { image: image() });
         }
 
+        let name = text.split('@').next().unwrap_or_default();
+        if name.is_empty() || name.starts_with(':') {
+            return Err(ImageRefError::MissingName { image: image() });
+        }
+
         let parts = Parts::cut(text);
         let server = match parts.written_domain {
             Some(written) => registry(written).ok_or_else(|| parts.domain_error(text))?,
@@ -411,9 +416,6 @@ impl<'a> Parts<'a> {
         let image = image.to_string();
         if self.remote.chars().any(|c| c.is_ascii_uppercase()) {
             return ImageRefError::Uppercase { image };
-        }
-        if self.remote.is_empty() && self.written_domain.is_none() {
-            return ImageRefError::MissingName { image };
         }
         for component in self.remote.split('/') {
             if component.is_empty() {
