@@ -569,7 +569,7 @@ impl Ctx<'_> {
     async fn server(&self, server: &Server) -> Result<(Endpoint, Check), Check> {
         let api = server.api_host().to_string();
         let insecure = (self.inputs.insecure)(server);
-        let (host, port) = split_host_port(&api);
+        let (host, port) = server.api_address();
         let port = port.unwrap_or(443);
         let addrs: Vec<std::net::SocketAddr> =
             match tokio::time::timeout(STEP_TIMEOUT, tokio::net::lookup_host((host, port))).await {
@@ -1310,20 +1310,6 @@ fn rate_limit(headers: &reqwest::header::HeaderMap) -> Option<(u64, Option<u64>)
     Some((remaining, window))
 }
 
-/// `host:port` (or `[v6]:port`) as host and port.
-fn split_host_port(api: &str) -> (&str, Option<u16>) {
-    if let Some(rest) = api.strip_prefix('[') {
-        if let Some((host, port)) = rest.split_once("]:") {
-            return (host, port.parse().ok());
-        }
-        return (rest.trim_end_matches(']'), None);
-    }
-    match api.rsplit_once(':') {
-        Some((host, port)) => (host, port.parse().ok()),
-        None => (api, None),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1361,12 +1347,5 @@ mod tests {
             Challenge::parse(r#"Basic realm="Registry Realm""#),
             Challenge::Basic
         ));
-    }
-
-    #[test]
-    fn hosts_and_ports_are_split() {
-        assert_eq!(split_host_port("ghcr.io"), ("ghcr.io", None));
-        assert_eq!(split_host_port("127.0.0.1:5000"), ("127.0.0.1", Some(5000)));
-        assert_eq!(split_host_port("[::1]:5000"), ("::1", Some(5000)));
     }
 }

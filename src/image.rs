@@ -1,9 +1,10 @@
 //! Image references: what a user or a workspace file names as an image, checked and normalised.
 //!
-//! An image reference is read by the grammar of Docker's `distribution/reference` package: an
-//! optional registry (`host`, `host:port`, an IPv4 or bracketed IPv6 address, `localhost`), a
-//! lower-case repository path, an optional `:tag` and an optional `@algorithm:hex` digest.
-//! Docker Hub's shorthands are expanded the way the Docker CLI does (`ubuntu` is
+//! An image reference is read by the grammar of Docker's `distribution/reference` package, as
+//! the `container_image_dist_ref` crate implements it: an optional registry (`host`,
+//! `host:port`, an IPv4 or bracketed IPv6 address, `localhost`), a lower-case repository path,
+//! an optional `:tag` and an optional `@algorithm:hex` digest. The crate owns the grammar;
+//! this module owns the messages ([`ImageRefError`]). Docker Hub's shorthands are expanded the way the Docker CLI does (`ubuntu` is
 //! `docker.io/library/ubuntu:latest`, `index.docker.io` is `docker.io`), so that two spellings of
 //! the same image compare equal. This module owns that normalisation and the forms the rest of
 //! berth hands on: the registry [`Server`] whose credentials a pull needs, and the
@@ -11,6 +12,13 @@
 
 use std::fmt;
 use std::str::FromStr;
+
+use container_image_dist_ref::ImgRef;
+use container_image_dist_ref::digest::Standard;
+use container_image_dist_ref::digest::algorithm::Algorithm;
+use container_image_dist_ref::err::Kind as ErrorKind;
+use container_image_dist_ref::path::Path;
+use container_image_dist_ref::tag::Tag;
 
 use crate::registry::Server;
 
@@ -26,7 +34,8 @@ const DEFAULT_TAG: &str = "latest";
 const NAME_MAX: usize = 255;
 /// The longest a tag may be.
 const TAG_MAX: usize = 128;
-/// The digest algorithms Docker can verify, with the number of hex digits of each.
+/// The digest algorithms Docker can verify (those `go-digest` registers), with the number of
+/// hex digits of each.
 const DIGEST_ALGORITHMS: &[(&str, usize)] = &[("sha256", 64), ("sha384", 96), ("sha512", 128)];
 
 /// A valid, normalised image reference.
@@ -188,6 +197,11 @@ pub enum ImageRefError {
 
 impl ImageRef {
     /// Parses and normalises an image reference; surrounding blanks are ignored.
+    ///
+    /// Berth cuts the text the way the Docker CLI does (which first part is a registry, Docker
+    /// Hub's shorthands), hands the normalised text to the grammar of `distribution/reference`
+    /// ([`container_image_dist_ref`]), and narrows what that crate accepts to what Docker
+    /// accepts: a digest algorithm Docker can verify, a registry [`Server::parse`] accepts.
     pub fn parse(s: &str) -> Result<ImageRef, ImageRefError> {
         let text = s.trim();
         let image = || text.to_string();
@@ -204,99 +218,43 @@ impl ImageRef {
             return Err(ImageRefError::ImageId { image: image() });
         }
 
-        let (name_and_tag, digest) = match text.split_once('@') {
-            Some((n, d)) => (n, Some(d)),
-            None => (text, None),
-        };
-        if name_and_tag.is_empty() || name_and_tag.starts_with(':') {
+        let name = text.split('@').next().unwrap_or_default();
+        if name.is_empty() || name.starts_with(':') {
             return Err(ImageRefError::MissingName { image: image() });
         }
 
-        // The first part is a registry only if it looks like a host (the Docker CLI's rule);
-        // otherwise the whole name is a Docker Hub repository.
-        let (written_domain, remainder) = match name_and_tag.split_once('/') {
-            Some((first, rest))
-                if first == "localhost" || first.contains('.') || first.contains(':') =>
-            {
-                (Some(first), rest)
-            }
-            _ => (None, name_and_tag),
+        let parts = Parts::cut(text);
+        let server = match parts.written_domain {
+            Some(written) => registry(written).ok_or_else(|| parts.domain_error(text))?,
+            None => docker_hub(),
         };
-        // A repository path has no ':', so the first one starts the tag.
-        let (remote, tag) = match remainder.split_once(':') {
-            Some((r, t)) => (r, Some(t)),
-            None => (remainder, None),
-        };
-
-        let (domain, server) = match written_domain {
-            Some(d) => {
-                let server = check_domain(d).ok_or_else(|| ImageRefError::Domain {
-                    image: image(),
-                    domain: d.to_string(),
-                })?;
-                let mut domain = d.to_ascii_lowercase();
-                if domain == LEGACY_DOCKER_HUB_DOMAIN {
-                    domain = DOCKER_HUB_DOMAIN.to_string();
-                }
-                (domain, server)
-            }
-            None => (DOCKER_HUB_DOMAIN.to_string(), docker_hub()),
-        };
-
-        if remote.chars().any(|c| c.is_ascii_uppercase()) {
-            return Err(ImageRefError::Uppercase { image: image() });
-        }
-        for component in remote.split('/') {
-            if component.is_empty() {
-                return Err(ImageRefError::EmptyComponent { image: image() });
-            }
-            if !is_path_component(component) {
-                return Err(ImageRefError::Component {
-                    image: image(),
-                    component: component.to_string(),
-                });
-            }
-        }
-        let path = if domain == DOCKER_HUB_DOMAIN && !remote.contains('/') {
-            format!("{OFFICIAL_PREFIX}{remote}")
-        } else {
-            remote.to_string()
-        };
-        let len = domain.len() + 1 + path.len();
-        if len > NAME_MAX {
-            return Err(ImageRefError::NameTooLong {
+        let normalised = parts.normalised();
+        let parsed = ImgRef::new(&normalised).map_err(|_| parts.rejected(text))?;
+        let path = parsed.path().to_str().to_string();
+        let tag = parsed.tag().map(str::to_string);
+        let digest = parsed.digest().map(|d| d.to_str().to_string());
+        // The crate (0.3.0) accepts a tag of 129 characters; Docker's limit is 128.
+        if let Some(tag) = &tag
+            && tag.len() > TAG_MAX
+        {
+            return Err(ImageRefError::TagTooLong {
                 image: image(),
-                len,
+                len: tag.len(),
             });
         }
-
-        if let Some(tag) = tag {
-            if tag.len() > TAG_MAX {
-                return Err(ImageRefError::TagTooLong {
-                    image: image(),
-                    len: tag.len(),
-                });
-            }
-            if !is_tag(tag) {
-                return Err(ImageRefError::Tag {
-                    image: image(),
-                    tag: tag.to_string(),
-                });
-            }
-        }
-        if let Some(digest) = digest {
+        if let Some(digest) = &digest {
             check_digest(text, digest)?;
         }
 
-        let tag = match (tag, digest) {
+        let tag = match (tag, &digest) {
             (None, None) => Some(DEFAULT_TAG.to_string()),
-            (t, _) => t.map(str::to_string),
+            (t, _) => t,
         };
         Ok(ImageRef {
-            domain,
+            domain: parts.domain,
             path,
             tag,
-            digest: digest.map(str::to_string),
+            digest,
             server,
         })
     }
@@ -371,121 +329,171 @@ impl FromStr for ImageRef {
     }
 }
 
+/// A reference cut into its parts the way the Docker CLI cuts it (`splitDockerDomain` in
+/// `distribution/reference`): the first part is a registry only if it has a '.' or a ':' or
+/// is `localhost`; otherwise the whole name is a Docker Hub repository.
+struct Parts<'a> {
+    /// The registry as written, if there is one.
+    written_domain: Option<&'a str>,
+    /// The registry, lower-case, with Docker Hub's old name replaced.
+    domain: String,
+    /// The repository path as written.
+    remote: &'a str,
+    /// The repository path, with `library/` for Docker Hub's official images.
+    path: String,
+    /// The tag as written: what follows the path's first ':'.
+    tag: Option<&'a str>,
+    /// The digest as written: what follows the first '@'.
+    digest: Option<&'a str>,
+}
+
+impl<'a> Parts<'a> {
+    fn cut(text: &'a str) -> Parts<'a> {
+        let (name_and_tag, digest) = match text.split_once('@') {
+            Some((n, d)) => (n, Some(d)),
+            None => (text, None),
+        };
+        let (written_domain, remainder) = match name_and_tag.split_once('/') {
+            Some((first, rest))
+                if first == "localhost" || first.contains('.') || first.contains(':') =>
+            {
+                (Some(first), rest)
+            }
+            _ => (None, name_and_tag),
+        };
+        // A repository path has no ':', so the first one starts the tag.
+        let (remote, tag) = match remainder.split_once(':') {
+            Some((r, t)) => (r, Some(t)),
+            None => (remainder, None),
+        };
+        let mut domain =
+            written_domain.map_or(DOCKER_HUB_DOMAIN.to_string(), |d| d.to_ascii_lowercase());
+        if domain == LEGACY_DOCKER_HUB_DOMAIN {
+            domain = DOCKER_HUB_DOMAIN.to_string();
+        }
+        let path = if domain == DOCKER_HUB_DOMAIN && !remote.contains('/') {
+            format!("{OFFICIAL_PREFIX}{remote}")
+        } else {
+            remote.to_string()
+        };
+        Parts {
+            written_domain,
+            domain,
+            remote,
+            path,
+            tag,
+            digest,
+        }
+    }
+
+    /// `domain/path[:tag][@digest]`, what `distribution/reference` parses after normalising.
+    fn normalised(&self) -> String {
+        let mut s = format!("{}/{}", self.domain, self.path);
+        if let Some(tag) = self.tag {
+            s.push(':');
+            s.push_str(tag);
+        }
+        if let Some(digest) = self.digest {
+            s.push('@');
+            s.push_str(digest);
+        }
+        s
+    }
+
+    fn domain_error(&self, image: &str) -> ImageRefError {
+        ImageRefError::Domain {
+            image: image.to_string(),
+            domain: self.written_domain.unwrap_or(DOCKER_HUB_DOMAIN).to_string(),
+        }
+    }
+
+    /// Says which part of a reference with a valid registry the grammar rejected: the first
+    /// part, in reading order, that the crate's own parser for that part rejects, or that is
+    /// too long. The decision to reject was the crate's; this only picks the message. (The
+    /// crate's error kind alone cannot: its `host-or-path` and `port-or-tag` kinds leave the
+    /// part open, and its error positions are not reliable.)
+    fn rejected(&self, image: &str) -> ImageRefError {
+        let image = image.to_string();
+        if self.remote.chars().any(|c| c.is_ascii_uppercase()) {
+            return ImageRefError::Uppercase { image };
+        }
+        for component in self.remote.split('/') {
+            if component.is_empty() {
+                return ImageRefError::EmptyComponent { image };
+            }
+            // A part too long on its own is reported below, as the whole name's length.
+            if Path::new(component).is_err_and(|e| !is_too_long(e.kind())) {
+                return ImageRefError::Component {
+                    image,
+                    component: component.to_string(),
+                };
+            }
+        }
+        let len = self.domain.len() + 1 + self.path.len();
+        if len > NAME_MAX {
+            return ImageRefError::NameTooLong { image, len };
+        }
+        if let Some(tag) = self.tag {
+            if tag.len() > TAG_MAX {
+                return ImageRefError::TagTooLong {
+                    image,
+                    len: tag.len(),
+                };
+            }
+            if Tag::new(tag).is_err() {
+                return ImageRefError::Tag {
+                    image,
+                    tag: tag.to_string(),
+                };
+            }
+        }
+        let digest = self.digest.unwrap_or_default();
+        check_digest(&image, digest)
+            .err()
+            .unwrap_or_else(|| ImageRefError::Digest {
+                image,
+                digest: digest.to_string(),
+            })
+    }
+}
+
+/// A registry part as written: read by the grammar (a registry, not a path component, when
+/// a repository follows it) and keyed by [`Server::parse`], which also rejects ports above
+/// 65535, labels longer than 63 characters and malformed IPv6 addresses.
+fn registry(written: &str) -> Option<Server> {
+    let probe = format!("{written}/x");
+    let read = ImgRef::new(&probe).ok()?;
+    if read.domain()?.to_str() != written {
+        return None;
+    }
+    Server::parse(written).ok()
+}
+
+/// Whether the crate rejected a part for its length alone.
+fn is_too_long(kind: ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::PathTooLong | ErrorKind::HostOrPathTooLong | ErrorKind::NameTooLong
+    )
+}
+
 /// Docker Hub as a [`Server`].
 fn docker_hub() -> Server {
     Server::parse(DOCKER_HUB_DOMAIN).expect("docker.io is a valid registry host")
 }
 
-/// Checks a registry part against the grammar (`domain-name` or `[IPv6]`, then an optional
-/// `:port`) and returns it as a [`Server`], which also rejects ports above 65535, labels
-/// longer than 63 characters and malformed IPv6 addresses.
-fn check_domain(domain: &str) -> Option<Server> {
-    let (host, port) = if domain.starts_with('[') {
-        let end = domain.find(']')?;
-        let inner = &domain[1..end];
-        if inner.is_empty() || !inner.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {
-            return None;
-        }
-        let after = &domain[end + 1..];
-        match after.strip_prefix(':') {
-            Some(p) => (&domain[..=end], Some(p)),
-            None if after.is_empty() => (&domain[..=end], None),
-            None => return None,
-        }
-    } else {
-        let (host, port) = match domain.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (domain, None),
-        };
-        if !host.split('.').all(is_domain_component) {
-            return None;
-        }
-        (host, port)
-    };
-    if host.is_empty() {
-        return None;
-    }
-    if let Some(port) = port
-        && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()))
-    {
-        return None;
-    }
-    Server::parse(domain).ok()
-}
-
-/// `[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9]`.
-fn is_domain_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    !b.is_empty()
-        && b.iter().all(|&x| x.is_ascii_alphanumeric() || x == b'-')
-        && b[0] != b'-'
-        && b[b.len() - 1] != b'-'
-}
-
-/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`.
-fn is_path_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
-    let mut i = 0;
-    loop {
-        let start = i;
-        while i < b.len() && alnum(b[i]) {
-            i += 1;
-        }
-        if i == start {
-            return false;
-        }
-        if i == b.len() {
-            return true;
-        }
-        match b[i] {
-            b'.' => i += 1,
-            b'_' => {
-                i += 1;
-                if b.get(i) == Some(&b'_') {
-                    i += 1;
-                }
-            }
-            b'-' => {
-                while b.get(i) == Some(&b'-') {
-                    i += 1;
-                }
-            }
-            _ => return false,
-        }
-    }
-}
-
-/// `[\w][\w.-]{0,127}`, with `\w` the ASCII word characters.
-fn is_tag(tag: &str) -> bool {
-    let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
-    let b = tag.as_bytes();
-    !b.is_empty()
-        && b.len() <= TAG_MAX
-        && word(b[0])
-        && b[1..].iter().all(|&x| word(x) || x == b'.' || x == b'-')
-}
-
-/// `[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*`.
-fn is_digest_algorithm(alg: &str) -> bool {
-    alg.split(['-', '_', '+', '.']).all(|part| {
-        let b = part.as_bytes();
-        !b.is_empty() && b[0].is_ascii_alphabetic() && b.iter().all(u8::is_ascii_alphanumeric)
-    })
-}
-
-/// Checks `algorithm:hex` by the grammar, then that the algorithm is one Docker verifies and
-/// the hex part has its length, in lower case.
+/// Checks a digest the grammar accepted, or says why it rejected one: `algorithm:hex` by
+/// `distribution/reference`'s grammar (the crate also accepts the OCI spec's wider one), then
+/// an algorithm Docker can verify, with its number of lower-case hex digits.
 fn check_digest(image: &str, digest: &str) -> Result<(), ImageRefError> {
     let malformed = || ImageRefError::Digest {
         image: image.to_string(),
         digest: digest.to_string(),
     };
     let (algorithm, hex) = digest.split_once(':').ok_or_else(malformed)?;
-    if !is_digest_algorithm(algorithm)
-        || hex.is_empty()
-        || !hex.bytes().all(|b| b.is_ascii_hexdigit())
-    {
+    let distribution_algorithm = Algorithm::from_exact_match(algorithm)
+        .is_ok_and(|(_, c)| c.compliant_with(Standard::Distribution));
+    if !distribution_algorithm || hex.is_empty() || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(malformed());
     }
     let expected = DIGEST_ALGORITHMS
@@ -770,5 +778,332 @@ mod tests {
         assert_eq!(digest_only.canonical(), format!("x.io/a@{SHA}"));
         assert_eq!(digest_only.pull_tag(), SHA);
         assert_eq!(digest_only.tag(), None);
+    }
+
+    /// Cases from `distribution/reference`'s own tests (`normalize_test.go`,
+    /// `reference_test.go`), read the way `ParseNormalizedNamed` reads them: the text and its
+    /// normalised form.
+    #[test]
+    fn distribution_reference_valid_cases() {
+        let f64 = "f".repeat(64);
+        let cases = [
+            // TestValidateReferenceName and TestValidateRemoteName.
+            ("docker/docker", "docker.io/docker/docker:latest"),
+            ("library/debian", "docker.io/library/debian:latest"),
+            ("debian", "docker.io/library/debian:latest"),
+            (
+                "localhost/library/debian",
+                "localhost/library/debian:latest",
+            ),
+            ("localhost/debian", "localhost/debian:latest"),
+            ("docker.io/docker/docker", "docker.io/docker/docker:latest"),
+            (
+                "docker.io/library/debian",
+                "docker.io/library/debian:latest",
+            ),
+            ("docker.io/debian", "docker.io/library/debian:latest"),
+            (
+                "index.docker.io/docker/docker",
+                "docker.io/docker/docker:latest",
+            ),
+            (
+                "index.docker.io/library/debian",
+                "docker.io/library/debian:latest",
+            ),
+            ("index.docker.io/debian", "docker.io/library/debian:latest"),
+            (
+                "127.0.0.1:5000/docker/docker",
+                "127.0.0.1:5000/docker/docker:latest",
+            ),
+            (
+                "127.0.0.1:5000/library/debian",
+                "127.0.0.1:5000/library/debian:latest",
+            ),
+            ("127.0.0.1:5000/debian", "127.0.0.1:5000/debian:latest"),
+            ("192.168.0.1", "docker.io/library/192.168.0.1:latest"),
+            ("192.168.0.1:80", "docker.io/library/192.168.0.1:80"),
+            ("192.168.0.1:8/debian", "192.168.0.1:8/debian:latest"),
+            (
+                "192.168.0.2:25000/debian",
+                "192.168.0.2:25000/debian:latest",
+            ),
+            (
+                "thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev",
+                "docker.io/library/thisisthesongthatneverendsitgoesonandonandonthisisthesongthatnev:latest",
+            ),
+            ("[fc00::1]:5000/docker", "[fc00::1]:5000/docker:latest"),
+            (
+                "[fc00::1]:5000/docker/docker",
+                "[fc00::1]:5000/docker/docker:latest",
+            ),
+            (
+                "[fc00:1:2:3:4:5:6:7]:5000/library/debian",
+                "[fc00:1:2:3:4:5:6:7]:5000/library/debian:latest",
+            ),
+            (
+                "docker.io/1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a",
+                "docker.io/library/1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a:latest",
+            ),
+            (
+                "docker-rules/docker",
+                "docker.io/docker-rules/docker:latest",
+            ),
+            (
+                "docker---rules/docker",
+                "docker.io/docker---rules/docker:latest",
+            ),
+            ("doc/docker", "docker.io/doc/docker:latest"),
+            ("d/docker", "docker.io/d/docker:latest"),
+            ("jess/t", "docker.io/jess/t:latest"),
+            ("dock__er/docker", "docker.io/dock__er/docker:latest"),
+            // TestParseRepositoryInfo: familiar, full and ambiguous names of one repository.
+            ("localhost/fooo", "localhost/fooo:latest"),
+            ("localhost/fooo/bar", "localhost/fooo/bar:latest"),
+            ("fooo/bar", "docker.io/fooo/bar:latest"),
+            ("docker.io/fooo/bar", "docker.io/fooo/bar:latest"),
+            ("index.docker.io/fooo/bar", "docker.io/fooo/bar:latest"),
+            ("ubuntu", "docker.io/library/ubuntu:latest"),
+            (
+                "docker.io/library/ubuntu",
+                "docker.io/library/ubuntu:latest",
+            ),
+            ("library/ubuntu", "docker.io/library/ubuntu:latest"),
+            ("nonlibrary/ubuntu", "docker.io/nonlibrary/ubuntu:latest"),
+            ("other/library", "docker.io/other/library:latest"),
+            (
+                "127.0.0.1:8000/private/moonbase",
+                "127.0.0.1:8000/private/moonbase:latest",
+            ),
+            (
+                "127.0.0.1:8000/privatebase",
+                "127.0.0.1:8000/privatebase:latest",
+            ),
+            (
+                "example.com/private/moonbase",
+                "example.com/private/moonbase:latest",
+            ),
+            ("example.com/privatebase", "example.com/privatebase:latest"),
+            (
+                "example.com:8000/private/moonbase",
+                "example.com:8000/private/moonbase:latest",
+            ),
+            (
+                "example.com:8000/privatebasee",
+                "example.com:8000/privatebasee:latest",
+            ),
+            (
+                "ubuntu-12.04-base",
+                "docker.io/library/ubuntu-12.04-base:latest",
+            ),
+            (
+                "index.docker.io/library/ubuntu-12.04-base",
+                "docker.io/library/ubuntu-12.04-base:latest",
+            ),
+            ("docker.io/foo", "docker.io/library/foo:latest"),
+            ("library/foo/bar", "docker.io/library/foo/bar:latest"),
+            ("store/foo/bar", "docker.io/store/foo/bar:latest"),
+            // TestNormalizedSplitHostname.
+            ("test.com/foo", "test.com/foo:latest"),
+            ("test_com/foo", "docker.io/test_com/foo:latest"),
+            ("docker/migrator", "docker.io/docker/migrator:latest"),
+            ("test.com:8080/foo", "test.com:8080/foo:latest"),
+            ("test-com:8080/foo", "test-com:8080/foo:latest"),
+            ("xn--n3h.com/foo", "xn--n3h.com/foo:latest"),
+            ("xn--n3h.com:18080/foo", "xn--n3h.com:18080/foo:latest"),
+            (
+                "docker.io/library/foo/bar",
+                "docker.io/library/foo/bar:latest",
+            ),
+            // TestParseAnyReference: names that only look like IDs.
+            (
+                "dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9",
+                "docker.io/library/dbcc1c35ac38df41fd2f5e4130b32ffdb93ebae8b3dbe638c23575912276fc9:latest",
+            ),
+            ("dbcc1", "docker.io/library/dbcc1:latest"),
+            // TestReferenceParse, normalised.
+            ("test_com", "docker.io/library/test_com:latest"),
+            ("test.com:tag", "docker.io/library/test.com:tag"),
+            ("test.com:5000", "docker.io/library/test.com:5000"),
+            ("test.com/repo:tag", "test.com/repo:tag"),
+            ("test:5000/repo", "test:5000/repo:latest"),
+            ("test:5000/repo:tag", "test:5000/repo:tag"),
+            (
+                "lowercase:Uppercase",
+                "docker.io/library/lowercase:Uppercase",
+            ),
+            (
+                "sub-dom1.foo.com/bar/baz/quux",
+                "sub-dom1.foo.com/bar/baz/quux:latest",
+            ),
+            (
+                "sub-dom1.foo.com/bar/baz/quux:some-long-tag",
+                "sub-dom1.foo.com/bar/baz/quux:some-long-tag",
+            ),
+            (
+                "b.gcr.io/test.example.com/my-app:test.example.com",
+                "b.gcr.io/test.example.com/my-app:test.example.com",
+            ),
+            (
+                "xn--n3h.com/myimage:xn--n3h.com",
+                "xn--n3h.com/myimage:xn--n3h.com",
+            ),
+            ("foo_bar.com:8080", "docker.io/library/foo_bar.com:8080"),
+            ("foo/foo_bar.com:8080", "docker.io/foo/foo_bar.com:8080"),
+            ("192.168.1.1", "docker.io/library/192.168.1.1:latest"),
+            ("192.168.1.1:tag", "docker.io/library/192.168.1.1:tag"),
+            ("192.168.1.1:5000", "docker.io/library/192.168.1.1:5000"),
+            ("192.168.1.1/repo", "192.168.1.1/repo:latest"),
+            ("192.168.1.1:5000/repo", "192.168.1.1:5000/repo:latest"),
+            ("192.168.1.1:5000/repo:5050", "192.168.1.1:5000/repo:5050"),
+            ("[2001:db8::1]/repo", "[2001:db8::1]/repo:latest"),
+            (
+                "[2001:db8:1:2:3:4:5:6]/repo:tag",
+                "[2001:db8:1:2:3:4:5:6]/repo:tag",
+            ),
+            ("[2001:db8::1]:5000/repo", "[2001:db8::1]:5000/repo:latest"),
+            ("[2001:db8::1]:5000/repo:tag", "[2001:db8::1]:5000/repo:tag"),
+            ("[2001:db8::]:5000/repo", "[2001:db8::]:5000/repo:latest"),
+            ("[::1]:5000/repo", "[::1]:5000/repo:latest"),
+        ];
+        for (text, canonical) in cases {
+            let parsed = ImageRef::parse(text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+            assert_eq!(parsed.canonical(), canonical, "{text:?}");
+        }
+        // With digests (TestReferenceParse, TestParseReferenceWithTagAndDigest).
+        let digested = [
+            format!("test:5000/repo@sha256:{f64}"),
+            format!("test:5000/repo:tag@sha256:{f64}"),
+            format!("[2001:db8::1]:5000/repo@sha256:{f64}"),
+            format!("[2001:db8::1]:5000/repo:tag@sha256:{f64}"),
+            format!("xn--7o8h.com/myimage:xn--7o8h.com@sha256:{f64}"),
+        ];
+        for text in &digested {
+            assert_eq!(ImageRef::parse(text).unwrap().canonical(), *text);
+        }
+        let busybox = "busybox:latest@sha256:86e0e091d0da6bde2456dbb48306f3956bbeb2eae1b5b9a43045843f69fe4aaa";
+        assert_eq!(
+            ImageRef::parse(busybox).unwrap().canonical(),
+            format!("docker.io/library/{busybox}")
+        );
+        // distribution/reference's test leaves sha512 unregistered; Docker registers it.
+        let sha512 = format!("validname@sha512:{}", "f".repeat(128));
+        assert_eq!(
+            ImageRef::parse(&sha512).unwrap().canonical(),
+            format!("docker.io/library/{sha512}")
+        );
+    }
+
+    /// Invalid cases from `distribution/reference`'s own tests, with berth's reason for each.
+    #[test]
+    fn distribution_reference_invalid_cases() {
+        let f64 = "f".repeat(64);
+        let long_namespace =
+            "this_is_not_a_valid_namespace_because_its_lenth_is_greater_than_255_".repeat(4);
+        let cases = [
+            // TestReferenceParse.
+            (String::new(), "Empty"),
+            (":justtag".into(), "MissingName"),
+            (format!("@sha256:{f64}"), "MissingName"),
+            (format!("repo@sha256:{}", "f".repeat(34)), "DigestEncoded"),
+            (format!("validname@invaliddigest:{f64}"), "DigestAlgorithm"),
+            ("Uppercase:tag".into(), "Uppercase"),
+            ("test:5000/Uppercase/lowercase:tag".into(), "Uppercase"),
+            (format!("domain/{}:tag", "a".repeat(256)), "NameTooLong"),
+            ("aa/asdf$$^/aa".into(), "Component"),
+            ("[2001:db8::1]".into(), "Component"),
+            ("[2001:db8::1]:5000".into(), "Component"),
+            ("[2001:db8::1]:tag".into(), "Component"),
+            ("[fe80::1%eth0]:5000/repo".into(), "Domain"),
+            // TestValidateReferenceName.
+            ("https://github.com/docker/docker".into(), "Scheme"),
+            ("docker/Docker".into(), "Uppercase"),
+            ("-docker".into(), "Component"),
+            ("-docker/docker".into(), "Component"),
+            ("-docker.io/docker/docker".into(), "Domain"),
+            ("docker///docker".into(), "EmptyComponent"),
+            ("docker.io/docker/Docker".into(), "Uppercase"),
+            ("docker.io/docker///docker".into(), "EmptyComponent"),
+            ("[fc00::1]".into(), "Component"),
+            ("[fc00::1]:5000".into(), "Component"),
+            ("fc00::1:5000/debian".into(), "Domain"),
+            ("[fe80::1%eth0]:5000/debian".into(), "Domain"),
+            ("[2001:db8:3:4::192.0.2.33]:5000/debian".into(), "Domain"),
+            (
+                "1a3f5e7d9c1b3a5f7e9d1c3b5a7f9e1d3c5b7a9f1e3d5d7c9b1a3f5e7d9c1b3a".into(),
+                "ImageId",
+            ),
+            // TestValidateRemoteName.
+            ("docker-/docker".into(), "Component"),
+            ("-docker-/docker".into(), "Component"),
+            ("____/____".into(), "Component"),
+            ("_docker/_docker".into(), "Component"),
+            // A '.' makes the first part a registry, as in Docker.
+            ("dock..er/docker".into(), "Domain"),
+            ("dock_.er/docker".into(), "Domain"),
+            ("dock-.er/docker".into(), "Domain"),
+            ("docker/".into(), "EmptyComponent"),
+            (format!("{long_namespace}/docker"), "NameTooLong"),
+            // TestInvalidReferenceComponents: WithTag(busybox, "-foo").
+            ("busybox:-foo".into(), "Tag"),
+        ];
+        for (text, variant) in &cases {
+            let err = ImageRef::parse(text).expect_err(text);
+            let debug = format!("{err:?}");
+            assert_eq!(
+                debug.split([' ', '{']).next().unwrap(),
+                *variant,
+                "{text:?}: {err}"
+            );
+        }
+    }
+
+    /// Where berth is stricter than `distribution/reference` today, on purpose.
+    #[test]
+    fn stricter_than_distribution_reference() {
+        // An upper-case first part is a registry to distribution/reference (v0.6 and later);
+        // berth reads it as a Docker Hub namespace, as the Docker CLI long did, and names
+        // the upper case, the likely mistake.
+        for text in ["LOCALDOMAIN/debian", "Docker/docker", "DOCKER/docker"] {
+            assert!(matches!(
+                ImageRef::parse(text),
+                Err(ImageRefError::Uppercase { .. })
+            ));
+        }
+        // distribution/reference now limits the path alone to 255 characters; berth (and the
+        // grammar crate, after distribution/reference v0.5) limit registry and path together.
+        let long_path = format!("example.com/{}:tag", "a".repeat(255));
+        let deep_path = format!("{}a:tag-puts-this-over-max", "a/".repeat(127));
+        for text in [long_path, deep_path] {
+            assert!(matches!(
+                ImageRef::parse(&text),
+                Err(ImageRefError::NameTooLong { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn no_text_makes_the_parser_panic() {
+        // A small stand-in for the fuzz target: random texts over the grammar's characters
+        // and a few that are not ASCII; any that parses round-trips through its canonical
+        // form, and a text without a digest is never rejected for its digest.
+        let alphabet: Vec<char> = "ab9:/@.-_[]Aé€sha256f".chars().collect();
+        let mut rng = fastrand::Rng::with_seed(16);
+        for _ in 0..20_000 {
+            let len = rng.usize(..24);
+            let text: String = (0..len)
+                .map(|_| alphabet[rng.usize(..alphabet.len())])
+                .collect();
+            match ImageRef::parse(&text) {
+                Ok(image) => {
+                    assert_eq!(ImageRef::parse(&image.canonical()), Ok(image), "{text:?}")
+                }
+                Err(
+                    ImageRefError::Digest { .. }
+                    | ImageRefError::DigestAlgorithm { .. }
+                    | ImageRefError::DigestEncoded { .. },
+                ) => assert!(text.contains('@'), "{text:?}"),
+                Err(_) => {}
+            }
+        }
     }
 }

@@ -15,7 +15,8 @@
 //!   [`daemon`] or, without one, by the hook itself ([`commands::hook`]); the daemon speaks [`protocol`];
 //! - the Docker engine is found and awaited in [`engine`]; [`status`] tells what happened;
 //! - what berth knows of its container (who runs it, since when) is in [`container`];
-//! - every option is in [`settings`]; the command line in [`cli`] and [`commands`].
+//! - every option is in [`settings`]; the command line in [`cli`] and [`commands`];
+//!   shell-quoted values are read by [`shell`].
 
 pub mod account;
 pub mod atomic;
@@ -43,6 +44,7 @@ pub mod registry;
 pub mod secret;
 pub mod secrets;
 pub mod settings;
+pub mod shell;
 pub mod state;
 pub mod status;
 pub mod tls;

@@ -521,7 +521,8 @@ pub fn split_list(v: &str) -> Vec<String> {
 }
 
 /// `KEY=value` lines, values bare, 'single-quoted' (with `'\''` for a quote) or
-/// "double-quoted" (with backslash escapes); `#` comments and `export ` are allowed.
+/// "double-quoted" (with backslash escapes), read by [`crate::shell::unquote`]; `#` comments
+/// and `export ` are allowed.
 pub fn parse_options_file(text: &str) -> HashMap<String, String> {
     let mut out = HashMap::new();
     for line in text.lines() {
@@ -533,44 +534,7 @@ pub fn parse_options_file(text: &str) -> HashMap<String, String> {
         let Some((k, v)) = line.split_once('=') else {
             continue;
         };
-        out.insert(k.trim().to_string(), unquote_shell(v.trim()));
-    }
-    out
-}
-
-fn unquote_shell(v: &str) -> String {
-    let mut out = String::new();
-    let mut chars = v.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' => {
-                for c in chars.by_ref() {
-                    if c == '\'' {
-                        break;
-                    }
-                    out.push(c);
-                }
-            }
-            '"' => {
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '\\' => {
-                            if let Some(n) = chars.next() {
-                                out.push(n);
-                            }
-                        }
-                        c => out.push(c),
-                    }
-                }
-            }
-            '\\' => {
-                if let Some(n) = chars.next() {
-                    out.push(n);
-                }
-            }
-            c => out.push(c),
-        }
+        out.insert(k.trim().to_string(), crate::shell::unquote(v.trim()));
     }
     out
 }
@@ -667,19 +631,14 @@ pub fn feature_options_file(
             serde_json::Value::Null => String::new(),
             other => other.to_string(),
         });
-        out.push_str(&format!("{}={}\n", spec.env, single_quoted(&value)));
+        out.push_str(&format!("{}={}\n", spec.env, crate::shell::quote(&value)));
     }
     let user = lookup("_REMOTE_USER").filter(|u| !u.is_empty());
     out.push_str(&format!(
         "BERTH_REMOTE_USER={}\n",
-        single_quoted(user.as_deref().unwrap_or("root"))
+        crate::shell::quote(user.as_deref().unwrap_or("root"))
     ));
     Ok(out)
-}
-
-/// `value` in single quotes, a quote in it written `'\''`.
-fn single_quoted(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "'\\''"))
 }
 
 #[cfg(test)]

@@ -15,6 +15,9 @@ use crate::ecr::EcrHost;
 /// The key Docker uses for Docker Hub in `config.json`.
 pub const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 
+/// The host that serves Docker Hub's registry API.
+const DOCKER_HUB_API_HOST: &str = "registry-1.docker.io";
+
 /// Host names that all mean Docker Hub.
 const DOCKER_HUB_ALIASES: &[&str] = &[
     "docker.io",
@@ -30,6 +33,8 @@ const DOCKER_HUB_ALIASES: &[&str] = &[
 pub struct Server {
     /// `host` or `host:port`, lower-case; for Docker Hub, `docker.io`.
     host: String,
+    /// The port in `host`, if one is written (never for Docker Hub).
+    port: Option<u16>,
     /// Whether this is Docker Hub.
     docker_hub: bool,
 }
@@ -63,7 +68,13 @@ pub enum ServerError {
 
 impl Server {
     /// Normalises a server value: drops the scheme and any path, lower-cases the host, keeps
-    /// the port, and maps Docker Hub's aliases to Docker Hub.
+    /// the port, and maps Docker Hub's aliases to Docker Hub. This is berth's one parser of
+    /// registry hosts: image references hand it their registry part too.
+    ///
+    /// The scheme and path are cut off as the Docker CLI cuts them (at `://` and the first
+    /// `/`), not by a URL parser: one would drop a default port written out (`x.io:443`) and
+    /// rewrite hosts (`127.1`, percent-escapes, IDNA), and Docker keys credentials by the
+    /// host as written.
     pub fn parse(raw: &str) -> Result<Server, ServerError> {
         let mut rest = raw.trim();
         if rest.is_empty() {
@@ -89,6 +100,7 @@ impl Server {
         if DOCKER_HUB_ALIASES.contains(&host.as_str()) && matches!(port, None | Some(443)) {
             return Ok(Server {
                 host: "docker.io".into(),
+                port: None,
                 docker_hub: true,
             });
         }
@@ -98,6 +110,7 @@ impl Server {
         };
         Ok(Server {
             host,
+            port,
             docker_hub: false,
         })
     }
@@ -118,10 +131,10 @@ impl Server {
 
     /// The host without the port.
     pub fn host_name(&self) -> &str {
-        if let Some(end) = self.host.find(']') {
-            return &self.host[..=end];
+        match (self.port, self.host.rsplit_once(':')) {
+            (Some(_), Some((name, _))) => name,
+            _ => &self.host,
         }
-        self.host.split(':').next().unwrap_or(&self.host)
     }
 
     /// Whether this is Docker Hub.
@@ -132,10 +145,24 @@ impl Server {
     /// The host that serves the registry API (`registry-1.docker.io` for Docker Hub).
     pub fn api_host(&self) -> &str {
         if self.docker_hub {
-            "registry-1.docker.io"
+            DOCKER_HUB_API_HOST
         } else {
             &self.host
         }
+    }
+
+    /// Where to connect to the registry API: the host name (an IPv6 address without its
+    /// brackets, as a socket address wants it) and the port, if one is written.
+    pub fn api_address(&self) -> (&str, Option<u16>) {
+        if self.docker_hub {
+            return (DOCKER_HUB_API_HOST, None);
+        }
+        let name = self.host_name();
+        let name = name
+            .strip_prefix('[')
+            .and_then(|n| n.strip_suffix(']'))
+            .unwrap_or(name);
+        (name, self.port)
     }
 }
 
@@ -284,6 +311,8 @@ mod tests {
         assert_eq!(key("registry:5000"), "registry:5000");
         assert_eq!(key("[::1]:5000"), "[::1]:5000");
         assert_eq!(key("docker.io:5000"), "docker.io:5000");
+        assert_eq!(key("https://x.io:443/v2/"), "x.io:443");
+        assert_eq!(key("http://x.io:80"), "x.io:80");
         assert_eq!(
             key("123456789012.dkr.ecr.eu-west-1.amazonaws.com"),
             "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
@@ -333,5 +362,26 @@ mod tests {
     fn host_name_without_port() {
         assert_eq!(Server::parse("x.io:5000").unwrap().host_name(), "x.io");
         assert_eq!(Server::parse("x.io").unwrap().host_name(), "x.io");
+        assert_eq!(Server::parse("[::1]:5000").unwrap().host_name(), "[::1]");
+        assert_eq!(Server::parse("[::1]").unwrap().host_name(), "[::1]");
+    }
+
+    #[test]
+    fn hosts_and_ports_are_split() {
+        let address = |raw| {
+            let server = Server::parse(raw).unwrap();
+            let (host, port) = server.api_address();
+            (host.to_string(), port)
+        };
+        assert_eq!(address("ghcr.io"), ("ghcr.io".to_string(), None));
+        assert_eq!(
+            address("127.0.0.1:5000"),
+            ("127.0.0.1".to_string(), Some(5000))
+        );
+        assert_eq!(address("[::1]:5000"), ("::1".to_string(), Some(5000)));
+        assert_eq!(
+            address("docker.io"),
+            ("registry-1.docker.io".to_string(), None)
+        );
     }
 }

@@ -51,8 +51,8 @@ pub fn read_env_secrets(
         if !is_registry_secret_name(name) {
             continue;
         }
-        let value = unquote(value.trim());
-        match decode_base64(value) {
+        let value = crate::shell::unquote(value.trim());
+        match decode_base64(&value) {
             Some(decoded) => out.push(secret(name, decoded, path)),
             None => notes.push(format!(
                 "{}: line {} ({name}) is not base64 as expected; skipped",
@@ -121,15 +121,6 @@ fn secret(name: &str, value: String, path: &Path) -> NamedSecret {
         value: Secret::new(value),
         source: Source::Codespaces(PathBuf::from(path)),
     }
-}
-
-fn unquote(v: &str) -> &str {
-    for q in ['"', '\''] {
-        if let Some(inner) = v.strip_prefix(q).and_then(|v| v.strip_suffix(q)) {
-            return inner;
-        }
-    }
-    v
 }
 
 fn decode_base64(v: &str) -> Option<String> {

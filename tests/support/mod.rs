@@ -84,21 +84,7 @@ fn parse_exports(text: &str) -> HashMap<String, String> {
         let Some((name, raw)) = rest.split_once('=') else {
             continue;
         };
-        let mut value = String::new();
-        let mut quoted = false;
-        let mut chars = raw.chars().peekable();
-        while let Some(c) = chars.next() {
-            match (c, quoted) {
-                ('\'', _) => quoted = !quoted,
-                ('\\', false) => {
-                    if let Some(n) = chars.next() {
-                        value.push(n);
-                    }
-                }
-                (c, _) => value.push(c),
-            }
-        }
-        vars.insert(name.to_string(), value);
+        vars.insert(name.to_string(), berth::shell::unquote(raw));
     }
     vars
 }
