@@ -4,7 +4,8 @@
 //! feature's options file (by `berth feature-options`, which `install.sh` runs), GitHub
 //! Codespaces' `.env-secrets`, and the test bed's `export` lines. Their values are bare,
 //! 'single-quoted' (with `'\''` for a quote, as [`quote`] and the test bed write them) or
-//! "double-quoted", and the quoted and bare pieces of one value join up, as in a shell. Nothing is expanded: `$HOME` stays `$HOME`, since no shell is involved.
+//! "double-quoted", and the quoted and bare pieces of one value join up, as in a shell.
+//! Nothing is expanded: `$HOME` stays `$HOME`, since no shell is involved.
 
 /// A value with its quotes removed: in single quotes every character stands for itself; in
 /// double quotes and outside quotes a backslash takes the next character as it is. An
