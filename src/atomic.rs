@@ -1,7 +1,7 @@
 //! The one routine that writes whole files.
 //!
 //! Every file berth writes for a user (their Docker config, its record of the entries it
-//! manages) goes through [`write`]: a temporary file created in the target's own folder
+//! manages) goes through [`write`](fn@write): a temporary file created in the target's own folder
 //! with the final mode, written, flushed to disk, renamed over the target, and the folder
 //! flushed. A reader sees the old file or the new one, never half of either; a crash
 //! leaves at most a stray temporary file, which is removed on any error berth sees. A
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use nix::unistd::Uid;
 
-/// What [`write`] did.
+/// What [`write`](fn@write) did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// The content was new or different and was written.
@@ -42,7 +42,7 @@ pub fn write(path: &Path, contents: &[u8], mode: u32) -> io::Result<Outcome> {
     write_over(path, contents, mode, None)
 }
 
-/// [`write`] for a file that writers berth cannot lock out (the Docker CLI) may replace at
+/// [`write`](fn@write) for a file that writers berth cannot lock out (the Docker CLI) may replace at
 /// any moment: `read` is what the caller based `contents` on (empty for a file that did
 /// not exist). The new file is swapped with the old one in one step (`renameat2` with
 /// `RENAME_EXCHANGE`), and what was swapped out is compared with `read`: when another

@@ -2,8 +2,8 @@
 //! Dockerfile, found by walking the folder.
 //!
 //! This module owns the entry point and what it returns; one file per concern does the work:
-//! [`walk`] finds and reads the files within bounds, [`compose`] reads a Compose file's services,
-//! [`dockerfile`] a Dockerfile's `FROM`s, and [`interpolate`] resolves the `${...}` variables
+//! `walk` finds and reads the files within bounds, `compose` reads a Compose file's services,
+//! `dockerfile` a Dockerfile's `FROM`s, and `interpolate` resolves the `${...}` variables
 //! both write. Variables are resolved only from what the files themselves write
 //! (`${VAR:-default}` in Compose, `ARG NAME=default` before the first `FROM`): berth's own
 //! environment is not the project's, so it is never read. What cannot be resolved, parsed or

@@ -118,7 +118,7 @@ impl EcrHost {
     }
 
     /// The ECR API endpoint of the registry's region (where GetAuthorizationToken goes),
-    /// unless the environment points elsewhere (see [`crate::ecr::endpoint_override`]).
+    /// unless the environment points elsewhere (see [`crate::ecr::EndpointVars`]).
     pub fn api_endpoint(&self) -> String {
         let suffix = self.partition.dns_suffix();
         if self.fips {

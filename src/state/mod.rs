@@ -1,6 +1,6 @@
 //! Where phases are tracked: berth's state folder and its durable record of events.
 //!
-//! The state folder ([`folder`]) holds the daemon's socket and lock, the log, and
+//! The state folder ([`StateDir`]) holds the daemon's socket and lock, the log, and
 //! `events.jsonl`: one JSON line per thing that happened (a phase's hook, a daemon start,
 //! an injection, a renewal, a pull). Lines are only ever appended, each in one write
 //! followed by a flush to disk, by the daemon (or a hook working without it, when it runs
