@@ -183,13 +183,11 @@ impl PullStatus {
 }
 
 /// One change to a pull: the durable ones the event record keeps (started, done, failed)
-/// and the live ones only the daemon sees (queued, an attempt, progress, a retry, a cache
+/// and the live ones only the daemon sees (an attempt, progress, a retry, a cache
 /// passed over). `berth status` from the record and the daemon's live board both apply
 /// them with [`PullStatus::apply`], so a pull's state is derived in one place.
 #[derive(Clone, Debug, PartialEq)]
 pub enum PullChange {
-    /// Put on the board again, waiting for the engine or a slot.
-    Queued,
     /// An attempt started (the record's `pull-started`).
     Started,
     /// Attempt number `n` is under way.
@@ -238,7 +236,6 @@ impl PullStatus {
     /// Applies one change.
     pub fn apply(&mut self, change: &PullChange) {
         match change {
-            PullChange::Queued => *self = PullStatus::queued(&self.image),
             PullChange::Started => {
                 self.state = PullState::Pulling;
                 self.attempts += 1;
@@ -1187,11 +1184,6 @@ mod tests {
             (p.state, p.attempts),
             (PullState::Failed, 1),
             "attempts kept when not known"
-        );
-        p.apply(&PullChange::Queued);
-        assert_eq!(
-            (p.state, p.attempts, p.error.as_deref()),
-            (PullState::Queued, 0, None)
         );
     }
 

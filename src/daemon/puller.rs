@@ -371,7 +371,7 @@ impl Core {
                 if busy {
                     continue;
                 }
-                board.insert(key, PullStatus::queued(&image.to_string()));
+                board.insert(key.clone(), PullStatus::queued(&key));
                 let login = logins.get(image.server().config_key());
                 let mirrors =
                     crate::mirror::for_image(&image, &self.life.settings.mirrors, &|key| {
