@@ -326,10 +326,15 @@ pub struct Settings {
     pub workspace: Option<PathBuf>,
 }
 
+/// A variable of the process's environment: where options are read from it.
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 impl Settings {
     /// Settings from the options file and the process environment.
     pub fn from_env() -> (Settings, Vec<String>) {
-        Self::load(&|k| std::env::var(k).ok())
+        Self::load(&env_var)
     }
 
     /// Settings from the options file and a variable lookup. Returns warnings for values

@@ -11,10 +11,11 @@ use anyhow::Context as _;
 pub fn run(declaration: &Path, output: &Path) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(declaration)
         .with_context(|| format!("cannot read {}", declaration.display()))?;
-    let file =
-        crate::settings::feature_options_file(&text, &declaration.display().to_string(), &|var| {
-            std::env::var(var).ok()
-        })?;
+    let file = crate::settings::feature_options_file(
+        &text,
+        &declaration.display().to_string(),
+        &crate::settings::env_var,
+    )?;
     crate::atomic::write(output, file.as_bytes(), 0o644)
         .with_context(|| format!("cannot write {}", output.display()))?;
     Ok(ExitCode::SUCCESS)
