@@ -40,27 +40,89 @@ random_alnum() {
 
 # --- Debian packages ----------------------------------------------------------
 
-package_installed() {
-  [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
+# package_version NAME: the installed version of Debian package NAME, or nothing.
+package_version() {
+  [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]] || return 0
+  dpkg-query -W -f='${Version}' "$1" 2>/dev/null
 }
 
-# apt_ensure LOG PACKAGE...: install the Debian packages that are missing (apt-get update
-# and a second try if the first fails), logging to LOG; dies with what to run otherwise.
+# package_meets SPEC: SPEC (NAME, or NAME>=VERSION) is installed, at VERSION or newer.
+package_meets() {
+  local name=${1%%>=*} min have
+  have=$(package_version "$name")
+  [[ -n $have ]] || return 1
+  [[ $1 == *'>='* ]] || return 0
+  min=${1#*>=}
+  dpkg --compare-versions "$have" ge "$min"
+}
+
+# rust_floor: the rust-version berth's Cargo.toml declares, the oldest Rust that builds it.
+rust_floor() {
+  local manifest v
+  manifest=$(dirname "${BASH_SOURCE[0]}")/../../Cargo.toml
+  v=$(sed -n 's/^rust-version *= *"\([0-9.]*\)".*/\1/p' "$manifest" | head -n 1)
+  [[ -n $v ]] || die "$manifest declares no rust-version"
+  printf '%s' "$v"
+}
+
+# The lock every apt_ensure takes, so that two of the project's scripts running at once
+# (the demo starts the test bed and the build side by side) take turns instead of failing
+# on apt's own lock. Under /run: only root can create files there.
+APT_LOCK=/run/berth-apt.lock
+
+# apt_ensure LOG SPEC...: make sure every Debian package SPEC (NAME, or NAME>=VERSION)
+# is installed at the version it needs. When one is not, the package lists are refreshed
+# first (a machine's lists may be months old: installing from them picks old versions
+# even when the mirror has new ones), then the packages are installed or upgraded, and
+# every SPEC is checked again; dies naming what it found, what is needed and what to run
+# (APT_HINT, when set, says where the packages come from).
 apt_ensure() {
-  local log=$1 p missing=()
+  local log=$1 spec needed=() pkgs=() found problems=()
   shift
-  for p in "$@"; do package_installed "$p" || missing+=("$p"); done
-  ((${#missing[@]})) || return 0
-  ((EUID == 0)) || die "missing Debian packages: ${missing[*]}; run as root, or: sudo apt-get install -y ${missing[*]}"
-  say "installing Debian packages: ${missing[*]}"
+  for spec in "$@"; do package_meets "$spec" || needed+=("$spec"); done
+  ((${#needed[@]})) || return 0
+  for spec in "${needed[@]}"; do pkgs+=("${spec%%>=*}"); done
+  ((EUID == 0)) || die "Debian packages missing or too old: ${needed[*]}; run as root, or: sudo apt-get update && sudo apt-get install -y ${pkgs[*]}"
+  say "installing Debian packages: ${needed[*]}"
   mkdir -p "$(dirname "$log")"
-  if ! apt-get install -y -q "${missing[@]}" >>"$log" 2>&1; then
-    say "apt-get install failed; running apt-get update and trying again"
-    if ! { apt-get update -q && apt-get install -y -q "${missing[@]}"; } >>"$log" 2>&1; then
-      show_log_tail "$log" 15
-      die "could not install ${missing[*]}. Check the mirrors in /etc/apt/sources.list.d/, then run: apt-get update && apt-get install -y ${missing[*]}"
+  {
+    flock -w 900 9 || die "another apt-get held $APT_LOCK for 15 minutes"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get update -q >>"$log" 2>&1; then
+      show_log_tail "$log" 10
+      warn "apt-get update failed (above); installing from the package lists as they are"
     fi
-  fi
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 "${pkgs[@]}" >>"$log" 2>&1; then
+      show_log_tail "$log" 15
+      die "could not install ${pkgs[*]}. Check the mirrors in /etc/apt/sources.list.d/, then run: apt-get update && apt-get install -y ${pkgs[*]}"
+    fi
+  } 9>"$APT_LOCK"
+  pkgs=()
+  for spec in "${needed[@]}"; do
+    package_meets "$spec" && continue
+    pkgs+=("${spec%%>=*}")
+    found=$(package_version "${spec%%>=*}")
+    if [[ -z $found ]]; then
+      problems+=("${spec%%>=*}: not installed")
+    else
+      problems+=("${spec%%>=*}: $found installed, ${spec#*>=} or newer needed")
+    fi
+  done
+  ((${#problems[@]} == 0)) && return 0
+  found=$(printf '%s; ' "${problems[@]}")
+  die "after apt-get update and install, ${found%; }. ${APT_HINT:-The package lists offer no newer version (apt-cache policy ${pkgs[*]} shows what each suite has): add a suite that has one to /etc/apt/sources.list.d/}, then run: apt-get update && apt-get install -y ${pkgs[*]}"
+}
+
+# --- Machines -----------------------------------------------------------------
+
+# host_arch: this machine's architecture as berth's binaries are named (x86_64, aarch64).
+host_arch() {
+  local m
+  m=$(uname -m)
+  case $m in
+    x86_64 | aarch64) printf '%s' "$m" ;;
+    arm64) printf 'aarch64' ;;
+    *) die "berth's binaries are built for x86_64 and aarch64; this machine is $m" ;;
+  esac
 }
 
 # --- Processes ----------------------------------------------------------------
