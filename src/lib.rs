@@ -20,6 +20,7 @@
 
 pub mod account;
 pub mod atomic;
+pub mod bounded;
 pub mod cli;
 pub mod clock;
 pub mod commands;

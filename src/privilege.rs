@@ -55,6 +55,27 @@ pub enum PrivilegeError {
         /// Why.
         cause: io::Error,
     },
+    /// The work did not finish within its bound (a file or lock of the user's held it);
+    /// its thread is left to finish on its own.
+    #[error(
+        "work as user {target} did not finish within {:.1} s (something of theirs held it); berth goes on without it",
+        bound.as_secs_f64()
+    )]
+    TimedOut {
+        /// The user.
+        target: String,
+        /// The bound.
+        bound: std::time::Duration,
+    },
+    /// Too much work for users is still unfinished (held, as above): no more is started
+    /// until some of it ends.
+    #[error(
+        "{MAX_PENDING} pieces of work as other users are still unfinished; berth does not start more for user {target} until they end"
+    )]
+    Busy {
+        /// The user.
+        target: String,
+    },
 }
 
 /// Whether work for `account` needs a change of credentials (berth runs as root, as
@@ -113,6 +134,78 @@ pub fn as_user<T: Send>(
                 Ok(result) => result,
                 Err(panic) => std::panic::resume_unwind(panic),
             }
+        }),
+    }
+}
+
+/// How many threads acting as users may be unfinished at once (those still running after
+/// their caller stopped waiting count, until they end).
+pub const MAX_PENDING: usize = 32;
+
+static PENDING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Runs `work` with the credentials of `account`, as [`as_user`] does, but always in a
+/// thread of its own and waited for without blocking: the caller (the daemon's runtime)
+/// goes on with other work meanwhile, and stops waiting after `bound`
+/// ([`PrivilegeError::TimedOut`]). Work that outlives its bound keeps its thread until it
+/// ends; while [`MAX_PENDING`] such threads are unfinished, no more are started. A panic
+/// in `work` is resumed in the caller.
+pub async fn as_user_bounded<T: Send + 'static>(
+    account: &Account,
+    bound: std::time::Duration,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, PrivilegeError> {
+    use std::sync::atomic::Ordering;
+    let need = need(account, Uid::effective());
+    if need == Need::Refused {
+        return Err(PrivilegeError::NotPermitted {
+            current: Uid::effective().as_raw(),
+            target: account.name.clone(),
+            uid: account.uid.as_raw(),
+        });
+    }
+    if PENDING.fetch_add(1, Ordering::SeqCst) >= MAX_PENDING {
+        PENDING.fetch_sub(1, Ordering::SeqCst);
+        return Err(PrivilegeError::Busy {
+            target: account.name.clone(),
+        });
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let who = account.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("berth-as-{}", account.uid))
+        .spawn(move || {
+            let result = match need {
+                Need::Drop => drop_thread_to(who.uid, who.gid, &who.groups)
+                    .map_err(|cause| PrivilegeError::Switch {
+                        target: who.name.clone(),
+                        cause,
+                    })
+                    .map(|()| std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))),
+                _ => Ok(std::panic::catch_unwind(std::panic::AssertUnwindSafe(work))),
+            };
+            PENDING.fetch_sub(1, Ordering::SeqCst);
+            let _ = tx.send(result);
+        });
+    if let Err(cause) = spawned {
+        PENDING.fetch_sub(1, Ordering::SeqCst);
+        return Err(PrivilegeError::Thread {
+            target: account.name.clone(),
+            cause,
+        });
+    }
+    match tokio::time::timeout(bound, rx).await {
+        Ok(Ok(Ok(Ok(value)))) => Ok(value),
+        Ok(Ok(Ok(Err(panic)))) => std::panic::resume_unwind(panic),
+        Ok(Ok(Err(e))) => Err(e),
+        // The thread ended without answering: it cannot, since it always sends.
+        Ok(Err(_)) => Err(PrivilegeError::Thread {
+            target: account.name.clone(),
+            cause: io::Error::other("the thread ended without an answer"),
+        }),
+        Err(_) => Err(PrivilegeError::TimedOut {
+            target: account.name.clone(),
+            bound,
         }),
     }
 }
@@ -199,6 +292,46 @@ mod tests {
         // This thread, and the process, are still root.
         assert!(Uid::effective().is_root());
         assert!(std::fs::File::open(&secret).is_ok());
+    }
+
+    #[test]
+    fn bounded_work_runs_as_the_user_off_the_runtime_and_is_given_up_at_its_bound() {
+        let rt = crate::runtime().unwrap();
+        rt.block_on(async {
+            let me = Account::current().unwrap();
+            let uid = as_user_bounded(&me, std::time::Duration::from_secs(5), || {
+                Uid::effective().as_raw()
+            })
+            .await
+            .unwrap();
+            assert_eq!(uid, me.uid.as_raw());
+            if Uid::effective().is_root() {
+                let uid = as_user_bounded(&nobody(), std::time::Duration::from_secs(5), || {
+                    Uid::effective().as_raw()
+                })
+                .await
+                .unwrap();
+                assert_eq!(uid, 65534);
+            }
+            // Work that never ends on its own: the caller is answered at the bound, and
+            // the runtime (one thread) ran other tasks meanwhile: one that waited for the
+            // work to start.
+            let (release, held) = std::sync::mpsc::channel::<()>();
+            let (started_tx, started_rx) = tokio::sync::oneshot::channel::<()>();
+            let saw_start = tokio::spawn(started_rx);
+            let err = as_user_bounded(&me, std::time::Duration::from_millis(100), move || {
+                let _ = started_tx.send(());
+                let _ = held.recv();
+            })
+            .await
+            .unwrap_err();
+            assert!(matches!(err, PrivilegeError::TimedOut { .. }), "{err}");
+            assert!(
+                saw_start.is_finished(),
+                "the runtime was held while the work ran"
+            );
+            drop(release);
+        });
     }
 
     #[test]
