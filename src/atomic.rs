@@ -57,18 +57,17 @@ pub fn write_over(
 ) -> io::Result<Outcome> {
     let target = resolve_symlinks(path)?;
     let holds = |target: &Path, expected: &[u8]| -> io::Result<bool> {
-        match fs::read(target) {
-            Ok(now) => Ok(now == expected),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(expected.is_empty()),
-            Err(e) => Err(e),
-        }
+        Ok(match read_bounded(target)? {
+            Some(now) => now == expected,
+            None => expected.is_empty(),
+        })
     };
     if let Some(read) = read
         && !holds(&target, read)?
     {
         return Ok(Outcome::Changed);
     }
-    if let Ok(existing) = fs::read(&target)
+    if let Some(existing) = read_bounded(&target)?
         && existing == contents
         && fix_metadata(&target, mode)?
     {
@@ -119,7 +118,7 @@ fn replace_checked(
     match swapped {
         Ok(()) if read.is_empty() => Ok(Outcome::Written),
         Ok(()) => {
-            let displaced = fs::read(tmp)?;
+            let displaced = read_bounded(tmp)?.unwrap_or_default();
             if displaced == read {
                 Ok(Outcome::Written)
             } else {
@@ -272,7 +271,19 @@ pub fn fix_metadata(path: &Path, mode: u32) -> io::Result<bool> {
 }
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_DIRECTORY | nix::libc::O_NONBLOCK)
+        .open(dir)?
+        .sync_all()
+}
+
+/// A file being replaced, read as [`crate::bounded`] reads what someone else controls (it
+/// may be anything the user put there); `None` when there is none.
+fn read_bounded(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    use crate::bounded::{self, Limit, Links};
+    bounded::read_if_exists(path, Limit::CONFIG, Links::Follow)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 #[cfg(test)]

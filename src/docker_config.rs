@@ -23,6 +23,7 @@ use serde_json::{Map, Value};
 
 use crate::account::Account;
 use crate::atomic;
+use crate::bounded::{self, Limit, Links};
 use crate::secret::Secret;
 
 /// The name berth's credential helper is registered under (`docker-credential-berth`).
@@ -84,6 +85,20 @@ impl Location {
     fn lock_file(&self) -> PathBuf {
         self.dir.join(".berth.lock")
     }
+
+    /// The folder's device and inode, following links (as the caller sees it): which
+    /// folder the config lives in now. An error when there is none.
+    pub fn identity(&self) -> io::Result<(u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = fs::metadata(&self.dir)?;
+        if !meta.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} is not a folder", self.dir.display()),
+            ));
+        }
+        Ok((meta.dev(), meta.ino()))
+    }
 }
 
 /// A config that cannot be read or written.
@@ -112,14 +127,9 @@ pub enum ConfigError {
         /// What is wrong.
         what: String,
     },
-    /// Reading failed.
-    #[error("cannot read {path}: {cause}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        cause: io::Error,
-    },
+    /// Reading failed, or the file is not one berth reads (a FIFO, a device, too large).
+    #[error(transparent)]
+    Read(#[from] crate::bounded::FileError),
     /// Writing failed; the old file is untouched.
     #[error("cannot write {path}: {cause}; the file was left as it was")]
     Write {
@@ -171,11 +181,10 @@ impl DockerConfig {
     pub fn load(location: &Location) -> Result<DockerConfig, ConfigError> {
         let path = location.file();
         let real = atomic::resolve_symlinks(&path).unwrap_or_else(|_| path.clone());
-        let text = match fs::read(&real) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(cause) => return Err(ConfigError::Read { path, cause }),
-        };
+        // Read as the config's user (the caller runs as them): a link they made is theirs
+        // to follow, but whatever it leads to must be a regular file of sensible size.
+        let text =
+            bounded::read_if_exists(&real, Limit::CONFIG, Links::Follow)?.unwrap_or_default();
         let doc = parse(&path, &text)?;
         Ok(DockerConfig {
             path,
@@ -517,7 +526,7 @@ impl Managed {
     /// Loads the record; a missing or unreadable one is empty (it only ever narrows what
     /// berth removes).
     pub fn load(location: &Location) -> Managed {
-        fs::read(location.managed_file())
+        bounded::read(&location.managed_file(), Limit::CONFIG, Links::Follow)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default()
@@ -540,21 +549,64 @@ impl Managed {
 /// not lock, so this only keeps berth's own writers in turn).
 pub struct ConfigLock(#[allow(dead_code)] nix::fcntl::Flock<fs::File>);
 
+/// How long berth tries for the config's lock before it gives up for now. The lock file is
+/// in the user's folder, so the user can hold it for ever; a berth writer holds it for
+/// milliseconds.
+pub const LOCK_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl ConfigLock {
-    /// Takes the lock, waiting for another berth process to finish. Run it as the
-    /// config's user.
-    pub fn acquire(location: &Location) -> io::Result<ConfigLock> {
+    /// Takes the lock, waiting at most [`LOCK_BOUND`] for another holder (see
+    /// [`bounded::lock`]); creates the lock file if there is none, never through a link, and
+    /// refuses one that is not a regular file. Run it as the config's user.
+    pub fn acquire(location: &Location) -> Result<ConfigLock, bounded::LockError> {
+        Self::acquire_within(location, LOCK_BOUND, true)
+    }
+
+    /// Takes the lock only if its file exists already (the keeper's way: it must not make
+    /// files in a folder being removed), waiting at most `bound`; `Ok(None)` when there is
+    /// no lock file.
+    pub fn acquire_existing(
+        location: &Location,
+        bound: std::time::Duration,
+    ) -> Result<Option<ConfigLock>, bounded::LockError> {
+        match Self::acquire_within(location, bound, false) {
+            Err(bounded::LockError::Io { cause, .. })
+                if cause.kind() == io::ErrorKind::NotFound =>
+            {
+                Ok(None)
+            }
+            other => other.map(Some),
+        }
+    }
+
+    fn acquire_within(
+        location: &Location,
+        bound: std::time::Duration,
+        create: bool,
+    ) -> Result<ConfigLock, bounded::LockError> {
         use std::os::unix::fs::OpenOptionsExt;
         let path = location.lock_file();
+        let io_err = |cause: io::Error| bounded::LockError::Io {
+            path: path.clone(),
+            cause: if cause.raw_os_error() == Some(nix::libc::ELOOP) {
+                io::Error::other(
+                    "it is a symbolic link, and berth takes its lock through no link: remove it",
+                )
+            } else {
+                cause
+            },
+        };
         let file = fs::OpenOptions::new()
-            .create(true)
+            .create(create)
             .truncate(false)
             .write(true)
             .mode(0o600)
-            .open(&path)?;
-        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map(ConfigLock)
-            .map_err(|(_, errno)| io::Error::from(errno))
+            .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOFOLLOW | nix::libc::O_NOCTTY)
+            .open(&path)
+            .map_err(io_err)?;
+        bounded::check_regular(&file, &path)
+            .map_err(|e| io_err(io::Error::new(io::ErrorKind::InvalidInput, e)))?;
+        bounded::lock(file, &path, bound).map(ConfigLock)
     }
 }
 

@@ -211,10 +211,11 @@ pub async fn diagnose(inputs: &Inputs<'_>) -> Diagnosis {
             };
         }
     };
-    let docker = load_config(inputs.user, inputs.location);
-    let engine = inputs
-        .engine
-        .map(|(target, pinged)| engine_check(target, pinged, inputs.user));
+    let docker = load_config(inputs.user, inputs.location).await;
+    let engine = match inputs.engine {
+        Some((target, pinged)) => Some(engine_check(target, pinged, inputs.user).await),
+        None => None,
+    };
     let mut out = Diagnosis {
         secrets: secret_findings(inputs.discovery),
         ..Default::default()
@@ -388,8 +389,13 @@ fn finding_names(f: &Finding, id: &str) -> bool {
 }
 
 /// The remote user's Docker config, read as that user; or why it cannot be.
-fn load_config(user: &Account, location: &Location) -> Result<DockerConfig, String> {
-    match crate::privilege::as_user(user, || DockerConfig::load(location)) {
+async fn load_config(user: &Account, location: &Location) -> Result<DockerConfig, String> {
+    let location = location.clone();
+    match crate::privilege::as_user_bounded(user, crate::inject::WORK_BOUND, move || {
+        DockerConfig::load(&location)
+    })
+    .await
+    {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => Err(e.to_string()),
         Err(e) => Err(e.to_string()),
@@ -397,7 +403,7 @@ fn load_config(user: &Account, location: &Location) -> Result<DockerConfig, Stri
 }
 
 /// Whether the engine answered, and answers for the remote user.
-fn engine_check(
+async fn engine_check(
     target: &EngineTarget,
     pinged: &Result<engine::Engine, String>,
     user: &Account,
@@ -410,7 +416,7 @@ fn engine_check(
                  or set DOCKER_HOST to the one you use",
         )
     })?;
-    if let Some(why) = engine::user_access(target, user) {
+    if let Some(why) = engine::user_access(target, user).await {
         let (found, fix) = why
             .split_once(": ")
             .map(|(a, b)| (a.to_string(), b.to_string()))

@@ -195,9 +195,8 @@ async fn request_as_user(
     user: Account,
     req: bollard::BollardRequest,
 ) -> Result<http::Response<hyper::body::Incoming>, bollard::errors::Error> {
-    let stream = tokio::task::spawn_blocking(move || {
-        crate::privilege::as_user(&user, || std::os::unix::net::UnixStream::connect(&path))
-            .map_err(std::io::Error::other)?
+    let stream = crate::privilege::as_user_bounded(&user, CONNECT_BOUND, move || {
+        std::os::unix::net::UnixStream::connect(&path)
     })
     .await
     .map_err(std::io::Error::other)??;
@@ -222,19 +221,25 @@ async fn request_as_user(
         .await?)
 }
 
+/// The longest berth waits to connect to an engine's socket as a user (a socket whose
+/// listener never accepts makes a connect wait once its backlog is full).
+const CONNECT_BOUND: Duration = Duration::from_secs(5);
+
 /// Whether `account` may open the engine's socket: `None` when it may (or the engine is
 /// not a socket, or is opened as that user anyway), else what stops it and what to do, in
 /// plain words.
-pub fn user_access(target: &EngineTarget, account: &Account) -> Option<String> {
+pub async fn user_access(target: &EngineTarget, account: &Account) -> Option<String> {
     let DockerHost::Unix(path) = &target.host else {
         return None;
     };
     if target.user.is_some() || account.is_current() || account.uid.is_root() {
         return None;
     }
-    let opened = crate::privilege::as_user(account, || {
-        std::os::unix::net::UnixStream::connect(path).map(drop)
-    });
+    let socket = path.clone();
+    let opened = crate::privilege::as_user_bounded(account, CONNECT_BOUND, move || {
+        std::os::unix::net::UnixStream::connect(&socket).map(drop)
+    })
+    .await;
     let err = match opened {
         Ok(Ok(())) => return None,
         Ok(Err(e)) => e,

@@ -200,18 +200,34 @@ pub enum InjectError {
         /// Why.
         cause: std::io::Error,
     },
+    /// berth's lock in the config folder: held by someone else past its bound, or not a
+    /// lock file berth can use.
+    #[error(transparent)]
+    Lock(#[from] crate::bounded::LockError),
 }
 
-/// One login to write.
-#[derive(Clone, Debug)]
-pub struct Entry<'a> {
-    /// The secret identifier it came from.
-    pub id: &'a str,
-    /// The registry's key in the config.
-    pub key: &'a str,
-    /// The login.
-    pub login: &'a Login,
+impl InjectError {
+    /// Whether the config's lock was held by someone else (the write may succeed later).
+    pub fn is_lock_held(&self) -> bool {
+        matches!(self, InjectError::Lock(crate::bounded::LockError::Held(_)))
+    }
 }
+
+/// One login to write (owned: it crosses into the thread that acts as the user).
+#[derive(Clone, Debug)]
+pub struct Entry {
+    /// The secret identifier it came from.
+    pub id: String,
+    /// The registry's key in the config.
+    pub key: String,
+    /// The login.
+    pub login: Login,
+}
+
+/// The longest berth waits for one piece of work on a user's Docker config (its lock for
+/// [`docker_config::LOCK_BOUND`], then a few small reads and writes): past it, the work is
+/// given up ([`PrivilegeError::TimedOut`]) and the caller goes on.
+pub const WORK_BOUND: Duration = Duration::from_secs(10);
 
 /// How to write.
 #[derive(Clone, Copy, Debug, Default)]
@@ -252,16 +268,18 @@ pub struct WriteReport {
 /// change is made again on what the file holds now, and the config is written before the
 /// record of berth's entries, so that a failed write never leaves the record claiming an
 /// entry the config does not have.
-pub fn write_entries(
+pub async fn write_entries(
     target: &Target,
-    entries: &[Entry<'_>],
+    entries: Vec<Entry>,
     opts: WriteOptions,
 ) -> Result<WriteReport, InjectError> {
     // Whether the helper is installed is berth's own question, asked before the switch.
     let helper = opts.helper.value();
-    privilege::as_user(&target.account, || {
-        write_entries_as_user(target, entries, opts, helper)
-    })?
+    let t = target.clone();
+    privilege::as_user_bounded(&target.account, WORK_BOUND, move || {
+        write_entries_as_user(&t, &entries, opts, helper)
+    })
+    .await?
 }
 
 /// The config and the record with the entries applied, and what that changed.
@@ -282,7 +300,7 @@ impl Applied {
 
 fn write_entries_as_user(
     target: &Target,
-    entries: &[Entry<'_>],
+    entries: &[Entry],
     opts: WriteOptions,
     helper: Option<&str>,
 ) -> Result<WriteReport, InjectError> {
@@ -297,8 +315,9 @@ fn write_entries_as_user(
     let mut applied = apply(target, entries, opts, helper, None)?;
     if !opts.dry_run && applied.needs_write() {
         atomic::ensure_dir(dir, 0o700).map_err(folder_err)?;
-        let _lock = ConfigLock::acquire(&target.location).map_err(folder_err)?;
-        applied = write_locked(target, entries, opts, helper)?;
+        let _lock = ConfigLock::acquire(&target.location)?;
+        applied = write_locked(target, entries, opts, helper, true)?
+            .expect("a write that may create the config always writes");
     } else if !opts.dry_run {
         // Nothing to write; an existing file is still made private and the user's.
         applied.config.save()?;
@@ -321,18 +340,24 @@ fn write_entries_as_user(
 
 /// With berth's lock held: removes what killed writers left, then applies the entries to
 /// what the files hold now and writes the config, then the record. The Docker CLI, which
-/// takes no lock, may replace the config during the write: then apply again.
+/// takes no lock, may replace the config during the write: then apply again. Unless
+/// `create`, a config that is not there (removed meanwhile, with its folder perhaps) is
+/// left so: `None`.
 fn write_locked(
     target: &Target,
-    entries: &[Entry<'_>],
+    entries: &[Entry],
     opts: WriteOptions,
     helper: Option<&str>,
-) -> Result<Applied, InjectError> {
+    create: bool,
+) -> Result<Option<Applied>, InjectError> {
     for name in ["config.json", crate::docker_config::MANAGED_FILE] {
         atomic::remove_stale_temps(&target.location.dir, name);
     }
     let mut onto: Option<(Vec<u8>, Vec<u8>)> = None;
     for _ in 0..10 {
+        if !create && onto.is_none() && !target.location.file().exists() {
+            return Ok(None);
+        }
         let applied = apply(target, entries, opts, helper, onto.take())?;
         match applied.config.save()? {
             atomic::Outcome::Changed => continue,
@@ -346,7 +371,7 @@ fn write_locked(
         if applied.managed_changed {
             applied.managed.save(&target.location)?;
         }
-        return Ok(applied);
+        return Ok(Some(applied));
     }
     Err(InjectError::Busy {
         path: target.location.file(),
@@ -364,6 +389,9 @@ pub struct KeptEntry {
     pub login: Login,
     /// Its stamp in berth's record.
     pub stamp: u64,
+    /// Not written yet (the config's lock was held when berth tried): the keeper writes
+    /// it as soon as it can, whatever berth's record says.
+    pub pending: bool,
 }
 
 /// What keeping berth's entries in place did.
@@ -380,6 +408,9 @@ pub struct Kept {
     pub adopted: Vec<KeptEntry>,
     /// The config file.
     pub path: PathBuf,
+    /// The config folder is not the one berth watches any more (removed, or replaced):
+    /// nothing was done.
+    pub folder_gone: bool,
 }
 
 /// Keeps the entries berth wrote (`written`: registry key, identifier, login) in the
@@ -387,89 +418,118 @@ pub struct Kept {
 /// done, config written and record not yet, is never mistaken for another writer's): an
 /// entry another writer dropped or changed (its login, or its `credHelpers` value) is put
 /// back; one the user removed from berth's record (`berth inject --prune`) is forgotten.
-pub fn keep_entries(
+///
+/// It never fights a removal: unless an entry is still pending (never written), nothing is
+/// done where the config, berth's record or its lock file is missing (a folder being
+/// removed, a config the user deleted: berth writes again at the next hook), nothing is
+/// created, and a folder that is no longer the one at `watched` (a device and inode, as
+/// [`Location::identity`] gives) is reported gone.
+pub async fn keep_entries(
+    target: &Target,
+    written: Vec<KeptEntry>,
+    mode: HelperMode,
+    watched: Option<(u64, u64)>,
+) -> Result<Kept, InjectError> {
+    let helper = mode.value();
+    let t = target.clone();
+    privilege::as_user_bounded(&target.account, WORK_BOUND, move || {
+        keep_as_user(&t, &written, mode, helper, watched)
+    })
+    .await?
+}
+
+fn keep_as_user(
     target: &Target,
     written: &[KeptEntry],
     mode: HelperMode,
+    helper: Option<&str>,
+    watched: Option<(u64, u64)>,
 ) -> Result<Kept, InjectError> {
-    let helper = mode.value();
-    privilege::as_user(&target.account, || {
-        let mut kept = Kept {
-            path: target.location.file(),
-            ..Kept::default()
-        };
-        if !target.location.dir.is_dir() {
-            return Ok(kept);
+    let mut kept = Kept {
+        path: target.location.file(),
+        ..Kept::default()
+    };
+    let identity = target.location.identity().ok();
+    if identity.is_none() || (watched.is_some() && identity != watched) {
+        kept.folder_gone = true;
+        return Ok(kept);
+    }
+    let pending = written.iter().any(|w| w.pending);
+    let lock = if pending {
+        Some(ConfigLock::acquire(&target.location)?)
+    } else if target.location.file().exists() && target.location.managed_file().exists() {
+        ConfigLock::acquire_existing(&target.location, docker_config::LOCK_BOUND)?
+    } else {
+        None
+    };
+    let Some(_lock) = lock else {
+        return Ok(kept);
+    };
+    let config = DockerConfig::load(&target.location)?;
+    let managed_exists = target.location.managed_file().exists();
+    let managed = Managed::load(&target.location);
+    let mut restore = Vec::new();
+    for w in written {
+        let recorded = managed.entries.get(&w.key);
+        if managed_exists && recorded.is_none() && !w.pending {
+            kept.forgotten.push(w.key.clone());
+            continue;
         }
-        let _lock = ConfigLock::acquire(&target.location).map_err(|cause| InjectError::Folder {
-            path: target.location.dir.clone(),
-            cause,
-        })?;
-        let config = DockerConfig::load(&target.location)?;
-        let managed_exists = target.location.managed_file().exists();
-        let managed = Managed::load(&target.location);
-        let mut restore = Vec::new();
-        for w in written {
-            let recorded = managed.entries.get(&w.key);
-            if managed_exists && recorded.is_none() {
-                kept.forgotten.push(w.key.clone());
-                continue;
+        if let Some(r) = recorded.filter(|r| r.stamp != w.stamp && r.stamp != 0 && !w.pending) {
+            // Another berth process wrote this entry since: what it wrote is kept.
+            match config.login(&w.key) {
+                Some((user, password)) => kept.adopted.push(KeptEntry {
+                    key: w.key.clone(),
+                    id: r.id.clone(),
+                    login: Login {
+                        user,
+                        password,
+                        expires_at: None,
+                    },
+                    stamp: r.stamp,
+                    pending: false,
+                }),
+                None => kept.forgotten.push(w.key.clone()),
             }
-            if let Some(r) = recorded.filter(|r| r.stamp != w.stamp && r.stamp != 0) {
-                // Another berth process wrote this entry since: what it wrote is kept.
-                match config.login(&w.key) {
-                    Some((user, password)) => kept.adopted.push(KeptEntry {
-                        key: w.key.clone(),
-                        id: r.id.clone(),
-                        login: Login {
-                            user,
-                            password,
-                            expires_at: None,
-                        },
-                        stamp: r.stamp,
-                    }),
-                    None => kept.forgotten.push(w.key.clone()),
-                }
-                continue;
-            }
-            let login_there = config.login(&w.key).is_some_and(|(u, p)| {
-                docker_config::encode_auth(&u, &p)
-                    == docker_config::encode_auth(&w.login.user, &w.login.password)
+            continue;
+        }
+        let login_there = config.login(&w.key).is_some_and(|(u, p)| {
+            docker_config::encode_auth(&u, &p)
+                == docker_config::encode_auth(&w.login.user, &w.login.password)
+        });
+        let helper_there = helper.is_none_or(|h| config.cred_helper(&w.key) == Some(h));
+        if !(login_there && helper_there && managed_exists) || w.pending {
+            restore.push(Entry {
+                id: w.id.clone(),
+                key: w.key.clone(),
+                login: w.login.clone(),
             });
-            let helper_there = helper.is_none_or(|h| config.cred_helper(&w.key) == Some(h));
-            if !(login_there && helper_there && managed_exists) {
-                restore.push(Entry {
-                    id: &w.id,
-                    key: &w.key,
-                    login: &w.login,
-                });
-            }
         }
-        if !restore.is_empty() {
-            let opts = WriteOptions {
-                dry_run: false,
-                helper: mode,
-                prune: false,
-            };
-            let applied = write_locked(target, &restore, opts, helper)?;
-            kept.restored = restore.iter().map(|e| e.id.to_string()).collect();
-            kept.restored.sort();
-            kept.stamps = restore
-                .iter()
-                .filter_map(|e| {
-                    Some((e.key.to_string(), applied.managed.entries.get(e.key)?.stamp))
-                })
-                .collect();
-        }
-        Ok(kept)
-    })?
+    }
+    if !restore.is_empty() {
+        let opts = WriteOptions {
+            dry_run: false,
+            helper: mode,
+            prune: false,
+        };
+        let Some(applied) = write_locked(target, &restore, opts, helper, pending)? else {
+            return Ok(kept);
+        };
+        kept.restored = restore.iter().map(|e| e.id.clone()).collect();
+        kept.restored.sort();
+        kept.stamps = restore
+            .iter()
+            .filter_map(|e| Some((e.key.clone(), applied.managed.entries.get(&e.key)?.stamp)))
+            .collect();
+    }
+    Ok(kept)
 }
 
 /// Loads the config and the record and applies the entries (and, with `prune`, removes
 /// berth's others) in memory.
 fn apply(
     target: &Target,
-    entries: &[Entry<'_>],
+    entries: &[Entry],
     opts: WriteOptions,
     helper: Option<&str>,
     onto: Option<(Vec<u8>, Vec<u8>)>,
@@ -490,13 +550,13 @@ fn apply(
     }
     let mut changes = Vec::new();
     for entry in entries {
-        let previous_helper = match config.cred_helper(entry.key) {
+        let previous_helper = match config.cred_helper(&entry.key) {
             Some(h) if Some(h) != helper && h != docker_config::HELPER_NAME && !h.is_empty() => {
                 Some(h.to_string())
             }
             _ => managed
                 .entries
-                .get(entry.key)
+                .get(&entry.key)
                 .and_then(|m| m.previous_helper.clone()),
         };
         if previous_helper.is_some() && helper.is_none() {
@@ -507,9 +567,9 @@ fn apply(
                 entry.key
             ));
         }
-        let change = config.set_login(entry.key, &entry.login.user, &entry.login.password, helper);
+        let change = config.set_login(&entry.key, &entry.login.user, &entry.login.password, helper);
         // A changed entry gets a new stamp; an unchanged one keeps its own.
-        let stamp = match (change, managed.entries.get(entry.key)) {
+        let stamp = match (change, managed.entries.get(&entry.key)) {
             (Change::Unchanged, Some(old)) if old.stamp != 0 => old.stamp,
             _ => fastrand::u64(1..),
         };
@@ -526,7 +586,7 @@ fn apply(
     }
     let mut removed = Vec::new();
     if opts.prune {
-        let keep: Vec<&str> = entries.iter().map(|e| e.key).collect();
+        let keep: Vec<&str> = entries.iter().map(|e| e.key.as_str()).collect();
         let stale: Vec<String> = managed
             .entries
             .keys()
@@ -667,7 +727,13 @@ pub struct Injected {
     pub logins: Vec<(String, Login)>,
     /// ECR swaps not finished within the bound.
     pub pending: Vec<PendingLogin>,
+    /// Logins not written because the config's lock was held past its bound, by
+    /// identifier (their registries' reports say so); the daemon writes them later.
+    pub unwritten: Vec<(String, Login)>,
 }
+
+/// Logins berth may reuse instead of asking ECR again, by registry key.
+pub type Reusable = std::collections::HashMap<String, Login>;
 
 /// Discovered registries -> logins -> config: the whole of `berth inject`, which waits for
 /// every ECR answer (each bounded by the ECR client's own limits).
@@ -678,23 +744,34 @@ pub async fn inject(
     endpoints: &EndpointVars,
     opts: WriteOptions,
 ) -> Result<(Report, Vec<(String, Login)>), InjectError> {
-    let done = inject_with(discovery, target, client, endpoints, opts, &|_| None, None).await?;
+    let done = inject_with(
+        discovery,
+        target,
+        client,
+        endpoints,
+        opts,
+        &Reusable::new(),
+        None,
+    )
+    .await?;
     Ok((done.report, done.logins))
 }
 
 /// Writes every registry's login as soon as it is ready: the registries whose login is at
-/// hand (secrets, ready tokens, a fresh ECR token `reuse` gives) at once, in one write;
+/// hand (secrets, ready tokens, a fresh ECR token in `reuse`) at once, in one write;
 /// each ECR swap when ECR answers, all asked in parallel. With a `bound`, what ECR has not
 /// answered by then is handed back as pending (its request goes on) and named in the
 /// report, so that one slow endpoint never holds back the others. With `prune`, every
-/// login is awaited and written at once (pruning needs the whole set).
+/// login is awaited and written at once (pruning needs the whole set). Logins that could
+/// not be written because the config's lock was held are reported as failed and handed
+/// back as unwritten.
 pub async fn inject_with(
     discovery: &Discovery,
     target: &Target,
     client: &EcrClient,
     endpoints: &EndpointVars,
     opts: WriteOptions,
-    reuse: &(dyn Fn(&Registry) -> Option<Login> + Sync),
+    reuse: &Reusable,
     bound: Option<Duration>,
 ) -> Result<Injected, InjectError> {
     use futures_util::StreamExt;
@@ -716,7 +793,7 @@ pub async fn inject_with(
         if let RegistryKind::EcrToken(_) = r.kind {
             warnings.push(Warning::ReadyEcrToken { id: r.id.clone() });
         }
-        match reuse(r).or_else(|| login_at_hand(r)) {
+        match reused(reuse, r).or_else(|| login_at_hand(r)) {
             Some(login) => settle(&mut reports, &mut ready, r, Ok(login)),
             None => {
                 let (client, endpoints, registry) = (client.clone(), endpoints.clone(), r.clone());
@@ -741,11 +818,13 @@ pub async fn inject_with(
         while let Some((registry, result)) = swaps.next().await {
             settle(&mut reports, &mut ready, &registry, result);
         }
-        writes.add(write_logins(target, &mut reports, &ready, opts)?);
-        logins.append(&mut ready);
+        writes
+            .write(target, &mut reports, &mut ready, &mut logins, opts)
+            .await?;
     } else {
-        writes.add(write_logins(target, &mut reports, &ready, opts)?);
-        logins.append(&mut ready);
+        writes
+            .write(target, &mut reports, &mut ready, &mut logins, opts)
+            .await?;
         let deadline = bound.map(|b| started + b);
         loop {
             let next = match deadline {
@@ -760,8 +839,9 @@ pub async fn inject_with(
             };
             let mut one = Vec::new();
             settle(&mut reports, &mut one, &registry, result);
-            writes.add(write_logins(target, &mut reports, &one, opts)?);
-            logins.append(&mut one);
+            writes
+                .write(target, &mut reports, &mut one, &mut logins, opts)
+                .await?;
         }
     }
     let pending: Vec<PendingLogin> = swaps.into_iter().filter_map(Swap::pending).collect();
@@ -780,7 +860,15 @@ pub async fn inject_with(
         },
         logins,
         pending,
+        unwritten: writes.unwritten,
     })
+}
+
+/// A fresh ECR token berth may reuse for an ECR registry with access keys.
+fn reused(reuse: &Reusable, registry: &Registry) -> Option<Login> {
+    matches!(registry.kind, RegistryKind::EcrAccessKeys(_))
+        .then(|| reuse.get(registry.server.config_key()).cloned())
+        .flatten()
 }
 
 /// Logins obtained without writing anything (for pulls before `injectAt`).
@@ -800,15 +888,15 @@ pub async fn obtain_all(
     discovery: &Discovery,
     client: &EcrClient,
     endpoints: &EndpointVars,
-    reuse: &(dyn Fn(&Registry) -> Option<Login> + Sync),
+    reuse: &Reusable,
     bound: Duration,
 ) -> Obtained {
     use futures_util::StreamExt;
-    let deadline = tokio::time::Instant::now() + bound;
+    let deadline = tokio::time::Instant::now() + bound.min(Duration::from_secs(3600));
     let mut out = Obtained::default();
     let mut swaps = futures_util::stream::FuturesUnordered::new();
     for r in &discovery.registries {
-        match reuse(r).or_else(|| login_at_hand(r)) {
+        match reused(reuse, r).or_else(|| login_at_hand(r)) {
             Some(login) => out.logins.push((r.clone(), login)),
             None => {
                 let (client, endpoints, registry) = (client.clone(), endpoints.clone(), r.clone());
@@ -882,7 +970,7 @@ pub fn join_failed(e: tokio::task::JoinError) -> LoginError {
 
 /// Writes one registry's login, or reports its failure: what a pending ECR swap becomes
 /// when ECR answers.
-pub fn write_one(
+pub async fn write_one(
     target: &Target,
     registry: &Registry,
     result: Result<Login, LoginError>,
@@ -891,7 +979,7 @@ pub fn write_one(
     let mut reports = vec![RegistryReport::new(registry)];
     let mut ready = Vec::new();
     settle(&mut reports, &mut ready, registry, result);
-    write_logins(target, &mut reports, &ready, opts)?;
+    write_logins(target, &mut reports, &ready, opts).await?;
     let report = reports.pop().expect("one report");
     Ok((report, ready.pop().map(|(_, l)| l)))
 }
@@ -918,25 +1006,25 @@ fn settle(
 }
 
 /// Writes these logins (one read-modify-write), noting each entry's change in `reports`.
-fn write_logins(
+async fn write_logins(
     target: &Target,
     reports: &mut [RegistryReport],
     logins: &[(String, Login)],
     opts: WriteOptions,
 ) -> Result<WriteReport, InjectError> {
-    let entries: Vec<Entry<'_>> = logins
+    let entries: Vec<Entry> = logins
         .iter()
         .map(|(id, login)| Entry {
-            id,
+            id: id.clone(),
             key: reports
                 .iter()
                 .find(|r| &r.id == id)
-                .map(|r| r.server.as_str())
+                .map(|r| r.server.clone())
                 .unwrap_or_default(),
-            login,
+            login: login.clone(),
         })
         .collect();
-    let written = write_entries(target, &entries, opts)?;
+    let written = write_entries(target, entries, opts).await?;
     for (key, change) in &written.changes {
         if let Some(r) = reports.iter_mut().find(|r| &r.server == key) {
             r.change = Some(*change);
@@ -958,9 +1046,39 @@ struct Writes {
     helper: bool,
     removed: Vec<String>,
     notes: Vec<String>,
+    unwritten: Vec<(String, Login)>,
 }
 
 impl Writes {
+    /// Writes the logins in `ready` (moved to `logins` once written). A lock held past its
+    /// bound fails their reports and keeps them as unwritten; any other error stops.
+    async fn write(
+        &mut self,
+        target: &Target,
+        reports: &mut [RegistryReport],
+        ready: &mut Vec<(String, Login)>,
+        logins: &mut Vec<(String, Login)>,
+        opts: WriteOptions,
+    ) -> Result<(), InjectError> {
+        match write_logins(target, reports, ready, opts).await {
+            Ok(w) => {
+                self.add(w);
+                logins.append(ready);
+                Ok(())
+            }
+            Err(e) if e.is_lock_held() => {
+                for (id, _) in ready.iter() {
+                    if let Some(r) = reports.iter_mut().find(|r| &r.id == id) {
+                        r.error = Some(format!("registry {id}: {e}"));
+                    }
+                }
+                self.unwritten.append(ready);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     fn add(&mut self, w: WriteReport) {
         self.path = Some(w.path);
         self.written |= w.written;

@@ -144,10 +144,27 @@ pub struct Injection {
     pub logins: Vec<(Registry, Login)>,
     /// ECR swaps not finished in time; each goes on, for the caller to finish.
     pub pending: Vec<PendingLogin>,
+    /// Logins not written because the config's lock was held: the caller writes them
+    /// later (the daemon's keeper), or says that it cannot.
+    pub unwritten: Vec<(Registry, Login)>,
     /// Whom it was written for.
     pub target: Target,
     /// The ECR endpoints in force.
     pub endpoints: EndpointVars,
+}
+
+/// What a phase does, decided in one place ([`Lifecycle::plan`]) from the phase and the
+/// settings; whoever handles the hook (the daemon, or the hook itself) carries it out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Write the credentials now (`injectAt`); else say why they wait.
+    pub write: bool,
+    /// Start the pre-pulls before the credentials are written (`pullAt=early`).
+    pub pull_early: bool,
+    /// Wait, within this bound, for the Docker engine to answer (`waitForDocker`).
+    pub wait_engine: Option<Duration>,
+    /// Wait, within this bound, for the pre-pulls to finish (`waitForPulls`, postCreate).
+    pub wait_pulls: Option<Duration>,
 }
 
 /// What berth needs at every phase.
@@ -245,15 +262,34 @@ impl Lifecycle {
         }
     }
 
+    /// What a phase does: the one place that decides it.
+    pub fn plan(&self, input: &HookInput) -> Plan {
+        let phase = input.phase.unwrap_or(Phase::PostStart);
+        let settings = &self.settings;
+        let write = input.phase.is_none_or(|p| self.injects(p));
+        Plan {
+            write,
+            pull_early: !write && settings.pull_at == crate::settings::PullAt::Early,
+            wait_engine: (input.phase.is_some()
+                && phase.waits_for_docker()
+                && settings.wait_for_docker)
+                .then_some(settings.docker_timeout),
+            wait_pulls: (phase == Phase::PostCreate && settings.wait_for_pulls)
+                .then_some(settings.pull_timeout),
+        }
+    }
+
     /// The registries in the hook's environment, Codespaces' files and the secrets file
-    /// (the files read as the remote user).
-    pub fn discover(&self, input: &HookInput, sink: Sink<'_>) -> Discovery {
+    /// (the files read as the remote user, off the caller's runtime, within a bound).
+    pub async fn discover(&self, input: &HookInput, sink: Sink<'_>) -> Discovery {
         let vars = input.secrets.clone();
         let secrets_file = self.settings.secrets_file.clone();
         let codespaces = self.settings.codespaces_dir.clone();
-        let gathered = crate::privilege::as_user(&self.remote, move || {
-            secrets::gather(vars, secrets_file.as_deref(), Some(&codespaces))
-        });
+        let gathered =
+            crate::privilege::as_user_bounded(&self.remote, inject::WORK_BOUND, move || {
+                secrets::gather(vars, secrets_file.as_deref(), Some(&codespaces))
+            })
+            .await;
         let (layers, notes) = match gathered {
             Ok(Ok(x)) => x,
             Ok(Err(e)) => {
@@ -339,7 +375,7 @@ impl Lifecycle {
         &self,
         input: &HookInput,
         discovery: &Discovery,
-        reuse: &(dyn Fn(&Registry) -> Option<Login> + Sync),
+        reuse: &inject::Reusable,
         bound: Option<Duration>,
         sink: Sink<'_>,
     ) -> Option<Injection> {
@@ -357,6 +393,7 @@ impl Lifecycle {
             report,
             logins,
             pending,
+            unwritten,
         } = match result {
             Ok(x) => x,
             Err(e) => {
@@ -426,20 +463,23 @@ impl Lifecycle {
                 ),
             );
         }
-        let logins = logins
-            .into_iter()
-            .filter_map(|(id, login)| {
-                discovery
-                    .registries
-                    .iter()
-                    .find(|r| r.id == id)
-                    .map(|r| (r.clone(), login))
-            })
-            .collect();
+        let with_registry = |logins: Vec<(String, Login)>| -> Vec<(Registry, Login)> {
+            logins
+                .into_iter()
+                .filter_map(|(id, login)| {
+                    discovery
+                        .registries
+                        .iter()
+                        .find(|r| r.id == id)
+                        .map(|r| (r.clone(), login))
+                })
+                .collect()
+        };
         Some(Injection {
             report,
-            logins,
+            logins: with_registry(logins),
             pending,
+            unwritten: with_registry(unwritten),
             target,
             endpoints,
         })

@@ -604,8 +604,18 @@ impl Status {
         });
     }
 
-    /// The human form of `berth status`.
+    /// The human form of `berth status`. What the record holds came partly from outside
+    /// (a registry's error message, a user's variables): its control characters are shown
+    /// escaped ([`printable`]), never sent to the terminal.
     pub fn render(&self) -> String {
+        let raw = self.render_text();
+        raw.split('\n')
+            .map(printable)
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn render_text(&self) -> String {
         let mut out = String::new();
         match &self.daemon {
             Some(d) => {
@@ -1215,5 +1225,36 @@ mod tests {
         assert_eq!(human_bytes(999), "999 B");
         assert_eq!(human_bytes(1_500), "1.5 kB");
         assert_eq!(human_bytes(104_857_600), "104.9 MB");
+    }
+}
+
+/// `text` with its control characters (escape sequences a terminal would obey, carriage
+/// returns, bells) and the Unicode marks that reorder text shown as escapes (`\u{1b}`):
+/// for every line berth prints of what came from outside.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let reorders = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || reorders {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod printable_tests {
+    use super::printable;
+
+    #[test]
+    fn escapes_reach_the_terminal_as_text() {
+        assert_eq!(printable("plain text: ok"), "plain text: ok");
+        assert_eq!(
+            printable("a\u{1b}]0;owned\u{7}b\rc\u{202e}d"),
+            "a\\u{1b}]0;owned\\u{7}b\\u{d}c\\u{202e}d"
+        );
+        assert_eq!(printable("pässwörd €"), "pässwörd €");
     }
 }

@@ -41,7 +41,7 @@ pub fn run(phase: Phase, settings: Settings) -> ExitCode {
             &state.socket(),
             &Request::Hook(build_request(phase)),
             left,
-            &mut |_, text| println!("{text}"),
+            &mut |_, text| println!("{}", crate::status::printable(&text)),
         )
     };
     let mut asked = ask(bound);
@@ -223,21 +223,27 @@ fn work_alone(phase: Phase, settings: Settings) -> bool {
         Caller::this_process(),
         &life.remote,
     );
-    let mut sink = |_: Level, text: String| println!("{text}");
+    let mut sink = |_: Level, text: String| println!("{}", crate::status::printable(&text));
+    let plan = life.plan(&input);
     runtime.block_on(async {
-        let discovery = life.discover(&input, &mut sink);
+        let discovery = life.discover(&input, &mut sink).await;
         life.begin(&input, &discovery, &mut sink);
         let mut ok = discovery.findings.iter().all(|f| !f.is_fatal_for_set());
-        if life.injects(phase) {
+        if plan.write {
             ok &= life
-                .inject(&input, &discovery, &|_| None, None, &mut sink)
+                .inject(
+                    &input,
+                    &discovery,
+                    &crate::inject::Reusable::new(),
+                    None,
+                    &mut sink,
+                )
                 .await
                 .is_some_and(|i| !i.report.has_errors());
         } else {
             life.defer(phase, &mut sink);
         }
-        if phase.waits_for_docker()
-            && life.settings.wait_for_docker
+        if plan.wait_engine.is_some()
             && let Some(target) = life.expected_engine(Some(&input))
         {
             let bound = life.settings.docker_timeout;
@@ -259,7 +265,7 @@ fn work_alone(phase: Phase, settings: Settings) -> bool {
                             e.api_version
                         ),
                     );
-                    if let Some(why) = engine::user_access(&target, &life.remote) {
+                    if let Some(why) = engine::user_access(&target, &life.remote).await {
                         say(&mut sink, Level::Warn, format!("berth: {phase}: {why}"));
                         ok = false;
                     }
@@ -274,7 +280,7 @@ fn work_alone(phase: Phase, settings: Settings) -> bool {
                 }
             }
         }
-        if phase == Phase::PostCreate && life.settings.wait_for_pulls {
+        if plan.wait_pulls.is_some() {
             say(
                 &mut sink,
                 Level::Warn,

@@ -67,8 +67,14 @@ fn print_from(path: &Path, offset: u64) -> u64 {
     offset + complete as u64
 }
 
-/// One JSON log line as `time LEVEL message key=value ...`.
+/// One JSON log line as `time LEVEL message key=value ...`, its control characters shown
+/// escaped: values in the log came partly from outside (a user's `DOCKER_HOST`, a
+/// registry's error message) and must not reach the terminal as escape sequences.
 pub fn render(line: &[u8]) -> String {
+    crate::status::printable(&render_text(line))
+}
+
+fn render_text(line: &[u8]) -> String {
     let Ok(serde_json::Value::Object(mut map)) = serde_json::from_slice::<serde_json::Value>(line)
     else {
         return String::from_utf8_lossy(line).into_owned();

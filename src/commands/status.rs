@@ -53,6 +53,7 @@ pub fn run(json: bool, wait: Option<Option<u64>>, settings: Settings) -> anyhow:
 /// stdout carries JSON).
 fn wait_for_pulls(state: &StateDir, bound: Duration, json: bool) {
     let mut print = |_: Level, text: String| {
+        let text = crate::status::printable(&text);
         if json {
             eprintln!("{text}");
         } else {

@@ -182,16 +182,18 @@ impl Core {
             &self.life.remote,
         );
         let mut log_only = |_: Level, _: String| {};
-        let discovery = self.life.discover(&input, &mut log_only);
+        let discovery = self.life.discover(&input, &mut log_only).await;
         if discovery.registries.is_empty() {
             return true;
         }
         self.inject(&input, &discovery, &mut log_only).await
     }
 
-    /// Handles one hook from start to end; `false` if anything berth tried failed.
+    /// Handles one hook from start to end, as [`Lifecycle::plan`] decides for its phase;
+    /// `false` if anything berth tried failed.
     pub async fn handle_hook(self: &Arc<Self>, input: HookInput, sink: Sink<'_>) -> bool {
         let phase = input.phase.unwrap_or(Phase::PostStart);
+        let plan = self.life.plan(&input);
         if let Some(target) = &input.engine {
             self.engine_host.send_if_modified(|cur| {
                 let changed = cur.as_ref() != Some(target);
@@ -199,7 +201,7 @@ impl Core {
                 changed
             });
         }
-        let discovery = self.life.discover(&input, sink);
+        let discovery = self.life.discover(&input, sink).await;
         self.life.begin(&input, &discovery, sink);
         self.memory
             .lock()
@@ -207,25 +209,22 @@ impl Core {
             .phases
             .insert(phase);
         let mut ok = discovery.findings.iter().all(|f| !f.is_fatal_for_set());
-        if self.life.injects(phase) {
+        if plan.write {
             ok &= self.inject(&input, &discovery, sink).await;
         } else {
             self.life.defer(phase, sink);
-            if self.life.settings.pull_at == crate::settings::PullAt::Early {
+            if plan.pull_early {
                 self.pull_early(&input, &discovery, sink).await;
             }
             self.say_engine(&input, sink).await;
         }
-        if phase.waits_for_docker() && self.life.settings.wait_for_docker {
+        if plan.wait_engine.is_some() {
             ok &= self.wait_engine(&input, sink).await;
         }
-        if phase == Phase::PostCreate && self.life.settings.wait_for_pulls {
-            if !self.life.settings.wait_for_docker
-                || matches!(*self.engine.borrow(), EngineState::Ready(..))
+        if let Some(bound) = plan.wait_pulls {
+            if plan.wait_engine.is_none() || matches!(*self.engine.borrow(), EngineState::Ready(..))
             {
-                ok &= self
-                    .wait_pulls(input.label(), self.life.settings.pull_timeout, sink)
-                    .await;
+                ok &= self.wait_pulls(input.label(), bound, sink).await;
             } else {
                 say(
                     sink,
@@ -242,7 +241,8 @@ impl Core {
     }
 
     /// Writes credentials (one writer at a time), reusing fresh ECR tokens, and hands ECR
-    /// registries to the renewer.
+    /// registries to the renewer. Logins the config's lock kept out are handed to the
+    /// keeper, which writes them as soon as the lock is free.
     pub async fn inject(
         self: &Arc<Self>,
         input: &HookInput,
@@ -251,7 +251,7 @@ impl Core {
     ) -> bool {
         let writer = self.inject_lock.lock().await;
         let target = self.life.target_for(input);
-        let reuse = |r: &Registry| self.reuse_login(r, &target);
+        let reuse = self.reusable(discovery, &target).await;
         let bound = self.pending_bound();
         let Some(mut injection) = self
             .life
@@ -267,11 +267,30 @@ impl Core {
             &injection.target,
             Some(discovery),
         );
+        if !injection.unwritten.is_empty() {
+            let ids: Vec<&str> = injection
+                .unwritten
+                .iter()
+                .map(|(r, _)| r.id.as_str())
+                .collect();
+            say(
+                sink,
+                Level::Warn,
+                format!(
+                    "berth: {}: another process holds the lock of {}; berth writes the credentials of {} as soon as it is free (berth status and the log say when)",
+                    input.label(),
+                    injection.target.location.dir.display(),
+                    ids.join(", ")
+                ),
+            );
+            self.remember_unwritten(&injection.unwritten, &injection.target);
+        }
         let pending = std::mem::take(&mut injection.pending);
-        self.after_injection(&injection.logins, &injection.target, &injection.endpoints)
+        let mut usable = injection.logins.clone();
+        usable.extend(injection.unwritten.iter().cloned());
+        self.after_injection(&usable, &injection.target, &injection.endpoints)
             .await;
-        self.request_pulls(input, &by_key(&injection.logins), sink)
-            .await;
+        self.request_pulls(input, &by_key(&usable), sink).await;
         if !pending.is_empty() {
             let (core, input) = (self.clone(), input.clone());
             let (target, endpoints) = (injection.target.clone(), injection.endpoints.clone());
@@ -292,7 +311,7 @@ impl Core {
         sink: Sink<'_>,
     ) {
         let target = self.life.target_for(input);
-        let reuse = |r: &Registry| self.reuse_login(r, &target);
+        let reuse = self.reusable(discovery, &target).await;
         let endpoints = input
             .endpoints
             .clone()
@@ -374,7 +393,7 @@ impl Core {
         .await;
         for (registry, result) in answers {
             let _writer = self.inject_lock.lock().await;
-            match crate::inject::write_one(&target, &registry, result, opts) {
+            match crate::inject::write_one(&target, &registry, result, opts).await {
                 Ok((report, login)) => {
                     let reports = vec![report.clone()];
                     self.life.record_outcome(
@@ -450,45 +469,98 @@ impl Core {
         *memo
     }
 
-    /// The login of an ECR registry whose token is not yet half-way to expiry (and came
-    /// from the same keys, when this process knows them): the one in memory (obtained
-    /// early, or written), else the one in the config.
-    fn reuse_login(&self, registry: &Registry, target: &Target) -> Option<Login> {
-        if !matches!(registry.kind, RegistryKind::EcrAccessKeys(_)) {
-            return None;
-        }
-        let key = registry.server.config_key();
-        let memo = *self.memory.lock().expect("memory lock").tokens.get(key)?;
-        if memo.keys.is_some_and(|k| k != self.fingerprint(registry)) {
-            return None;
-        }
-        let expires = memo.expires_at?;
+    /// The ECR tokens of these registries that are not yet half-way to expiry (and came
+    /// from the same keys, when this process knows them), by registry key: the ones in
+    /// memory (obtained early, or written), else those in the config (read once, as its
+    /// user, within a bound). Worked out before anything is written, and handed down.
+    async fn reusable(&self, discovery: &Discovery, target: &Target) -> crate::inject::Reusable {
         let now = now_ms();
-        if now >= memo.obtained_at + expires.saturating_sub(memo.obtained_at) / 2 || expires <= now
-        {
-            return None;
-        }
-        let in_memory = {
-            let mem = self.memory.lock().expect("memory lock");
-            mem.early
+        let mut fresh: Vec<&Registry> = Vec::new();
+        for registry in &discovery.registries {
+            if !matches!(registry.kind, RegistryKind::EcrAccessKeys(_)) {
+                continue;
+            }
+            let key = registry.server.config_key();
+            let Some(memo) = self
+                .memory
+                .lock()
+                .expect("memory lock")
+                .tokens
                 .get(key)
-                .cloned()
-                .or_else(|| mem.written.get(key).map(|w| w.login.clone()))
-        };
-        let (user, password) = match in_memory {
-            Some(l) => (l.user, l.password),
+                .copied()
+            else {
+                continue;
+            };
+            if memo.keys.is_some_and(|k| k != self.fingerprint(registry)) {
+                continue;
+            }
+            let Some(expires) = memo.expires_at else {
+                continue;
+            };
+            let half_way = memo.obtained_at + expires.saturating_sub(memo.obtained_at) / 2;
+            if now < half_way && now < expires {
+                fresh.push(registry);
+            }
+        }
+        let mut reuse = crate::inject::Reusable::new();
+        let mut from_config = Vec::new();
+        for registry in fresh {
+            let key = registry.server.config_key().to_string();
+            let in_memory = {
+                let mem = self.memory.lock().expect("memory lock");
+                mem.early
+                    .get(&key)
+                    .cloned()
+                    .or_else(|| mem.written.get(&key).map(|w| w.login.clone()))
+            };
+            match in_memory {
+                Some(login) => {
+                    reuse.insert(key, login);
+                }
+                None => from_config.push(key),
+            }
+        }
+        if !from_config.is_empty() {
             // The config is the remote user's: read it with their privileges.
-            None => crate::privilege::as_user(&target.account, || {
-                DockerConfig::load(&target.location).ok()?.login(key)
-            })
-            .ok()??,
-        };
-        tracing::info!(id = %registry.id, expires = %crate::status::when(expires), "reusing a fresh ECR token");
-        Some(Login {
-            user,
-            password,
-            expires_at: Some(time_of(expires)),
-        })
+            let location = target.location.clone();
+            let keys = from_config.clone();
+            let read = crate::privilege::as_user_bounded(
+                &target.account,
+                crate::inject::WORK_BOUND,
+                move || {
+                    let config = DockerConfig::load(&location).ok();
+                    keys.into_iter()
+                        .filter_map(|k| Some((k.clone(), config.as_ref()?.login(&k)?)))
+                        .collect::<Vec<_>>()
+                },
+            )
+            .await;
+            match read {
+                Ok(found) => {
+                    for (key, (user, password)) in found {
+                        reuse.insert(
+                            key,
+                            Login {
+                                user,
+                                password,
+                                expires_at: None,
+                            },
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the config for tokens to reuse; asking ECR again")
+                }
+            }
+        }
+        let mem = self.memory.lock().expect("memory lock");
+        for (key, login) in &mut reuse {
+            if let Some(expires) = mem.tokens.get(key).and_then(|m| m.expires_at) {
+                login.expires_at = Some(time_of(expires));
+                tracing::info!(server = %key, expires = %crate::status::when(expires), "reusing a fresh ECR token");
+            }
+        }
+        reuse
     }
 
     /// Records a renewed token.
@@ -504,6 +576,7 @@ impl Core {
                 id: registry.id.clone(),
                 login: login.clone(),
                 stamp,
+                pending: stamp == 0,
             },
         );
         mem.tokens.insert(
@@ -572,15 +645,35 @@ impl Core {
                         id: registry.id.clone(),
                         login: login.clone(),
                         stamp,
+                        pending: false,
                     },
                 );
             }
         }
-        self.guard.send_if_modified(|cur| {
-            let changed = cur.as_ref() != Some(target);
-            *cur = Some(target.clone());
-            changed
-        });
+        // Always a change for the keeper: the folder is resolved again at each write (the
+        // user may have replaced ~/.docker since, as Codespaces does with a link).
+        self.guard.send_replace(Some(target.clone()));
+    }
+
+    /// Remembers logins the config's lock kept out: the keeper writes them when it can.
+    fn remember_unwritten(&self, unwritten: &[(Registry, Login)], target: &Target) {
+        {
+            let mut mem = self.memory.lock().expect("memory lock");
+            for (registry, login) in unwritten {
+                let key = registry.server.config_key().to_string();
+                mem.written.insert(
+                    key.clone(),
+                    crate::inject::KeptEntry {
+                        key,
+                        id: registry.id.clone(),
+                        login: login.clone(),
+                        stamp: 0,
+                        pending: true,
+                    },
+                );
+            }
+        }
+        self.guard.send_replace(Some(target.clone()));
     }
 
     /// Says whether the engine answers now, without waiting.
@@ -682,8 +775,10 @@ impl Core {
         }
     }
 
-    /// The status: the event record, with the daemon's own facts.
-    pub fn status(&self) -> Status {
+    /// The status: the event record, with the daemon's own facts. berth's record beside
+    /// the config is read as its user, within a short bound: a status never waits on a
+    /// file of theirs.
+    pub async fn status(&self) -> Status {
         let records = self.life.records();
         let mut status = Status::from_records(&records);
         status.overlay(&self.pulls.borrow());
@@ -691,9 +786,14 @@ impl Core {
             location: crate::docker_config::Location::for_account(&self.life.remote, None),
             account: self.life.remote.clone(),
         });
-        if let Ok(managed) = crate::privilege::as_user(&target.account, || {
-            crate::docker_config::Managed::load(&target.location)
-        }) {
+        let location = target.location.clone();
+        if let Ok(managed) = crate::privilege::as_user_bounded(
+            &target.account,
+            Duration::from_millis(500),
+            move || crate::docker_config::Managed::load(&location),
+        )
+        .await
+        {
             status.without_secrets = crate::status::without_secrets(&records, &managed);
         }
         status.daemon = Some(DaemonInfo {

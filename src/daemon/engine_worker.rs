@@ -53,7 +53,7 @@ pub async fn run(core: Arc<Core>) -> Result<(), Fatal> {
             Ok(engine) => {
                 // A connect as the remote user, in a thread of its own: microseconds, and no
                 // blocking pool left idling behind.
-                let user_access = engine::user_access(&target, &core.life.remote);
+                let user_access = engine::user_access(&target, &core.life.remote).await;
                 match &user_access {
                     None => {
                         tracing::info!(host = %engine.host, api = %engine.api_version, "docker engine answers")

@@ -7,6 +7,12 @@
 //! verdict; the entrypoint's with a verdict; a status request with the status; a wait
 //! (`berth status --wait`) with the pulls' results as they come, then a verdict. A failed
 //! `accept` (too many open files, say) is reported and survived.
+//!
+//! Connections are bounded: at most [`MAX_PER_USER`] at once from one user and
+//! [`MAX_TOTAL`] in all, each with [`MAX_LINE`] bytes of request read within 10 s; one
+//! over a bound is told why and closed at once, so that a flood of slow clients cannot
+//! take the descriptors and memory the rest of the daemon needs (config writes, ECR
+//! calls, the engine). The request's buffer, which may hold secrets, is wiped.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,9 +26,67 @@ use super::{Core, Fatal};
 use crate::lifecycle::{Caller, HookInput};
 use crate::protocol::{Level, MAX_LINE, Request, Response};
 
+/// Connections served at once from one user.
+pub const MAX_PER_USER: usize = 16;
+/// Connections served at once in all.
+pub const MAX_TOTAL: usize = 64;
+/// The longest `berth status --wait` waits (a day: beyond that, the number is a mistake).
+const MAX_WAIT: Duration = Duration::from_secs(86_400);
+
+/// Connections being served, in all and by user.
+#[derive(Default)]
+struct Open {
+    total: usize,
+    by_uid: std::collections::HashMap<u32, usize>,
+}
+
+/// One connection counted in [`Open`], for as long as it lives.
+struct Slot {
+    open: Arc<std::sync::Mutex<Open>>,
+    uid: u32,
+}
+
+impl Slot {
+    /// Takes a slot for `uid`, or says which bound it would pass.
+    fn take(open: &Arc<std::sync::Mutex<Open>>, uid: u32) -> Result<Slot, String> {
+        let mut o = open.lock().expect("connections lock");
+        let mine = o.by_uid.get(&uid).copied().unwrap_or(0);
+        if mine >= MAX_PER_USER {
+            return Err(format!(
+                "uid {uid} already has {MAX_PER_USER} connections open to berth's daemon (the most one user may); close some and try again"
+            ));
+        }
+        if o.total >= MAX_TOTAL {
+            return Err(format!(
+                "berth's daemon already serves {MAX_TOTAL} connections (the most it takes); try again in a moment"
+            ));
+        }
+        o.total += 1;
+        *o.by_uid.entry(uid).or_default() += 1;
+        Ok(Slot {
+            open: open.clone(),
+            uid,
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut o = self.open.lock().expect("connections lock");
+        o.total -= 1;
+        if let Some(n) = o.by_uid.get_mut(&self.uid) {
+            *n -= 1;
+            if *n == 0 {
+                o.by_uid.remove(&self.uid);
+            }
+        }
+    }
+}
+
 /// Accepts connections until the daemon stops.
 pub async fn run(core: Arc<Core>, listener: UnixListener) -> Result<(), Fatal> {
     let mut connections = JoinSet::new();
+    let open = Arc::new(std::sync::Mutex::new(Open::default()));
     let mut pause = Duration::from_millis(5);
     loop {
         tokio::select! {
@@ -45,8 +109,24 @@ pub async fn run(core: Arc<Core>, listener: UnixListener) -> Result<(), Fatal> {
                         continue;
                     }
                 };
+                let uid = match stream.peer_cred() {
+                    Ok(cred) => cred.uid(),
+                    Err(e) => {
+                        super::survived("listener", "connection dropped", &ConnectionError::PeerCredentials(e));
+                        continue;
+                    }
+                };
+                let slot = match Slot::take(&open, uid) {
+                    Ok(slot) => slot,
+                    Err(reason) => {
+                        tracing::warn!(uid, reason = %reason, "refused a connection over the daemon's bounds");
+                        refuse_now(&stream, reason);
+                        continue;
+                    }
+                };
                 let core = core.clone();
                 connections.spawn(async move {
+                    let _slot = slot;
                     if let Err(e) = serve(core, stream).await {
                         super::survived("listener", "connection dropped", &e);
                     }
@@ -94,7 +174,8 @@ async fn serve(core: Arc<Core>, stream: UnixStream) -> Result<(), ConnectionErro
         return Ok(());
     }
     let mut reader = BufReader::new(read).take(MAX_LINE as u64);
-    let mut line = String::new();
+    // The line may hold secrets: wiped when dropped.
+    let mut line = zeroize::Zeroizing::new(String::new());
     let bound = Duration::from_secs(10);
     tokio::time::timeout(bound, reader.read_line(&mut line))
         .await
@@ -103,12 +184,16 @@ async fn serve(core: Arc<Core>, stream: UnixStream) -> Result<(), ConnectionErro
         return Ok(()); // a client that only checked the daemon listens
     }
     let request: Request = serde_json::from_str(&line).map_err(ConnectionError::Malformed)?;
+    drop(line);
     let caller = Caller {
         uid,
         pid: cred.pid(),
     };
     let answered = match request {
-        Request::Status => send(&mut write, &Response::Status(Box::new(core.status()))).await,
+        Request::Status => {
+            let status = core.status().await;
+            send(&mut write, &Response::Status(Box::new(status))).await
+        }
         Request::Start(start) => {
             // The entrypoint must not hold the container up: acknowledge, then work.
             let worker = core.clone();
@@ -142,7 +227,7 @@ async fn serve(core: Arc<Core>, stream: UnixStream) -> Result<(), ConnectionErro
             streamed(write, rx, work).await
         }
         Request::Wait { seconds } => {
-            let bound = Duration::from_secs(seconds);
+            let bound = Duration::from_secs(seconds).min(MAX_WAIT);
             let (tx, rx) = mpsc::unbounded_channel();
             let work = async move { core.wait_pulls("status", bound, &mut to(tx)).await };
             streamed(write, rx, work).await
@@ -174,6 +259,14 @@ async fn streamed<W: AsyncWriteExt + Unpin>(
     let (ok, write) = tokio::join!(work, forward);
     let mut write = write?;
     send(&mut write, &Response::Done { ok }).await
+}
+
+/// Tells a connection over the bounds why, without waiting for it (a fresh socket's buffer
+/// takes the line), and closes it.
+fn refuse_now(stream: &UnixStream, reason: String) {
+    let mut line = serde_json::to_vec(&Response::Refused { reason }).unwrap_or_default();
+    line.push(b'\n');
+    let _ = stream.try_write(&line);
 }
 
 fn allowed(core: &Core, uid: u32) -> bool {

@@ -128,6 +128,11 @@ type WorkerFuture = std::pin::Pin<Box<dyn std::future::Future<Output = Result<()
 /// understand, for the log.
 pub fn run(settings: Settings, warnings: &[String]) -> Result<(), DaemonError> {
     let ready = ReadyPipe::from_env();
+    // The daemon holds every registry secret in memory: no core dump of it, and no other
+    // process of its user may read its memory through ptrace or /proc/PID/mem.
+    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
+        eprintln!("berth: cannot make the daemon undumpable: {e}");
+    }
     let life = Lifecycle::for_daemon(settings)?;
     let state = life
         .state
@@ -274,10 +279,17 @@ impl Workers {
     }
 }
 
-/// The pid of the running daemon, from its lock file, if it holds the lock (read as the
-/// caller).
+/// The pid of the running daemon: for its own user, from its lock file if it holds the
+/// lock; for others (the lock is the daemon's alone), the last daemon the record names,
+/// if that process is alive.
 pub fn running_pid(state: &StateDir) -> Option<u32> {
-    let file = std::fs::File::open(state.lock()).ok()?;
+    let file = match std::fs::File::open(state.lock()) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return recorded_pid_alive(state);
+        }
+        Err(_) => return None,
+    };
     match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockSharedNonblock) {
         Ok(_) => None, // nobody holds it
         Err((_, _)) => std::fs::read_to_string(state.lock())
@@ -285,6 +297,20 @@ pub fn running_pid(state: &StateDir) -> Option<u32> {
             .trim()
             .parse()
             .ok(),
+    }
+}
+
+/// The pid of the last daemon started and not stopped in the record, if it is alive.
+fn recorded_pid_alive(state: &StateDir) -> Option<u32> {
+    let pid = state.read_all().iter().rev().find_map(|r| match r.event {
+        Event::DaemonStarted { pid, .. } => Some(Some(pid)),
+        Event::DaemonStopped { .. } => Some(None),
+        _ => None,
+    })??;
+    // Signal 0 checks that the process exists; EPERM means it does, as another user's.
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => Some(pid),
+        Err(_) => None,
     }
 }
 

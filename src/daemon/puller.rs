@@ -27,6 +27,10 @@ use crate::status::{PullChange, PullState, PullStatus, human_bytes};
 /// How often a pull's progress is logged.
 const LOG_EVERY: Duration = Duration::from_secs(5);
 
+/// The longest berth searches a workspace for images (discover): past it, the images
+/// listed in the options are pulled and the search is given up.
+const DISCOVER_BOUND: Duration = Duration::from_secs(30);
+
 /// Runs until the daemon stops.
 pub async fn run(
     core: Arc<Core>,
@@ -283,8 +287,23 @@ impl Core {
         sink: Sink<'_>,
     ) {
         let settings = &self.life.settings;
+        let label = input.label();
         let mut listed = settings.images.clone();
-        listed.extend(input.images.iter().cloned());
+        if !input.images.is_empty() {
+            // A hook's own images go only into an engine its caller could open themselves:
+            // berth's access to the engine is not theirs to use.
+            match self.caller_may_use_engine(input).await {
+                Ok(()) => listed.extend(input.images.iter().cloned()),
+                Err(why) => say(
+                    sink,
+                    Level::Warn,
+                    format!(
+                        "berth: {label}: not pulling the images this hook named ({}): {why}; the feature's images option is pulled as usual",
+                        input.images.join(", ")
+                    ),
+                ),
+            }
+        }
         let workspace = settings
             .discover
             .then(|| {
@@ -295,15 +314,16 @@ impl Core {
             })
             .flatten();
         let credentialed: BTreeSet<String> = logins.keys().cloned().collect();
-        // The workspace is the remote user's: search it with their privileges.
-        let wanted = crate::privilege::as_user(&self.life.remote, || {
-            pull::wanted(
-                &listed,
-                workspace.as_deref(),
-                settings.discover_public,
-                &|i| credentialed.contains(i.server().config_key()),
-            )
-        });
+        // The workspace is the remote user's: search it with their privileges, off the
+        // runtime and within a bound.
+        let discover_public = settings.discover_public;
+        let wanted =
+            crate::privilege::as_user_bounded(&self.life.remote, DISCOVER_BOUND, move || {
+                pull::wanted(&listed, workspace.as_deref(), discover_public, &|i| {
+                    credentialed.contains(i.server().config_key())
+                })
+            })
+            .await;
         let wanted = match wanted {
             Ok(w) => w,
             Err(e) => {
@@ -315,7 +335,6 @@ impl Core {
                 return;
             }
         };
-        let label = input.label();
         for n in wanted.invalid.iter().chain(&wanted.notes) {
             say(sink, Level::Warn, format!("berth: {label}: {n}"));
         }
@@ -415,6 +434,23 @@ impl Core {
         let _ = self.pull_tx.send(claimed).await;
     }
 
+    /// Whether the hook's caller may open the engine the images would go into: root may,
+    /// and so may a user who can open its socket with their own rights.
+    async fn caller_may_use_engine(&self, input: &HookInput) -> Result<(), String> {
+        if input.caller.uid == 0 {
+            return Ok(());
+        }
+        let caller = crate::account::Account::by_uid(nix::unistd::Uid::from_raw(input.caller.uid))
+            .ok_or_else(|| format!("uid {} is not in /etc/passwd", input.caller.uid))?;
+        let Some(target) = self.life.expected_engine(Some(input)) else {
+            return Ok(());
+        };
+        match crate::engine::user_access(&target, &caller).await {
+            None => Ok(()),
+            Some(why) => Err(why),
+        }
+    }
+
     /// Waits, within `bound`, until no pull is queued or running, saying each result
     /// (`label` begins each line). True when every pull is done.
     pub(super) async fn wait_pulls(
@@ -445,7 +481,10 @@ impl Core {
         );
         let started = std::time::Instant::now();
         let mut told: BTreeSet<String> = BTreeSet::new();
-        let deadline = tokio::time::Instant::now() + bound;
+        // A bound from outside (`berth status --wait SECONDS`) may be any number.
+        let deadline = tokio::time::Instant::now()
+            .checked_add(bound)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400 * 365));
         loop {
             let board = rx.borrow_and_update().clone();
             for (image, p) in &board {

@@ -67,6 +67,8 @@ async fn renew(core: Arc<Core>, job: RenewJob, cancel: CancellationToken) {
         let client = client.clone();
         async move { client.get_authorization_token(&request).await }
     };
+    // A renewed token is written off the renewal loop (the config's user may make the
+    // write wait, up to its bound): the loop goes on with its schedule meanwhile.
     let apply = |r: Renewal<'_>| match r {
         Renewal::Renewed(token) => {
             let login = Login {
@@ -74,40 +76,9 @@ async fn renew(core: Arc<Core>, job: RenewJob, cancel: CancellationToken) {
                 password: token.password.clone(),
                 expires_at: token.expires_at,
             };
-            let entry = Entry {
-                id: &registry.id,
-                key: &key,
-                login: &login,
-            };
-            let opts = WriteOptions {
-                dry_run: false,
-                helper: core.life.settings.credential_helper,
-                prune: false,
-            };
-            match inject::write_entries(&job.target, &[entry], opts) {
-                Ok(written) => {
-                    let stamp = written
-                        .stamps
-                        .iter()
-                        .find(|(k, _)| k == &key)
-                        .map(|(_, s)| *s)
-                        .unwrap_or_default();
-                    core.renewed(registry, &login, stamp);
-                    core.life.record(Event::Renewed {
-                        id: registry.id.clone(),
-                        server: key.clone(),
-                        expires_at: token.expires_at.map(millis),
-                    });
-                    tracing::info!(id = %registry.id, "token renewed");
-                }
-                Err(e) => {
-                    core.life.record(Event::RenewFailed {
-                        id: registry.id.clone(),
-                        error: e.to_string(),
-                    });
-                    tracing::warn!(id = %registry.id, error = %e, "renewed token not written");
-                }
-            }
+            let (core, registry, target) = (core.clone(), registry.clone(), job.target.clone());
+            let key = key.clone();
+            tokio::spawn(async move { write_renewed(core, registry, target, key, login).await });
         }
         Renewal::Failed(e) => {
             core.life.record(Event::RenewFailed {
@@ -118,4 +89,63 @@ async fn renew(core: Arc<Core>, job: RenewJob, cancel: CancellationToken) {
         }
     };
     renewal::run(&SystemClock, &schedule, &cancel, first, fetch, apply).await;
+}
+
+/// Writes a renewed token into the config. When the config's lock is held, the token is
+/// remembered as pending and the keeper writes it as soon as it can; pulls use it at once.
+async fn write_renewed(
+    core: Arc<Core>,
+    registry: crate::secrets::Registry,
+    target: crate::inject::Target,
+    key: String,
+    login: Login,
+) {
+    let entry = Entry {
+        id: registry.id.clone(),
+        key: key.clone(),
+        login: login.clone(),
+    };
+    let opts = WriteOptions {
+        dry_run: false,
+        helper: core.life.settings.credential_helper,
+        prune: false,
+    };
+    let written = {
+        let _writer = core.inject_lock.lock().await;
+        inject::write_entries(&target, vec![entry], opts).await
+    };
+    match written {
+        Ok(written) => {
+            let stamp = written
+                .stamps
+                .iter()
+                .find(|(k, _)| k == &key)
+                .map(|(_, s)| *s)
+                .unwrap_or_default();
+            core.renewed(&registry, &login, stamp);
+            core.life.record(Event::Renewed {
+                id: registry.id.clone(),
+                server: key,
+                expires_at: login.expires_at.map(millis),
+            });
+            tracing::info!(id = %registry.id, "token renewed");
+        }
+        Err(e) if e.is_lock_held() => {
+            core.renewed(&registry, &login, 0);
+            core.guard.send_replace(Some(target));
+            core.life.record(Event::Renewed {
+                id: registry.id.clone(),
+                server: key,
+                expires_at: login.expires_at.map(millis),
+            });
+            tracing::info!(id = %registry.id, error = %e, "token renewed; the config's lock is held, so the keeper writes it as soon as it is free");
+        }
+        Err(e) => {
+            core.life.record(Event::RenewFailed {
+                id: registry.id.clone(),
+                error: e.to_string(),
+            });
+            tracing::warn!(id = %registry.id, error = %e, "renewed token not written");
+        }
+    }
 }

@@ -24,14 +24,27 @@ pub fn read(dir: &Path) -> (Vec<NamedSecret>, Vec<String>) {
     let mut secrets = Vec::new();
     let mut notes = Vec::new();
     let env_secrets = dir.join(".env-secrets");
-    if let Ok(text) = std::fs::read_to_string(&env_secrets) {
+    if let Some(text) = read_text(&env_secrets, &mut notes) {
         read_env_secrets(&env_secrets, &text, &mut secrets, &mut notes);
     }
     let json = dir.join(".user-secrets.json");
-    if let Ok(text) = std::fs::read_to_string(&json) {
+    if let Some(text) = read_text(&json, &mut notes) {
         read_user_secrets_json(&json, &text, &mut secrets, &mut notes);
     }
     (secrets, notes)
+}
+
+/// A Codespaces file's text, read with bounds (a regular file of sensible size, read
+/// without blocking); a missing file is nothing, any other failure a note.
+fn read_text(path: &Path, notes: &mut Vec<String>) -> Option<String> {
+    use crate::bounded::{self, Limit, Links};
+    match bounded::read_if_exists(path, Limit::CONFIG, Links::Follow) {
+        Ok(bytes) => bytes.map(|b| String::from_utf8_lossy(&b).into_owned()),
+        Err(e) => {
+            notes.push(format!("{e}; its secrets are not read"));
+            None
+        }
+    }
 }
 
 /// The registry secrets of an `.env-secrets` text (`path` names it in notes).

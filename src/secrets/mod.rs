@@ -152,10 +152,16 @@ pub enum SecretsFileError {
 /// Values of other secrets are never kept; a registry secret whose value is not a string
 /// is a format error.
 pub fn from_secrets_file(path: &Path) -> Result<Vec<NamedSecret>, SecretsFileError> {
-    let bytes = std::fs::read(path).map_err(|cause| SecretsFileError::Read {
-        path: path.to_path_buf(),
-        cause,
-    })?;
+    use crate::bounded::{self, FileError, Limit, Links};
+    let bytes =
+        bounded::read(path, Limit::CONFIG, Links::Follow).map_err(|e| SecretsFileError::Read {
+            path: path.to_path_buf(),
+            cause: match e {
+                FileError::Io { cause, .. } => cause,
+                FileError::Missing { .. } => std::io::ErrorKind::NotFound.into(),
+                other => std::io::Error::other(other.to_string()),
+            },
+        })?;
     parse_secrets_file(path, &bytes)
 }
 

@@ -258,7 +258,9 @@ impl OwnedState {
     /// Takes the daemon's single-instance lock and writes this process's pid into it;
     /// `None` if another daemon holds it.
     pub fn lock(&self) -> io::Result<Option<nix::fcntl::Flock<File>>> {
-        let file = self.open_file(LOCK, OFlag::O_RDWR, 0o640)?;
+        // The daemon's alone (0600): a user who could open it could hold it, and make the
+        // next daemon believe another one runs.
+        let file = self.open_file(LOCK, OFlag::O_RDWR, 0o600)?;
         match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
             Ok(lock) => {
                 lock.set_len(0)?;
@@ -400,10 +402,10 @@ mod tests {
         s.append_line(b"{}").unwrap();
         s.open_log().unwrap().write_all(b"x\n").unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
-        for name in [LOCK, EVENTS, LOG] {
+        for (name, mode) in [(LOCK, 0o600), (EVENTS, 0o640), (LOG, 0o640)] {
             let meta = std::fs::symlink_metadata(state.join(name)).unwrap();
             assert!(meta.is_file(), "{name} is a plain file now");
-            assert_eq!(meta.mode() & 0o777, 0o640);
+            assert_eq!(meta.mode() & 0o777, mode, "{name}");
         }
     }
 

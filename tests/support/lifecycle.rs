@@ -202,6 +202,12 @@ impl Container {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// `berth status --json` once it satisfies `done`: checked now and after every change
+    /// of the state folder (the daemon records what it did there), for up to a minute.
+    pub fn status_when(&self, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        wait_for_folder(&self.state(), |_| Some(self.status()).filter(|s| done(s)))
+    }
+
     /// The recorded events.
     pub fn events(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.state().join("events.jsonl"))
