@@ -390,9 +390,13 @@ fn a_container_whose_own_user_is_the_remote_user_runs_the_daemon_as_that_user() 
     nix::unistd::chown(&c.state(), Some(REMOTE_UID.into()), Some(REMOTE_UID.into())).unwrap();
     c.entrypoint_as(REMOTE_UID);
     let pid = c.daemon_pid().expect("a daemon runs");
+    // Its real user (the daemon is not dumpable, so its /proc files belong to root).
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     assert_eq!(
-        std::fs::metadata(format!("/proc/{pid}")).unwrap().uid(),
-        REMOTE_UID
+        uid_line.split_whitespace().nth(1),
+        Some(REMOTE_UID.to_string().as_str()),
+        "{uid_line}"
     );
     let said = lifecycle(&c, &[]);
     assert!(c.has_login(testbed().get("BERTH_TB_REG1")), "{said}");

@@ -22,6 +22,7 @@ pub mod start;
 mod watcher;
 
 pub use core::Core;
+pub use listener::{MAX_PER_USER, MAX_TOTAL};
 
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::Arc;
