@@ -150,6 +150,30 @@ pub struct DockerConfig {
     doc: Map<String, Value>,
 }
 
+/// A loaded config holds every login in it (as base64 in `auths`): its bytes and every
+/// string of its documents are wiped when it is dropped, as [`Secret`]s are.
+impl Drop for DockerConfig {
+    fn drop(&mut self) {
+        use zeroize::Zeroize as _;
+        self.read.zeroize();
+        wipe_strings(&mut self.loaded);
+        wipe_strings(&mut self.doc);
+    }
+}
+
+fn wipe_strings(map: &mut Map<String, Value>) {
+    use zeroize::Zeroize as _;
+    fn wipe(v: &mut Value) {
+        match v {
+            Value::String(s) => s.zeroize(),
+            Value::Array(items) => items.iter_mut().for_each(wipe),
+            Value::Object(map) => wipe_strings(map),
+            _ => {}
+        }
+    }
+    map.values_mut().for_each(wipe);
+}
+
 /// What happened to one registry's entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
