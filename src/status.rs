@@ -162,6 +162,10 @@ pub struct PullStatus {
     /// The pull-through cache it came from, if not its registry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// Done without a pull: the engine was found to hold it already (checked after a
+    /// restart, say). No size, time or origin was measured.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub checked: bool,
 }
 
 impl PullStatus {
@@ -178,6 +182,7 @@ impl PullStatus {
             attempts: 0,
             error: None,
             via: None,
+            checked: false,
         }
     }
 }
@@ -222,6 +227,8 @@ pub enum PullChange {
         seconds: f64,
         /// The cache it came from, if not its registry.
         via: Option<String>,
+        /// The engine held it already: nothing was pulled, nothing measured.
+        already_present: bool,
     },
     /// Failed for good.
     Failed {
@@ -266,13 +273,15 @@ impl PullStatus {
                 bytes,
                 seconds,
                 via,
+                already_present,
             } => {
                 self.state = PullState::Done;
                 self.digest.clone_from(digest);
-                self.bytes = *bytes;
-                self.seconds = Some(*seconds);
+                self.checked = *already_present;
+                self.bytes = if *already_present { 0 } else { *bytes };
+                self.seconds = (!*already_present).then_some(*seconds);
                 self.error = None;
-                self.via.clone_from(via);
+                self.via = if *already_present { None } else { via.clone() };
             }
             PullChange::Failed { error, attempts } => {
                 self.state = PullState::Failed;
@@ -514,9 +523,10 @@ impl Status {
             bytes,
             seconds,
             via: via.clone(),
+            already_present,
         });
         let what = if already_present {
-            format!("{image} already present")
+            format!("{image} already present (checked)")
         } else {
             let through = via
                 .as_deref()
@@ -684,6 +694,12 @@ impl Status {
                 .unwrap_or_default();
             let mut what = state;
             match p.state {
+                PullState::Done if p.checked => {
+                    if let Some(d) = &p.digest {
+                        let _ = write!(what, "  {}", short_digest(d));
+                    }
+                    let _ = write!(what, "  already present (checked)");
+                }
                 PullState::Done => {
                     if let Some(d) = &p.digest {
                         let _ = write!(what, "  {}", short_digest(d));

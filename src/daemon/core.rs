@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::docker_config::DockerConfig;
-use crate::engine::{self, DockerHost, Engine, EngineTarget};
+use crate::engine::{DockerHost, Engine, EngineTarget};
 use crate::inject::{Login, Target};
 use crate::lifecycle::{Caller, HookInput, Lifecycle, Sink, now_ms, say};
 use crate::phase::Phase;
@@ -676,10 +676,12 @@ impl Core {
         self.guard.send_replace(Some(target.clone()));
     }
 
-    /// Says whether the engine answers now, without waiting.
+    /// Says where the engine stands now, as the engine worker last found it: no wait, no
+    /// request of its own.
     async fn say_engine(&self, input: &HookInput, sink: Sink<'_>) {
         let label = input.label();
-        if let EngineState::Ready(e, access) = &*self.engine.borrow() {
+        let state = self.engine.borrow().clone();
+        if let EngineState::Ready(e, access) = &state {
             say(sink, Level::Info, answers(label, e));
             if let Some(why) = access {
                 say(sink, Level::Warn, format!("berth: {label}: {why}"));
@@ -694,16 +696,17 @@ impl Core {
             );
             return;
         };
-        match engine::ping(&target, Duration::from_secs(1)).await {
-            Ok(e) => say(sink, Level::Info, answers(label, &e)),
-            Err(why) => say(
-                sink,
-                Level::Info,
-                format!(
-                    "berth: {label}: Docker engine not reachable at {target} yet ({why}); normal in a prebuild, where Docker-in-Docker does not run"
-                ),
+        let why = match state {
+            EngineState::Waiting(why) => why,
+            EngineState::Ready(..) => unreachable!("handled above"),
+        };
+        say(
+            sink,
+            Level::Info,
+            format!(
+                "berth: {label}: the Docker engine at {target} is {why}; berth pre-pulls as soon as it answers"
             ),
-        }
+        );
     }
 
     /// Waits, within `dockerTimeout`, until the engine answers; then says whether the

@@ -30,9 +30,13 @@ pub async fn run(core: Arc<Core>) -> Result<(), Fatal> {
                 r = host_rx.changed() => { if r.is_err() { return Ok(()); } continue; }
             }
         };
-        core.engine
-            .send_replace(EngineState::Waiting(format!("waiting for {target}")));
         if let (engine::DockerHost::Unix(path), None) = (&target.host, &target.user) {
+            if !path.exists() {
+                core.engine.send_replace(EngineState::Waiting(format!(
+                    "not started yet ({} does not exist)",
+                    path.display()
+                )));
+            }
             let waited = tokio::select! {
                 _ = core.cancel.cancelled() => return Ok(()),
                 _ = host_rx.changed() => continue,
@@ -44,6 +48,9 @@ pub async fn run(core: Arc<Core>) -> Result<(), Fatal> {
                 super::survived("engine", "cannot watch for the engine's socket", &e);
             }
         }
+        core.engine.send_replace(EngineState::Waiting(
+            "starting (it does not answer yet)".into(),
+        ));
         let bound = core.life.settings.docker_timeout;
         let result = tokio::select! {
             _ = host_rx.changed() => continue,
@@ -79,7 +86,7 @@ pub async fn run(core: Arc<Core>) -> Result<(), Fatal> {
             Err(e) => {
                 tracing::warn!(error = %e, retry_in = pause.as_secs(), "docker engine not ready");
                 core.engine
-                    .send_replace(EngineState::Waiting(e.to_string()));
+                    .send_replace(EngineState::Waiting(format!("not answering ({e})")));
                 tokio::select! {
                     _ = core.cancel.cancelled() => return Ok(()),
                     _ = host_rx.changed() => {}

@@ -79,6 +79,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
                 bytes: 0,
                 seconds: 0.0,
                 via: None,
+                already_present: true,
             },
         );
         core.life.record(Event::PullDone {
@@ -169,6 +170,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
                     bytes: done.bytes,
                     seconds: done.seconds,
                     via: done.via.clone(),
+                    already_present: done.already_present,
                 },
             );
             core.life.record(Event::PullDone {
@@ -471,14 +473,19 @@ impl Core {
         if rx.borrow().is_empty() {
             return true;
         }
-        say(
-            sink,
-            Level::Info,
-            format!(
-                "berth: {label}: waiting up to {} s for the pre-pulls",
-                bound.as_secs()
-            ),
-        );
+        // Pulls that had finished before this wait began are told as such: the wait took
+        // no time, the pulls did.
+        let waiting = active(&rx.borrow());
+        if waiting {
+            say(
+                sink,
+                Level::Info,
+                format!(
+                    "berth: {label}: waiting up to {} s for the pre-pulls",
+                    bound.as_secs()
+                ),
+            );
+        }
         let started = std::time::Instant::now();
         let mut told: BTreeSet<String> = BTreeSet::new();
         // A bound from outside (`berth status --wait SECONDS`) may be any number.
@@ -492,6 +499,11 @@ impl Core {
                     continue;
                 }
                 match p.state {
+                    PullState::Done if p.checked => say(
+                        sink,
+                        Level::Info,
+                        format!("berth: {label}: {image} already present (checked)"),
+                    ),
                     PullState::Done => {
                         let secs = p.seconds.unwrap_or_default();
                         say(
@@ -517,19 +529,21 @@ impl Core {
                 told.insert(image.clone());
             }
             if !active(&board) {
-                let failed = board
-                    .values()
-                    .filter(|p| p.state == PullState::Failed)
-                    .count();
-                say(
-                    sink,
-                    Level::Info,
+                let count =
+                    |f: &dyn Fn(&PullStatus) -> bool| board.values().filter(|p| f(p)).count();
+                let failed = count(&|p| p.state == PullState::Failed);
+                let present = count(&|p| p.state == PullState::Done && p.checked);
+                let pulled = count(&|p| p.state == PullState::Done && !p.checked);
+                let tally = format!("{pulled} pulled, {present} already present, {failed} failed");
+                let line = if waiting {
                     format!(
-                        "berth: {label}: pre-pulls finished in {:.1} s ({} pulled, {failed} failed)",
-                        started.elapsed().as_secs_f64(),
-                        board.len() - failed
-                    ),
-                );
+                        "berth: {label}: the pre-pulls finished after a wait of {:.1} s ({tally})",
+                        started.elapsed().as_secs_f64()
+                    )
+                } else {
+                    format!("berth: {label}: the pre-pulls had finished already ({tally})")
+                };
+                say(sink, Level::Info, line);
                 return failed == 0;
             }
             if tokio::time::timeout_at(deadline, rx.changed())
