@@ -23,7 +23,7 @@ use crate::engine::{self, EngineTarget};
 use crate::image::ImageRef;
 use crate::inject::{Login, obtain_login};
 use crate::registry::client::{Challenge, basic_authorization};
-use crate::registry::{RegistryKind, Server};
+use crate::registry::{RegistryKind, Server, body};
 use crate::secrets::{Discovery, Finding, Registry};
 
 /// How long each network step may take.
@@ -914,9 +914,20 @@ impl Ctx<'_> {
                 ),
             ));
         } else {
-            // A HEAD has no body: ask again with GET for the registry's error code.
+            // A HEAD has no body: ask again with GET for the registry's error code (a
+            // manifest, should it answer with one, within a manifest's limit).
             let (mut code, mut message) = match ask(reqwest::Method::GET).await {
-                Ok(r) => error_code(&r.bytes().await.unwrap_or_default()),
+                Ok(r) => {
+                    let limit = if r.status().is_success() {
+                        body::MANIFEST_LIMIT
+                    } else {
+                        body::SMALL_LIMIT
+                    };
+                    match body::read(r, limit, "an answer to a manifest request").await {
+                        Ok(body) => error_code(&body),
+                        Err(e) => (None, Some(e.to_string())),
+                    }
+                }
                 Err(_) => (None, None),
             };
             // Some registries say MANIFEST_UNKNOWN for a repository they do not have: its
@@ -1037,14 +1048,22 @@ impl Ctx<'_> {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let answer: Answer = serde_json::from_slice(&response.bytes().await.unwrap_or_default())
-            .map_err(|_| {
+        let body = body::read(response, body::SMALL_LIMIT, "a token answer")
+            .await
+            .map_err(|e| {
                 Check::problem(
                     Step::Image,
-                    "the token service's answer is not JSON with a token",
+                    e.to_string(),
                     "report it to the registry's operator",
                 )
             })?;
+        let answer: Answer = serde_json::from_slice(&body).map_err(|_| {
+            Check::problem(
+                Step::Image,
+                "the token service's answer is not JSON with a token",
+                "report it to the registry's operator",
+            )
+        })?;
         answer
             .token
             .or(answer.access_token)
@@ -1187,7 +1206,8 @@ fn image_refusal(
     let said = match (code, message) {
         (Some(c), Some(m)) => format!(" ({c}: {m})"),
         (Some(c), None) => format!(" ({c})"),
-        _ => String::new(),
+        (None, Some(m)) => format!(" ({m})"),
+        (None, None) => String::new(),
     };
     let user = credentials
         .map(|c| c.login.user.expose().to_string())

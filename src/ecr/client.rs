@@ -5,7 +5,7 @@
 //! `authorizationToken` is base64 of `AWS:<password>`. Errors are classified by HTTP status
 //! first and then by the error code, which real ECR sends as JSON `__type` and some servers
 //! as XML `<Code>`; only the code is ever reported, never a message body, which may echo
-//! request details.
+//! request details. The answer is read within [`crate::registry::body::ECR_LIMIT`].
 
 use std::time::{Duration, SystemTime};
 
@@ -206,10 +206,18 @@ impl EcrClient {
             .get("x-amzn-errortype")
             .and_then(|v| v.to_str().ok())
             .map(|s| s.split(':').next().unwrap_or(s).to_string());
-        let text = response.bytes().await.map_err(|e| EcrError::Unreachable {
-            endpoint: endpoint.to_string(),
-            reason: crate::tls::describe_error(&e),
-        })?;
+        use crate::registry::body::{self, BodyError};
+        let text = body::read(response, body::ECR_LIMIT, "an ECR answer")
+            .await
+            .map_err(|e| match e {
+                BodyError::Broken { reason, .. } => EcrError::Unreachable {
+                    endpoint: endpoint.to_string(),
+                    reason,
+                },
+                too_large @ BodyError::TooLarge { .. } => {
+                    self.malformed(endpoint, too_large.to_string())
+                }
+            })?;
         if status == 200 {
             return parse_token(&text).map_err(|what| self.malformed(endpoint, what));
         }

@@ -11,12 +11,14 @@
 //! by the `http-auth` crate); `Basic` is answered with the login, `Bearer` by asking the
 //! named token service for a pull token with the login; then each image costs one manifest
 //! request. Registries the engine treats as insecure (loopback, and those its configuration
-//! lists) are tried over HTTPS, then plain HTTP, as the engine does.
+//! lists) are tried over HTTPS, then plain HTTP, as the engine does. Bodies are read within
+//! limits ([`super::body`]).
 
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 
+use super::body::{self, BodyError};
 use crate::image::ImageRef;
 use crate::inject::Login;
 
@@ -72,6 +74,9 @@ pub enum ProbeError {
         /// The status.
         status: u16,
     },
+    /// An answer larger than berth reads, or cut short.
+    #[error(transparent)]
+    Body(#[from] BodyError),
 }
 
 fn retry_note(after: &Option<Duration>) -> String {
@@ -261,12 +266,7 @@ impl RegistryClient {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ProbeError::Unreachable {
-                reason: crate::tls::describe_error(&e),
-            })?;
+        let body = body::read(response, body::SMALL_LIMIT, "a token answer").await?;
         let token: TokenAnswer =
             serde_json::from_slice(&body).map_err(|_| ProbeError::Unexpected { status })?;
         Ok(token
