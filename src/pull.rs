@@ -8,7 +8,9 @@
 //! never ends by itself), a question to the registry first (its digest, a permanent
 //! refusal, `Retry-After`), retries with exponential backoff and jitter only for what
 //! happens before the engine downloads anything, and an error naming the image, the
-//! registry and the secret to check.
+//! registry and the secret to check. Every wait a server asks for is capped by the pull's
+//! own deadline, and every sum of what the engine reports saturates: nothing a registry or
+//! cache sends can make the arithmetic overflow.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -307,7 +309,7 @@ pub async fn pull(
     on: &mut (dyn FnMut(PullEvent<'_>) + Send),
 ) -> Result<Pulled, PullError> {
     let started = Instant::now();
-    let deadline = started + cfg.deadline;
+    let deadline = later(started, cfg.deadline);
     let image = spec.image.to_string();
     let insecure = crate::registry::client::insecure(&spec.image.server(), &puller.insecure);
     // An image named by digest that the engine holds costs no request at all.
@@ -368,9 +370,14 @@ pub async fn pull(
                 }
                 Some(e.to_string())
             }
-            // Berth could not tell (no answer in time, or an answer it does not act on):
-            // the engine decides.
-            _ => None,
+            // Berth could not tell (an answer it does not act on, or larger than it
+            // reads): the engine decides.
+            Some(Err(e)) => {
+                tracing::warn!(image = %image, reason = %e, "the registry's answer does not say whether the image can be pulled; the engine tries");
+                None
+            }
+            // No answer in time, or no client to ask with: the engine decides.
+            None => None,
         };
         let failure = match failure {
             Some(reason) => reason,
@@ -442,11 +449,32 @@ pub async fn pull(
             .min(cfg.backoff_max)
             .mul_f64(0.5 + fastrand::f64());
         let delay = retry_after.unwrap_or(backoff);
-        if attempt >= cfg.max_attempts || Instant::now() + delay >= deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if attempt >= cfg.max_attempts || delay >= left {
+            // A wait the server asks for is capped by the pull's deadline: berth gives up
+            // now rather than wait past it (or overflow the clock).
+            let reason = match retry_after.filter(|asked| *asked >= left) {
+                Some(asked) if attempt < cfg.max_attempts => {
+                    tracing::warn!(
+                        image = %image,
+                        registry = %spec.image.server(),
+                        asked_s = asked.as_secs(),
+                        left_s = left.as_secs(),
+                        "the registry asks to wait longer than the pull's deadline allows; berth does not wait that long"
+                    );
+                    format!(
+                        "{failure}: {} asks to wait {} s, more than the {} s left of the pull's deadline (pullTimeout); berth does not wait that long",
+                        spec.image.server(),
+                        asked.as_secs(),
+                        left.as_secs()
+                    )
+                }
+                _ => failure,
+            };
             return Err(PullError::Exhausted {
                 image,
                 attempts: attempt,
-                reason: failure,
+                reason,
             });
         }
         on(PullEvent::Retrying {
@@ -575,6 +603,13 @@ async fn through_caches(
         }
     }
     None
+}
+
+/// `start + wait`, with `wait` capped at a year (a `pullTimeout` no one waits for), so that
+/// a deadline never overflows the clock.
+fn later(start: Instant, wait: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    start.checked_add(wait.min(YEAR)).unwrap_or(start)
 }
 
 /// Tags a pulled image under its original name, so that `docker run ORIGINAL` finds it. An
@@ -781,13 +816,18 @@ impl Tracker {
 
     fn progress(&self) -> Progress {
         let downloaded: Vec<&Layer> = self.layers.values().filter(|l| l.downloaded).collect();
-        let bytes: u64 = downloaded.iter().map(|l| l.current).sum();
+        // What the engine reports comes from the registry's manifests: sums saturate.
+        let bytes = downloaded
+            .iter()
+            .fold(0u64, |sum, l| sum.saturating_add(l.current));
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         Progress {
             layers_done: self.layers.values().filter(|l| l.done).count() as u32,
             layers: self.layers.len() as u32,
             bytes,
-            total: downloaded.iter().map(|l| l.total.max(l.current)).sum(),
+            total: downloaded
+                .iter()
+                .fold(0u64, |sum, l| sum.saturating_add(l.total.max(l.current))),
             rate: bytes as f64 / secs,
         }
     }

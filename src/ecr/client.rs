@@ -5,7 +5,8 @@
 //! `authorizationToken` is base64 of `AWS:<password>`. Errors are classified by HTTP status
 //! first and then by the error code, which real ECR sends as JSON `__type` and some servers
 //! as XML `<Code>`; only the code is ever reported, never a message body, which may echo
-//! request details. The answer is read within [`crate::registry::body::ECR_LIMIT`].
+//! request details. The answer is read within [`crate::registry::body::ECR_LIMIT`]; the
+//! expiry it gives is kept only when it is a sane time (`parse_token`).
 
 use std::time::{Duration, SystemTime};
 
@@ -304,7 +305,10 @@ fn error_code(body: &[u8]) -> Option<String> {
         .then(|| code.to_string())
 }
 
-/// `authorizationData[0]` to a login.
+/// `authorizationData[0]` to a login. Its `expiresAt` (seconds since the epoch, as a
+/// number) is kept only when it is a finite time after the epoch and before the year 5138
+/// (1e11 s): `SystemTime` arithmetic on it then cannot overflow, and renewal clamps the
+/// wait it implies ([`super::renewal::Schedule`]).
 fn parse_token(body: &[u8]) -> Result<Token, String> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|_| "the body is not JSON".to_string())?;
