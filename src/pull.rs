@@ -355,15 +355,7 @@ pub async fn pull(
                 digest = probe.digest;
                 None
             }
-            Some(Err(e)) if e.is_permanent() => {
-                let reason = e.to_string();
-                let hint = hint(spec, &reason);
-                return Err(PullError::Permanent {
-                    image,
-                    reason,
-                    hint,
-                });
-            }
+            Some(Err(e)) if e.is_permanent() => return Err(refused(spec, &e)),
             Some(Err(e)) if e.is_transient() => {
                 if let ProbeError::TooMany { retry_after: after } = &e {
                     retry_after = *after;
@@ -603,6 +595,24 @@ async fn through_caches(
         }
     }
     None
+}
+
+/// The error of a pull the registry refused for good (`e.is_permanent()`), with what to
+/// check.
+fn refused(spec: &PullSpec, e: &ProbeError) -> PullError {
+    let reason = e.to_string();
+    let hint = match e {
+        ProbeError::RealmRefused(r) => format!(
+            "berth sent nothing there; ask the operator of {} to name a token service over https on its own host or domain",
+            r.registry
+        ),
+        _ => hint(spec, &reason),
+    };
+    PullError::Permanent {
+        image: spec.image.to_string(),
+        reason,
+        hint,
+    }
 }
 
 /// `start + wait`, with `wait` capped at a year (a `pullTimeout` no one waits for), so that

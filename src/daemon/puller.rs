@@ -91,11 +91,10 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
     if let Some(login) = core.current_login(spec.image.server().config_key()) {
         spec.login = Some(login);
     }
+    // Each cache's own login only: never the origin's (mirror::for_image).
     for m in &mut spec.mirrors {
         if let Some(login) = core.current_login(m.image.server().config_key()) {
             m.login = Some(login);
-        } else if m.id == spec.id {
-            m.login = spec.login.clone();
         }
     }
     let cfg = PullConfig {
