@@ -162,6 +162,22 @@ pub struct PullStatus {
     /// The pull-through cache it came from, if not its registry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub via: Option<String>,
+    /// It came from the cache without its registry's word for its digest
+    /// (`mirrorsUnverified`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unverified: bool,
+}
+
+/// Where a pulled image came from, as the end of a line says it: nothing for its registry,
+/// `, through the cache C`, and `, unverified` when its registry did not vouch for it.
+pub fn through(via: Option<&str>, unverified: bool) -> String {
+    match via {
+        None => String::new(),
+        Some(c) if unverified => format!(
+            ", through the cache {c}, unverified (its registry gave no digest to check it against)"
+        ),
+        Some(c) => format!(", through the cache {c}"),
+    }
 }
 
 impl PullStatus {
@@ -178,6 +194,7 @@ impl PullStatus {
             attempts: 0,
             error: None,
             via: None,
+            unverified: false,
         }
     }
 }
@@ -222,6 +239,8 @@ pub enum PullChange {
         seconds: f64,
         /// The cache it came from, if not its registry.
         via: Option<String>,
+        /// It came from the cache unverified.
+        unverified: bool,
     },
     /// Failed for good.
     Failed {
@@ -266,6 +285,7 @@ impl PullStatus {
                 bytes,
                 seconds,
                 via,
+                unverified,
             } => {
                 self.state = PullState::Done;
                 self.digest.clone_from(digest);
@@ -273,6 +293,7 @@ impl PullStatus {
                 self.seconds = Some(*seconds);
                 self.error = None;
                 self.via.clone_from(via);
+                self.unverified = *unverified;
             }
             PullChange::Failed { error, attempts } => {
                 self.state = PullState::Failed;
@@ -395,7 +416,17 @@ impl Status {
                 seconds,
                 already_present,
                 via,
-            } => self.pull_done(at, image, digest, *bytes, *seconds, *already_present, via),
+                unverified,
+            } => self.pull_done(
+                at,
+                image,
+                digest,
+                *bytes,
+                *seconds,
+                *already_present,
+                via,
+                *unverified,
+            ),
             Event::PullFailed {
                 image,
                 error,
@@ -508,23 +539,22 @@ impl Status {
         seconds: f64,
         already_present: bool,
         via: &Option<String>,
+        unverified: bool,
     ) {
         self.pull(image).apply(&PullChange::Done {
             digest: digest.clone(),
             bytes,
             seconds,
             via: via.clone(),
+            unverified,
         });
         let what = if already_present {
             format!("{image} already present")
         } else {
-            let through = via
-                .as_deref()
-                .map(|c| format!(", through the cache {c}"))
-                .unwrap_or_default();
             format!(
-                "pulled {image} ({} in {seconds:.1} s{through})",
-                human_bytes(bytes)
+                "pulled {image} ({} in {seconds:.1} s{})",
+                human_bytes(bytes),
+                through(via.as_deref(), unverified)
             )
         };
         self.say(at, None, what);
@@ -684,9 +714,13 @@ impl Status {
                     let _ = write!(
                         what,
                         "  from {}",
-                        p.via
-                            .as_deref()
-                            .map_or("its registry".to_string(), |c| { format!("the cache {c}") })
+                        match (p.via.as_deref(), p.unverified) {
+                            (None, _) => "its registry".to_string(),
+                            (Some(c), false) => format!("the cache {c}"),
+                            (Some(c), true) => format!(
+                                "the cache {c}, UNVERIFIED: its registry gave no digest to check it against"
+                            ),
+                        }
                     );
                 }
                 PullState::Pulling | PullState::Retrying => {
@@ -818,6 +852,7 @@ mod tests {
                     seconds: 1.5,
                     already_present: false,
                     via: None,
+                    unverified: false,
                 },
             ),
         ];
@@ -870,6 +905,7 @@ mod tests {
             seconds: 0.5,
             already_present,
             via: via.map(str::to_string),
+            unverified: false,
         }
     }
 
@@ -1122,6 +1158,30 @@ mod tests {
         let text = s.render();
         assert!(text.contains("from the cache cache.local:5000"), "{text}");
         assert!(text.contains("sha256:0123456789ab  "), "{text}");
+    }
+
+    #[test]
+    fn a_pull_its_registry_did_not_vouch_for_is_marked_unverified() {
+        let mut unverified = done("b.io/y:1", Some("cache.local:5000"), false);
+        if let Event::PullDone { unverified: u, .. } = &mut unverified {
+            *u = true;
+        }
+        let s = fold(vec![
+            unverified,
+            done("a.io/x:1", Some("cache.local:5000"), false),
+        ]);
+        assert_eq!(
+            whats(&s)[0],
+            "pulled b.io/y:1 (1.2 kB in 0.5 s, through the cache cache.local:5000, unverified (its registry gave no digest to check it against))"
+        );
+        let text = s.render();
+        assert!(
+            text.contains("from the cache cache.local:5000, UNVERIFIED"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&s.pulls).unwrap();
+        assert_eq!(json[1]["unverified"], true, "{json}");
+        assert!(json[0].get("unverified").is_none(), "{json}");
     }
 
     #[test]

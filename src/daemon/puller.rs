@@ -75,6 +75,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
                 bytes: 0,
                 seconds: 0.0,
                 via: None,
+                unverified: false,
             },
         );
         core.life.record(Event::PullDone {
@@ -84,6 +85,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
             seconds: 0.0,
             already_present: true,
             via: None,
+            unverified: false,
         });
         return;
     }
@@ -100,6 +102,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
     let cfg = PullConfig {
         platform: core.life.settings.platform.clone(),
         deadline: core.life.settings.pull_timeout,
+        mirrors_unverified: core.life.settings.mirrors_unverified,
         ..PullConfig::default()
     };
     core.life.record(Event::PullStarted {
@@ -155,6 +158,8 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
                 downloaded = %human_bytes(done.bytes),
                 seconds = %format!("{:.1}", done.seconds),
                 attempts = done.attempts,
+                via = done.via.as_deref().unwrap_or("its registry"),
+                unverified = done.unverified,
                 "pulled"
             );
             core.update_pull(
@@ -164,6 +169,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
                     bytes: done.bytes,
                     seconds: done.seconds,
                     via: done.via.clone(),
+                    unverified: done.unverified,
                 },
             );
             core.life.record(Event::PullDone {
@@ -173,6 +179,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
                 seconds: done.seconds,
                 already_present: done.already_present,
                 via: done.via.clone(),
+                unverified: done.unverified,
             });
         }
         Err(pull::PullError::Cancelled { .. }) => {}
@@ -460,10 +467,7 @@ impl Core {
                             format!(
                                 "berth: {label}: pulled {image} ({} in {secs:.1} s{})",
                                 crate::status::human_bytes(p.bytes),
-                                p.via
-                                    .as_deref()
-                                    .map(|c| format!(", through the cache {c}"))
-                                    .unwrap_or_default()
+                                crate::status::through(p.via.as_deref(), p.unverified)
                             ),
                         );
                     }
