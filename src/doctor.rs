@@ -3,9 +3,11 @@
 //! registry's checks at the first step that fails and saying what to change.
 //!
 //! 1. the secret set (where it was found, problems with names or values, never values);
-//! 2. the server: name resolution, connection, TLS, the registry API at `/v2/`;
+//! 2. the server: name resolution, connection, TLS, the registry API at `/v2/` (over plain
+//!    HTTP only for a registry the engine treats as insecure, as the pull path asks it);
 //! 3. the login, as `docker login` judges it (basic auth on `/v2/`, or the token service
-//!    without a scope), or for ECR the key swap;
+//!    without a scope, when the realm rule lets it have the login:
+//!    [`crate::registry::realm`], the pull path's rule too), or for ECR the key swap;
 //! 4. each image: a manifest request with pull scope, the registry's error code in words,
 //!    and its rate limit (`ratelimit-remaining`) when it reports one;
 //! 5. the Docker side, as the remote user meets it: which credentials the `docker` CLI will
@@ -23,7 +25,7 @@ use crate::engine::{self, EngineTarget};
 use crate::image::ImageRef;
 use crate::inject::{Login, obtain_login};
 use crate::registry::client::{Challenge, basic_authorization};
-use crate::registry::{RegistryKind, Server};
+use crate::registry::{RegistryKind, Server, body, realm};
 use crate::secrets::{Discovery, Finding, Registry};
 
 /// How long each network step may take.
@@ -428,7 +430,12 @@ async fn engine_check(
 
 /// How the registry wants to be asked, and where.
 struct Endpoint {
+    /// The registry.
+    server: Server,
+    /// `https://HOST`, or `http://HOST` for a registry the engine treats as insecure.
     base: String,
+    /// Whether `base` is plain HTTP.
+    plain_http: bool,
     challenge: Option<Challenge>,
 }
 
@@ -618,73 +625,70 @@ impl Ctx<'_> {
                 ),
             ));
         };
-        let mut tried = Vec::new();
-        for scheme in ["https", "http"] {
-            if scheme == "http" && !insecure {
-                break;
+        // Plain HTTP from the start where the engine would use it, never after TLS failed.
+        let scheme = if insecure { "http" } else { "https" };
+        let base = format!("{scheme}://{api}");
+        let response = match self.http.get(format!("{base}/v2/")).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                let why = crate::tls::describe_error(&e);
+                let (found, fix) = match why.split_once("; ") {
+                    Some((a, b)) if why.starts_with("TLS failed") => (a.to_string(), b.to_string()),
+                    _ if why.starts_with("TLS failed") => (
+                        why.clone(),
+                        "fix the registry's certificate, or trust its authority in the image"
+                            .into(),
+                    ),
+                    _ => (
+                        format!("{base}/v2/ did not answer: {why}"),
+                        "the registry is down or is not a registry; check the SERVER secret".into(),
+                    ),
+                };
+                return Err(Check::problem(Step::Server, found, fix));
             }
-            let base = format!("{scheme}://{api}");
-            match self.http.get(format!("{base}/v2/")).send().await {
-                Ok(response) => {
-                    let status = response.status().as_u16();
-                    let challenge = match status {
-                        200..=299 => None,
-                        401 => Some(Challenge::parse(
-                            response
-                                .headers()
-                                .get(reqwest::header::WWW_AUTHENTICATE)
-                                .and_then(|v| v.to_str().ok())
-                                .unwrap_or_default(),
-                        )),
-                        _ => {
-                            return Err(Check::problem(
-                                Step::Server,
-                                format!("{base}/v2/ answered HTTP {status}: no registry API there"),
-                                "the SERVER secret must be the registry's host (and port), such \
-                                 as ghcr.io or myregistry.azurecr.io, not a web page",
-                            ));
-                        }
-                    };
-                    let how = match &challenge {
-                        None => "open, no login needed".to_string(),
-                        Some(Challenge::Basic) => "basic auth".to_string(),
-                        Some(Challenge::Bearer { realm, .. }) => {
-                            format!("token service {realm}")
-                        }
-                        Some(Challenge::BearerWithoutRealm) => {
-                            "a bearer challenge without a token service".to_string()
-                        }
-                        Some(Challenge::Other(c)) => format!("challenge {c}"),
-                    };
-                    let check = Check::ok(
-                        Step::Server,
-                        format!(
-                            "{api} resolves ({}), connects; registry API at {base}/v2/ ({how})",
-                            addr.ip()
-                        ),
-                    );
-                    return Ok((Endpoint { base, challenge }, check));
-                }
-                Err(e) => tried.push((scheme, crate::tls::describe_error(&e))),
-            }
-        }
-        let (_, why) = tried
-            .iter()
-            .find(|(s, _)| *s == "https")
-            .cloned()
-            .unwrap_or(("https", "no answer".into()));
-        let (found, fix) = match why.split_once("; ") {
-            Some((a, b)) if why.starts_with("TLS failed") => (a.to_string(), b.to_string()),
-            _ if why.starts_with("TLS failed") => (
-                why.clone(),
-                "fix the registry's certificate, or trust its authority in the image".into(),
-            ),
-            _ => (
-                format!("https://{api}/v2/ did not answer: {why}"),
-                "the registry is down or is not a registry; check the SERVER secret".into(),
-            ),
         };
-        Err(Check::problem(Step::Server, found, fix))
+        let status = response.status().as_u16();
+        let challenge = match status {
+            200..=299 => None,
+            401 => Some(Challenge::parse(
+                response
+                    .headers()
+                    .get(reqwest::header::WWW_AUTHENTICATE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default(),
+            )),
+            _ => {
+                return Err(Check::problem(
+                    Step::Server,
+                    format!("{base}/v2/ answered HTTP {status}: no registry API there"),
+                    "the SERVER secret must be the registry's host (and port), such as ghcr.io \
+                     or myregistry.azurecr.io, not a web page",
+                ));
+            }
+        };
+        let how = match &challenge {
+            None => "open, no login needed".to_string(),
+            Some(Challenge::Basic) => "basic auth".to_string(),
+            Some(Challenge::Bearer { realm, .. }) => format!("token service {realm}"),
+            Some(Challenge::BearerWithoutRealm) => {
+                "a bearer challenge without a token service".to_string()
+            }
+            Some(Challenge::Other(c)) => format!("challenge {c}"),
+        };
+        let check = Check::ok(
+            Step::Server,
+            format!(
+                "{api} resolves ({}), connects; registry API at {base}/v2/ ({how})",
+                addr.ip()
+            ),
+        );
+        let endpoint = Endpoint {
+            server: server.clone(),
+            plain_http: insecure,
+            base,
+            challenge,
+        };
+        Ok((endpoint, check))
     }
 
     /// Step 3 for a secret set: its login (ECR's swap for access keys).
@@ -790,13 +794,8 @@ impl Ctx<'_> {
         let (url, what) = match challenge {
             Challenge::Basic => (format!("{}/v2/", endpoint.base), "basic auth".to_string()),
             Challenge::Bearer { realm, service } => {
-                let Ok(mut url) = reqwest::Url::parse(realm) else {
-                    return Err(Check::problem(
-                        Step::Login,
-                        format!("the registry names a token service berth cannot parse: {realm}"),
-                        "report it to the registry's operator",
-                    ));
-                };
+                let mut url = realm::check(&endpoint.server, endpoint.plain_http, realm)
+                    .map_err(|e| realm_refused(Step::Login, &e))?;
                 if let Some(s) = service {
                     url.query_pairs_mut().append_pair("service", s);
                 }
@@ -870,7 +869,7 @@ impl Ctx<'_> {
             None => None,
             Some(Challenge::Bearer { realm, service }) => {
                 match self
-                    .token(realm, service.as_deref(), path, credentials)
+                    .token(endpoint, realm, service.as_deref(), path, credentials)
                     .await
                 {
                     Ok(t) => Some(t),
@@ -920,9 +919,20 @@ impl Ctx<'_> {
                 ),
             ));
         } else {
-            // A HEAD has no body: ask again with GET for the registry's error code.
+            // A HEAD has no body: ask again with GET for the registry's error code (a
+            // manifest, should it answer with one, within a manifest's limit).
             let (mut code, mut message) = match ask(reqwest::Method::GET).await {
-                Ok(r) => error_code(&r.bytes().await.unwrap_or_default()),
+                Ok(r) => {
+                    let limit = if r.status().is_success() {
+                        body::MANIFEST_LIMIT
+                    } else {
+                        body::SMALL_LIMIT
+                    };
+                    match body::read(r, limit, "an answer to a manifest request").await {
+                        Ok(body) => error_code(&body),
+                        Err(e) => (None, Some(e.to_string())),
+                    }
+                }
                 Err(_) => (None, None),
             };
             // Some registries say MANIFEST_UNKNOWN for a repository they do not have: its
@@ -993,21 +1003,28 @@ impl Ctx<'_> {
         checks
     }
 
-    /// A pull token for `path` from the token service.
+    /// A pull token for `path` from the token service: with the login only where the
+    /// realm rule lets it go, anonymously without one.
     async fn token(
         &self,
+        endpoint: &Endpoint,
         realm: &str,
         service: Option<&str>,
         path: &str,
         credentials: Option<&Credentials>,
     ) -> Result<String, Check> {
-        let mut url = reqwest::Url::parse(realm).map_err(|_| {
-            Check::problem(
-                Step::Image,
-                format!("the token service {realm} is not a URL"),
-                "report it to the registry's operator",
-            )
-        })?;
+        let parsed = match credentials {
+            Some(_) => realm::check(&endpoint.server, endpoint.plain_http, realm)
+                .map_err(|e| realm_refused(Step::Image, &e)),
+            None => reqwest::Url::parse(realm).map_err(|_| {
+                Check::problem(
+                    Step::Image,
+                    format!("the token service {realm} is not a URL"),
+                    "report it to the registry's operator",
+                )
+            }),
+        };
+        let mut url = parsed?;
         if let Some(s) = service {
             url.query_pairs_mut().append_pair("service", s);
         }
@@ -1043,14 +1060,22 @@ impl Ctx<'_> {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let answer: Answer = serde_json::from_slice(&response.bytes().await.unwrap_or_default())
-            .map_err(|_| {
+        let body = body::read(response, body::SMALL_LIMIT, "a token answer")
+            .await
+            .map_err(|e| {
                 Check::problem(
                     Step::Image,
-                    "the token service's answer is not JSON with a token",
+                    e.to_string(),
                     "report it to the registry's operator",
                 )
             })?;
+        let answer: Answer = serde_json::from_slice(&body).map_err(|_| {
+            Check::problem(
+                Step::Image,
+                "the token service's answer is not JSON with a token",
+                "report it to the registry's operator",
+            )
+        })?;
         answer
             .token
             .or(answer.access_token)
@@ -1179,6 +1204,19 @@ impl Ctx<'_> {
     }
 }
 
+/// A token service the realm rule keeps the login from, as a problem at `step`.
+fn realm_refused(step: Step, e: &realm::RealmRefused) -> Check {
+    Check::problem(
+        step,
+        e.to_string(),
+        format!(
+            "berth sent nothing there; ask the operator of {} to name a token service over \
+             https on its own host or domain",
+            e.registry
+        ),
+    )
+}
+
 /// What a refused manifest request means, and what to do.
 fn image_refusal(
     status: u16,
@@ -1193,7 +1231,8 @@ fn image_refusal(
     let said = match (code, message) {
         (Some(c), Some(m)) => format!(" ({c}: {m})"),
         (Some(c), None) => format!(" ({c})"),
-        _ => String::new(),
+        (None, Some(m)) => format!(" ({m})"),
+        (None, None) => String::new(),
     };
     let user = credentials
         .map(|c| c.login.user.expose().to_string())

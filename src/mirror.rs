@@ -4,7 +4,9 @@
 //! only for Docker Hub (`registry-mirrors`), so berth rewrites the name itself: an image
 //! `ORIGIN/PATH:TAG` is asked of `CACHE/PATH:TAG` (a cache may have a path prefix, as
 //! `cache.internal:5000/ecr`), pulled from the first cache that has it with the digest the
-//! origin names, then tagged in the engine under its original name.
+//! origin names, then tagged in the engine under its original name. A cache is given only
+//! its own login (a secret set that names it), never the origin's: a cache that needs the
+//! origin's credentials holds them itself.
 //!
 //! The option's forms: a JSON object (`{"ORIGIN": "CACHE"}` or `{"ORIGIN": ["CACHE",
 //! ...]}`), or `ORIGIN=CACHE[,CACHE...]` pairs separated by blanks or `;`.
@@ -112,15 +114,16 @@ pub struct Mirror {
     pub cache: String,
     /// The image's name at the cache, with the origin's tag or digest.
     pub image: ImageRef,
-    /// The cache's login: its own secret set's, else the origin's (a cache that forwards
-    /// the client's credentials).
+    /// The cache's login: its own secret set's; none without one (only anonymous tokens
+    /// are asked for then), never the origin's.
     pub login: Option<Login>,
     /// The secret set the login came from.
     pub id: Option<String>,
 }
 
-/// The caches to try for `image`, with their logins: `login_of(KEY)` gives the secret
-/// set (identifier, login) of a registry key, when there is one.
+/// The caches to try for `image`, each with its own login: `login_of(KEY)` gives the
+/// secret set (identifier, login) of a registry key, when there is one. A cache without a
+/// set of its own gets no login: the origin's would go to a server it was not given for.
 pub fn for_image(
     image: &ImageRef,
     mirrors: &[Mirrors],
@@ -138,14 +141,7 @@ pub fn for_image(
         .iter()
         .filter_map(|cache| {
             let at = ImageRef::parse(&format!("{cache}/{}{reference}", image.path())).ok()?;
-            let own = login_of(at.server().config_key());
-            let (id, login) = match own {
-                Some((id, login)) => (Some(id), Some(login)),
-                None => match login_of(origin.config_key()) {
-                    Some((id, login)) => (Some(id), Some(login)),
-                    None => (None, None),
-                },
-            };
+            let (id, login) = login_of(at.server().config_key()).unzip();
             Some(Mirror {
                 cache: cache.clone(),
                 image: at,
@@ -214,5 +210,25 @@ mod tests {
         );
         let other = ImageRef::parse("docker.io/library/alpine:3").unwrap();
         assert!(for_image(&other, &mirrors, &none).is_empty());
+    }
+
+    #[test]
+    fn a_cache_gets_its_own_login_and_never_the_origins() {
+        let mirrors = parse("ghcr.io=cache.internal:5000/gh,other.example").unwrap();
+        let image = ImageRef::parse("ghcr.io/acme/api:1.4").unwrap();
+        let login = |user: &str| Login {
+            user: crate::secret::Secret::new(user),
+            password: crate::secret::Secret::new("p"),
+            expires_at: None,
+        };
+        let login_of = |key: &str| match key {
+            "ghcr.io" => Some(("ORIGIN".to_string(), login("origin"))),
+            "cache.internal:5000" => Some(("CACHE".to_string(), login("cache"))),
+            _ => None,
+        };
+        let caches = for_image(&image, &mirrors, &login_of);
+        assert_eq!(caches[0].id.as_deref(), Some("CACHE"));
+        assert_eq!(caches[0].login.as_ref().unwrap().user.expose(), "cache");
+        assert!(caches[1].id.is_none() && caches[1].login.is_none());
     }
 }

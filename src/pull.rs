@@ -8,7 +8,10 @@
 //! never ends by itself), a question to the registry first (its digest, a permanent
 //! refusal, `Retry-After`), retries with exponential backoff and jitter only for what
 //! happens before the engine downloads anything, and an error naming the image, the
-//! registry and the secret to check.
+//! registry and the secret to check. Every wait a server asks for is capped by the pull's
+//! own deadline, and every sum of what the engine reports saturates: nothing a registry or
+//! cache sends can make the arithmetic overflow. A pull-through cache is used only when its
+//! registry vouches for what it serves (`through_caches`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -21,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::image::ImageRef;
 use crate::inject::Login;
-use crate::registry::client::{EngineRegistryConfig, ProbeError, RegistryClient};
+use crate::registry::client::{EngineRegistryConfig, Probe, ProbeError, RegistryClient};
 
 /// One image to pull.
 #[derive(Clone, Debug)]
@@ -51,6 +54,9 @@ pub struct PullConfig {
     pub backoff_base: Duration,
     /// The longest retry delay.
     pub backoff_max: Duration,
+    /// Use a cache's image when the origin cannot give the digest it must have (the
+    /// `mirrorsUnverified` option); the pull is then marked unverified.
+    pub mirrors_unverified: bool,
 }
 
 impl Default for PullConfig {
@@ -62,6 +68,7 @@ impl Default for PullConfig {
             max_attempts: 5,
             backoff_base: Duration::from_secs(1),
             backoff_max: Duration::from_secs(30),
+            mirrors_unverified: false,
         }
     }
 }
@@ -147,6 +154,8 @@ pub struct Pulled {
     pub attempts: u32,
     /// The pull-through cache it came from, if not the origin.
     pub via: Option<String>,
+    /// It came from a cache without the origin's word for its digest (`mirrorsUnverified`).
+    pub unverified: bool,
 }
 
 /// Why an image was not pulled.
@@ -307,7 +316,7 @@ pub async fn pull(
     on: &mut (dyn FnMut(PullEvent<'_>) + Send),
 ) -> Result<Pulled, PullError> {
     let started = Instant::now();
-    let deadline = started + cfg.deadline;
+    let deadline = later(started, cfg.deadline);
     let image = spec.image.to_string();
     let insecure = crate::registry::client::insecure(&spec.image.server(), &puller.insecure);
     // An image named by digest that the engine holds costs no request at all.
@@ -321,10 +330,11 @@ pub async fn pull(
             already_present: true,
             attempts: 0,
             via: None,
+            unverified: false,
         });
     }
     if !spec.mirrors.is_empty()
-        && let Some(mut pulled) = through_caches(puller, spec, cfg, cancel, deadline, on).await
+        && let Some(mut pulled) = through_caches(puller, spec, cfg, cancel, deadline, on).await?
     {
         pulled.seconds = started.elapsed().as_secs_f64();
         return Ok(pulled);
@@ -353,24 +363,21 @@ pub async fn pull(
                 digest = probe.digest;
                 None
             }
-            Some(Err(e)) if e.is_permanent() => {
-                let reason = e.to_string();
-                let hint = hint(spec, &reason);
-                return Err(PullError::Permanent {
-                    image,
-                    reason,
-                    hint,
-                });
-            }
+            Some(Err(e)) if e.is_permanent() => return Err(refused(spec, &e)),
             Some(Err(e)) if e.is_transient() => {
                 if let ProbeError::TooMany { retry_after: after } = &e {
                     retry_after = *after;
                 }
                 Some(e.to_string())
             }
-            // Berth could not tell (no answer in time, or an answer it does not act on):
-            // the engine decides.
-            _ => None,
+            // Berth could not tell (an answer it does not act on, or larger than it
+            // reads): the engine decides.
+            Some(Err(e)) => {
+                tracing::warn!(image = %image, reason = %e, "the registry's answer does not say whether the image can be pulled; the engine tries");
+                None
+            }
+            // No answer in time, or no client to ask with: the engine decides.
+            None => None,
         };
         let failure = match failure {
             Some(reason) => reason,
@@ -385,6 +392,7 @@ pub async fn pull(
                         already_present: true,
                         attempts: attempt,
                         via: None,
+                        unverified: false,
                     });
                 }
                 let left = deadline.saturating_duration_since(Instant::now());
@@ -442,11 +450,32 @@ pub async fn pull(
             .min(cfg.backoff_max)
             .mul_f64(0.5 + fastrand::f64());
         let delay = retry_after.unwrap_or(backoff);
-        if attempt >= cfg.max_attempts || Instant::now() + delay >= deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if attempt >= cfg.max_attempts || delay >= left {
+            // A wait the server asks for is capped by the pull's deadline: berth gives up
+            // now rather than wait past it (or overflow the clock).
+            let reason = match retry_after.filter(|asked| *asked >= left) {
+                Some(asked) if attempt < cfg.max_attempts => {
+                    tracing::warn!(
+                        image = %image,
+                        registry = %spec.image.server(),
+                        asked_s = asked.as_secs(),
+                        left_s = left.as_secs(),
+                        "the registry asks to wait longer than the pull's deadline allows; berth does not wait that long"
+                    );
+                    format!(
+                        "{failure}: {} asks to wait {} s, more than the {} s left of the pull's deadline (pullTimeout); berth does not wait that long",
+                        spec.image.server(),
+                        asked.as_secs(),
+                        left.as_secs()
+                    )
+                }
+                _ => failure,
+            };
             return Err(PullError::Exhausted {
                 image,
                 attempts: attempt,
-                reason: failure,
+                reason,
             });
         }
         on(PullEvent::Retrying {
@@ -461,11 +490,24 @@ pub async fn pull(
     }
 }
 
+/// What the origin says a cache must serve for an image.
+enum Vouch {
+    /// This digest: the image's own, or the origin's answer for its tag.
+    Digest(String),
+    /// Nothing: the origin could not give a digest, and why.
+    Cannot(String),
+}
+
 /// Pulls through the image's caches, the first that serves what the origin names: the
 /// digest the origin gives for the tag (or the image's own digest) is asked of each cache,
 /// a cache that serves another is refused (stale or tampered), and the image is pulled from
 /// the cache by that digest (so the engine checks the content), then tagged under its
-/// original name. `None` when no cache served it: the caller pulls from the origin.
+/// original name. `Ok(None)` when no cache served it: the caller pulls from the origin.
+///
+/// A cache is never taken on its own word: when the origin says the tag does not exist
+/// (404), the pull fails with that answer; when the origin cannot give a digest (down,
+/// refusing, no `Docker-Content-Digest`), every cache is passed over, saying why, unless
+/// `mirrors_unverified` allows the cache's image, which is then marked unverified.
 async fn through_caches(
     puller: &Puller,
     spec: &PullSpec,
@@ -473,7 +515,7 @@ async fn through_caches(
     cancel: &CancellationToken,
     deadline: Instant,
     on: &mut (dyn FnMut(PullEvent<'_>) + Send),
-) -> Option<Pulled> {
+) -> Result<Option<Pulled>, PullError> {
     const ASK: Duration = Duration::from_secs(15);
     let ask = |image: &ImageRef, login: Option<&Login>| {
         let insecure = crate::registry::client::insecure(&image.server(), &puller.insecure);
@@ -491,23 +533,56 @@ async fn through_caches(
             )
         }
     };
-    // What the origin names; when it cannot say, the cache's own answer is taken.
-    let wanted = match spec.image.digest() {
-        Some(d) => Some(d.to_string()),
+    let origin = spec.image.server();
+    let vouch = match spec.image.digest() {
+        Some(d) => Vouch::Digest(d.to_string()),
         None => match ask(&spec.image, spec.login.as_ref()).await {
-            Some(Ok(p)) => p.digest,
-            _ => None,
+            Some(Ok(Probe { digest: Some(d) })) => Vouch::Digest(d),
+            Some(Ok(Probe { digest: None })) => Vouch::Cannot(format!(
+                "{origin} answered for {} without its digest (no Docker-Content-Digest)",
+                spec.image
+            )),
+            Some(Err(e @ ProbeError::NotFound)) => {
+                // What the registry says does not exist, no cache makes exist.
+                for m in &spec.mirrors {
+                    on(PullEvent::Cache {
+                        cache: &m.cache,
+                        skipped: Some(&format!(
+                            "{origin} says {} does not exist, which no cache overrides",
+                            spec.image
+                        )),
+                    });
+                }
+                return Err(refused(spec, &e));
+            }
+            Some(Err(e)) => {
+                Vouch::Cannot(format!("{origin} gave no digest for {}: {e}", spec.image))
+            }
+            None => Vouch::Cannot(format!(
+                "berth could not ask {origin} for the digest of {}",
+                spec.image
+            )),
         },
     };
     for m in &spec.mirrors {
         if cancel.is_cancelled() {
-            return None;
+            return Ok(None);
         }
         let mut skip = |reason: String| {
             on(PullEvent::Cache {
                 cache: &m.cache,
                 skipped: Some(&reason),
             })
+        };
+        let (wanted, unverified) = match &vouch {
+            Vouch::Digest(d) => (Some(d.clone()), None),
+            Vouch::Cannot(why) if !cfg.mirrors_unverified => {
+                skip(format!(
+                    "{why}, so nothing vouches for what the cache serves (the mirrorsUnverified option allows it)"
+                ));
+                continue;
+            }
+            Vouch::Cannot(why) => (None, Some(why)),
         };
         let served = match ask(&m.image, m.login.as_ref()).await {
             Some(Ok(p)) => p.digest,
@@ -521,13 +596,15 @@ async fn through_caches(
             && w != s
         {
             skip(format!(
-                "it serves {s} for {}, but {} names {w}: a stale or tampered cache, refused",
+                "it serves {s} for {}, but {origin} names {w}: a stale or tampered cache, refused",
                 spec.image,
-                spec.image.server()
             ));
             continue;
         }
-        let at = match &wanted {
+        // By digest whenever one is known (the origin's, else the cache's own word), so
+        // that the engine checks the content against it.
+        let pin = wanted.clone().or(served);
+        let at = match &pin {
             Some(d) => ImageRef::parse(&format!("{}@{d}", m.image.repository()))
                 .unwrap_or_else(|_| m.image.clone()),
             None => m.image.clone(),
@@ -542,9 +619,17 @@ async fn through_caches(
             cache: &m.cache,
             skipped: None,
         });
+        if let Some(why) = unverified {
+            tracing::warn!(
+                image = %spec.image,
+                cache = %m.cache,
+                reason = %why,
+                "pulling through the cache unverified: the registry does not vouch for its digest (mirrorsUnverified)"
+            );
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         let result = tokio::select! {
-            _ = cancel.cancelled() => return None,
+            _ = cancel.cancelled() => return Ok(None),
             r = tokio::time::timeout(left, attempt_once(&puller.docker, &from_cache, cfg, on)) => r,
         };
         match result {
@@ -559,10 +644,11 @@ async fn through_caches(
                     });
                     continue;
                 }
-                pulled.digest = pulled.digest.or(wanted);
+                pulled.digest = pulled.digest.or(pin);
                 pulled.via = Some(m.cache.clone());
+                pulled.unverified = unverified.is_some();
                 pulled.attempts = 1;
-                return Some(pulled);
+                return Ok(Some(pulled));
             }
             Ok(Err(f)) => on(PullEvent::Cache {
                 cache: &m.cache,
@@ -574,7 +660,32 @@ async fn through_caches(
             }),
         }
     }
-    None
+    Ok(None)
+}
+
+/// The error of a pull the registry refused for good (`e.is_permanent()`), with what to
+/// check.
+fn refused(spec: &PullSpec, e: &ProbeError) -> PullError {
+    let reason = e.to_string();
+    let hint = match e {
+        ProbeError::RealmRefused(r) => format!(
+            "berth sent nothing there; ask the operator of {} to name a token service over https on its own host or domain",
+            r.registry
+        ),
+        _ => hint(spec, &reason),
+    };
+    PullError::Permanent {
+        image: spec.image.to_string(),
+        reason,
+        hint,
+    }
+}
+
+/// `start + wait`, with `wait` capped at a year (a `pullTimeout` no one waits for), so that
+/// a deadline never overflows the clock.
+fn later(start: Instant, wait: Duration) -> Instant {
+    const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+    start.checked_add(wait.min(YEAR)).unwrap_or(start)
 }
 
 /// Tags a pulled image under its original name, so that `docker run ORIGINAL` finds it. An
@@ -693,6 +804,7 @@ async fn attempt_once(
         already_present: tracker.up_to_date,
         attempts: 0,
         via: None,
+        unverified: false,
     })
 }
 
@@ -781,13 +893,18 @@ impl Tracker {
 
     fn progress(&self) -> Progress {
         let downloaded: Vec<&Layer> = self.layers.values().filter(|l| l.downloaded).collect();
-        let bytes: u64 = downloaded.iter().map(|l| l.current).sum();
+        // What the engine reports comes from the registry's manifests: sums saturate.
+        let bytes = downloaded
+            .iter()
+            .fold(0u64, |sum, l| sum.saturating_add(l.current));
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         Progress {
             layers_done: self.layers.values().filter(|l| l.done).count() as u32,
             layers: self.layers.len() as u32,
             bytes,
-            total: downloaded.iter().map(|l| l.total.max(l.current)).sum(),
+            total: downloaded
+                .iter()
+                .fold(0u64, |sum, l| sum.saturating_add(l.total.max(l.current))),
             rate: bytes as f64 / secs,
         }
     }

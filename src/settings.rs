@@ -139,6 +139,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         "pull-through caches per registry, tried in order before it: REGISTRY=CACHE[,CACHE] pairs, or a JSON object {\"REGISTRY\": [\"CACHE\"]}; a cache may have a path (cache.internal:5000/ecr)",
     ),
     opt(
+        "mirrorsUnverified",
+        "BERTH_MIRRORS_UNVERIFIED",
+        "false",
+        "use a cache's image when its registry cannot give the tag's digest (down, refusing, no digest); such pulls are marked unverified (a registry that says the tag does not exist is never overridden)",
+    ),
+    opt(
         "githubRegistry",
         "BERTH_GITHUB_REGISTRY",
         "auto",
@@ -309,6 +315,8 @@ pub struct Settings {
     pub credential_helper: HelperMode,
     /// Pull-through caches, per registry.
     pub mirrors: Vec<crate::mirror::Mirrors>,
+    /// Use a cache's image when its registry cannot vouch for its digest.
+    pub mirrors_unverified: bool,
     /// GitHub's container registry with the codespace's own token.
     pub github: GithubRegistry,
     /// The remote user.
@@ -442,6 +450,7 @@ impl Settings {
             fail_on_error: values.flag("BERTH_FAIL_ON_ERROR"),
             credential_helper,
             mirrors,
+            mirrors_unverified: values.flag("BERTH_MIRRORS_UNVERIFIED"),
             github: GithubRegistry {
                 mode: github_mode,
                 host: github_host,

@@ -166,6 +166,22 @@ pub struct PullStatus {
     /// restart, say). No size, time or origin was measured.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub checked: bool,
+    /// It came from the cache without its registry's word for its digest
+    /// (`mirrorsUnverified`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unverified: bool,
+}
+
+/// Where a pulled image came from, as the end of a line says it: nothing for its registry,
+/// `, through the cache C`, and `, unverified` when its registry did not vouch for it.
+pub fn through(via: Option<&str>, unverified: bool) -> String {
+    match via {
+        None => String::new(),
+        Some(c) if unverified => format!(
+            ", through the cache {c}, unverified (its registry gave no digest to check it against)"
+        ),
+        Some(c) => format!(", through the cache {c}"),
+    }
 }
 
 impl PullStatus {
@@ -183,6 +199,7 @@ impl PullStatus {
             error: None,
             via: None,
             checked: false,
+            unverified: false,
         }
     }
 }
@@ -229,6 +246,8 @@ pub enum PullChange {
         via: Option<String>,
         /// The engine held it already: nothing was pulled, nothing measured.
         already_present: bool,
+        /// It came from the cache unverified.
+        unverified: bool,
     },
     /// Failed for good.
     Failed {
@@ -274,6 +293,7 @@ impl PullStatus {
                 seconds,
                 via,
                 already_present,
+                unverified,
             } => {
                 self.state = PullState::Done;
                 self.digest.clone_from(digest);
@@ -282,6 +302,7 @@ impl PullStatus {
                 self.seconds = (!*already_present).then_some(*seconds);
                 self.error = None;
                 self.via = if *already_present { None } else { via.clone() };
+                self.unverified = *unverified && !*already_present;
             }
             PullChange::Failed { error, attempts } => {
                 self.state = PullState::Failed;
@@ -404,7 +425,17 @@ impl Status {
                 seconds,
                 already_present,
                 via,
-            } => self.pull_done(at, image, digest, *bytes, *seconds, *already_present, via),
+                unverified,
+            } => self.pull_done(
+                at,
+                image,
+                digest,
+                *bytes,
+                *seconds,
+                *already_present,
+                via,
+                *unverified,
+            ),
             Event::PullFailed {
                 image,
                 error,
@@ -517,6 +548,7 @@ impl Status {
         seconds: f64,
         already_present: bool,
         via: &Option<String>,
+        unverified: bool,
     ) {
         self.pull(image).apply(&PullChange::Done {
             digest: digest.clone(),
@@ -524,17 +556,15 @@ impl Status {
             seconds,
             via: via.clone(),
             already_present,
+            unverified,
         });
         let what = if already_present {
             format!("{image} already present (checked)")
         } else {
-            let through = via
-                .as_deref()
-                .map(|c| format!(", through the cache {c}"))
-                .unwrap_or_default();
             format!(
-                "pulled {image} ({} in {seconds:.1} s{through})",
-                human_bytes(bytes)
+                "pulled {image} ({} in {seconds:.1} s{})",
+                human_bytes(bytes),
+                through(via.as_deref(), unverified)
             )
         };
         self.say(at, None, what);
@@ -710,9 +740,13 @@ impl Status {
                     let _ = write!(
                         what,
                         "  from {}",
-                        p.via
-                            .as_deref()
-                            .map_or("its registry".to_string(), |c| { format!("the cache {c}") })
+                        match (p.via.as_deref(), p.unverified) {
+                            (None, _) => "its registry".to_string(),
+                            (Some(c), false) => format!("the cache {c}"),
+                            (Some(c), true) => format!(
+                                "the cache {c}, UNVERIFIED: its registry gave no digest to check it against"
+                            ),
+                        }
                     );
                 }
                 PullState::Pulling | PullState::Retrying => {
@@ -844,6 +878,7 @@ mod tests {
                     seconds: 1.5,
                     already_present: false,
                     via: None,
+                    unverified: false,
                 },
             ),
         ];
@@ -896,6 +931,7 @@ mod tests {
             seconds: 0.5,
             already_present,
             via: via.map(str::to_string),
+            unverified: false,
         }
     }
 
@@ -1148,6 +1184,30 @@ mod tests {
         let text = s.render();
         assert!(text.contains("from the cache cache.local:5000"), "{text}");
         assert!(text.contains("sha256:0123456789ab  "), "{text}");
+    }
+
+    #[test]
+    fn a_pull_its_registry_did_not_vouch_for_is_marked_unverified() {
+        let mut unverified = done("b.io/y:1", Some("cache.local:5000"), false);
+        if let Event::PullDone { unverified: u, .. } = &mut unverified {
+            *u = true;
+        }
+        let s = fold(vec![
+            unverified,
+            done("a.io/x:1", Some("cache.local:5000"), false),
+        ]);
+        assert_eq!(
+            whats(&s)[0],
+            "pulled b.io/y:1 (1.2 kB in 0.5 s, through the cache cache.local:5000, unverified (its registry gave no digest to check it against))"
+        );
+        let text = s.render();
+        assert!(
+            text.contains("from the cache cache.local:5000, UNVERIFIED"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&s.pulls).unwrap();
+        assert_eq!(json[1]["unverified"], true, "{json}");
+        assert!(json[0].get("unverified").is_none(), "{json}");
     }
 
     #[test]

@@ -102,6 +102,7 @@ pub async fn run(images: Vec<String>, settings: Settings) -> anyhow::Result<Exit
     let cfg = PullConfig {
         platform: settings.platform.clone(),
         deadline: settings.pull_timeout,
+        mirrors_unverified: settings.mirrors_unverified,
         ..PullConfig::default()
     };
     let bars = std::io::stderr().is_terminal().then(MultiProgress::new);
@@ -226,10 +227,7 @@ async fn pull_one(
             p.digest.as_deref().unwrap_or("?"),
             human_bytes(p.bytes),
             p.seconds,
-            p.via
-                .as_deref()
-                .map(|c| format!(", through the cache {c}"))
-                .unwrap_or_default(),
+            crate::status::through(p.via.as_deref(), p.unverified),
             if p.attempts > 1 {
                 format!(", {} attempts", p.attempts)
             } else {

@@ -80,6 +80,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
                 seconds: 0.0,
                 via: None,
                 already_present: true,
+                unverified: false,
             },
         );
         core.life.record(Event::PullDone {
@@ -89,6 +90,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
             seconds: 0.0,
             already_present: true,
             via: None,
+            unverified: false,
         });
         return;
     }
@@ -96,16 +98,16 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
     if let Some(login) = core.current_login(spec.image.server().config_key()) {
         spec.login = Some(login);
     }
+    // Each cache's own login only: never the origin's (mirror::for_image).
     for m in &mut spec.mirrors {
         if let Some(login) = core.current_login(m.image.server().config_key()) {
             m.login = Some(login);
-        } else if m.id == spec.id {
-            m.login = spec.login.clone();
         }
     }
     let cfg = PullConfig {
         platform: core.life.settings.platform.clone(),
         deadline: core.life.settings.pull_timeout,
+        mirrors_unverified: core.life.settings.mirrors_unverified,
         ..PullConfig::default()
     };
     core.life.record(Event::PullStarted {
@@ -161,6 +163,8 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
                 downloaded = %human_bytes(done.bytes),
                 seconds = %format!("{:.1}", done.seconds),
                 attempts = done.attempts,
+                via = done.via.as_deref().unwrap_or("its registry"),
+                unverified = done.unverified,
                 "pulled"
             );
             core.update_pull(
@@ -171,6 +175,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
                     seconds: done.seconds,
                     via: done.via.clone(),
                     already_present: done.already_present,
+                    unverified: done.unverified,
                 },
             );
             core.life.record(Event::PullDone {
@@ -180,6 +185,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
                 seconds: done.seconds,
                 already_present: done.already_present,
                 via: done.via.clone(),
+                unverified: done.unverified,
             });
         }
         Err(pull::PullError::Cancelled { .. }) => {}
@@ -512,10 +518,7 @@ impl Core {
                             format!(
                                 "berth: {label}: pulled {image} ({} in {secs:.1} s{})",
                                 crate::status::human_bytes(p.bytes),
-                                p.via
-                                    .as_deref()
-                                    .map(|c| format!(", through the cache {c}"))
-                                    .unwrap_or_default()
+                                crate::status::through(p.via.as_deref(), p.unverified)
                             ),
                         );
                     }

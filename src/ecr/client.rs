@@ -5,7 +5,8 @@
 //! `authorizationToken` is base64 of `AWS:<password>`. Errors are classified by HTTP status
 //! first and then by the error code, which real ECR sends as JSON `__type` and some servers
 //! as XML `<Code>`; only the code is ever reported, never a message body, which may echo
-//! request details.
+//! request details. The answer is read within [`crate::registry::body::ECR_LIMIT`]; the
+//! expiry it gives is kept only when it is a sane time (`parse_token`).
 
 use std::time::{Duration, SystemTime};
 
@@ -206,10 +207,18 @@ impl EcrClient {
             .get("x-amzn-errortype")
             .and_then(|v| v.to_str().ok())
             .map(|s| s.split(':').next().unwrap_or(s).to_string());
-        let text = response.bytes().await.map_err(|e| EcrError::Unreachable {
-            endpoint: endpoint.to_string(),
-            reason: crate::tls::describe_error(&e),
-        })?;
+        use crate::registry::body::{self, BodyError};
+        let text = body::read(response, body::ECR_LIMIT, "an ECR answer")
+            .await
+            .map_err(|e| match e {
+                BodyError::Broken { reason, .. } => EcrError::Unreachable {
+                    endpoint: endpoint.to_string(),
+                    reason,
+                },
+                too_large @ BodyError::TooLarge { .. } => {
+                    self.malformed(endpoint, too_large.to_string())
+                }
+            })?;
         if status == 200 {
             return parse_token(&text).map_err(|what| self.malformed(endpoint, what));
         }
@@ -296,7 +305,10 @@ fn error_code(body: &[u8]) -> Option<String> {
         .then(|| code.to_string())
 }
 
-/// `authorizationData[0]` to a login.
+/// `authorizationData[0]` to a login. Its `expiresAt` (seconds since the epoch, as a
+/// number) is kept only when it is a finite time after the epoch and before the year 5138
+/// (1e11 s): `SystemTime` arithmetic on it then cannot overflow, and renewal clamps the
+/// wait it implies ([`super::renewal::Schedule`]).
 fn parse_token(body: &[u8]) -> Result<Token, String> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|_| "the body is not JSON".to_string())?;

@@ -11,12 +11,16 @@
 //! by the `http-auth` crate); `Basic` is answered with the login, `Bearer` by asking the
 //! named token service for a pull token with the login; then each image costs one manifest
 //! request. Registries the engine treats as insecure (loopback, and those its configuration
-//! lists) are tried over HTTPS, then plain HTTP, as the engine does.
+//! lists) are asked over plain HTTP from the start; every other registry over HTTPS only,
+//! never over plain HTTP after TLS failed. The login goes only to a token service the
+//! realm rule allows ([`super::realm`]); bodies are read within limits ([`super::body`]).
 
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 
+use super::body::{self, BodyError};
+use super::realm::{self, RealmRefused};
 use crate::image::ImageRef;
 use crate::inject::Login;
 
@@ -72,6 +76,12 @@ pub enum ProbeError {
         /// The status.
         status: u16,
     },
+    /// The registry names a token service that may not have the login.
+    #[error(transparent)]
+    RealmRefused(#[from] RealmRefused),
+    /// An answer larger than berth reads, or cut short.
+    #[error(transparent)]
+    Body(#[from] BodyError),
 }
 
 fn retry_note(after: &Option<Duration>) -> String {
@@ -89,12 +99,16 @@ impl ProbeError {
         )
     }
 
-    /// Whether the engine would fail the same way (a refusal that is about the image or
-    /// the credentials, not the way berth asked).
+    /// Whether the pull must stop here: a refusal that is about the image or the
+    /// credentials (the engine would fail the same way), or a token service that may not
+    /// have the login (the engine, given the login, would send it there).
     pub fn is_permanent(&self) -> bool {
         matches!(
             self,
-            ProbeError::Unauthorized { .. } | ProbeError::Denied | ProbeError::NotFound
+            ProbeError::Unauthorized { .. }
+                | ProbeError::Denied
+                | ProbeError::NotFound
+                | ProbeError::RealmRefused(_)
         )
     }
 }
@@ -111,14 +125,15 @@ enum Scheme {
 /// Where a registry answers and how it wants to be asked, as its `/v2/` said.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Endpoint {
-    /// `https://host` or, for a registry the engine treats as insecure that does not
-    /// speak TLS, `http://host`.
+    /// `https://host`, or `http://host` for a registry the engine treats as insecure.
     base: String,
+    /// Whether `base` is plain HTTP.
+    plain_http: bool,
     /// Its authentication.
     scheme: Scheme,
 }
 
-/// The endpoints asked so far, by host and whether plain HTTP may follow.
+/// The endpoints asked so far, by host and whether it is asked over plain HTTP.
 type Endpoints = std::sync::Arc<
     std::sync::Mutex<
         std::collections::HashMap<(String, bool), std::sync::Arc<tokio::sync::OnceCell<Endpoint>>>,
@@ -136,7 +151,10 @@ pub struct RegistryClient {
 }
 
 impl RegistryClient {
-    /// A client with bounded waits (10 s to connect, 30 s a request).
+    /// A client with bounded waits (10 s to connect, 30 s a request). It follows
+    /// redirects as reqwest does, which drops `Authorization` whenever the scheme, host or
+    /// port changes, so a redirect cannot carry the login (or a token) elsewhere or down
+    /// to plain HTTP.
     pub fn new() -> Result<RegistryClient, String> {
         let http = crate::tls::http_client(Duration::from_secs(10), Duration::from_secs(30))?;
         Ok(RegistryClient {
@@ -146,7 +164,7 @@ impl RegistryClient {
     }
 
     /// Asks for `image`'s manifest (a `HEAD`), with `login` when there is one; `insecure`
-    /// when the engine would fall back to plain HTTP for this registry.
+    /// when the engine would use plain HTTP for this registry ([`insecure`]).
     pub async fn probe(
         &self,
         image: &ImageRef,
@@ -166,14 +184,16 @@ impl RegistryClient {
             Scheme::Open => return answer(send(head()).await?),
             Scheme::Challenge(c) => c,
         };
-        let Some(authorization) = self.authorize(challenge, image, login).await? else {
+        let plain_http = endpoint.plain_http;
+        let Some(authorization) = self.authorize(challenge, image, login, plain_http).await? else {
             return Err(ProbeError::Unauthorized { status: 401 });
         };
         answer(send(head().header(reqwest::header::AUTHORIZATION, authorization)).await?)
     }
 
-    /// The registry's endpoint: its `/v2/` over HTTPS, else (`insecure`) over plain HTTP,
-    /// as the engine tries them. Asked once per process and host.
+    /// The registry's endpoint: its `/v2/` over HTTPS, or over plain HTTP from the start
+    /// for a registry the engine treats as insecure; never plain HTTP after TLS failed,
+    /// which anyone on the path can make happen. Asked once per process and host.
     async fn endpoint(&self, host: &str, insecure: bool) -> Result<Endpoint, ProbeError> {
         let cell = self
             .endpoints
@@ -182,19 +202,16 @@ impl RegistryClient {
             .entry((host.to_string(), insecure))
             .or_default()
             .clone();
-        cell.get_or_try_init(|| async {
-            match self.ask_v2("https", host).await {
-                Err(ProbeError::Unreachable { .. }) if insecure => self.ask_v2("http", host).await,
-                other => other,
-            }
-        })
-        .await
-        .cloned()
+        let scheme = if insecure { "http" } else { "https" };
+        cell.get_or_try_init(|| self.ask_v2(scheme, host))
+            .await
+            .cloned()
     }
 
     /// What the registry's `/v2/` at `scheme://host` says about authentication.
     async fn ask_v2(&self, scheme: &str, host: &str) -> Result<Endpoint, ProbeError> {
         let base = format!("{scheme}://{host}");
+        let plain_http = scheme == "http";
         let response = send(self.http.get(format!("{base}/v2/"))).await?;
         let status = response.status().as_u16();
         let scheme = match status {
@@ -215,25 +232,36 @@ impl RegistryClient {
             500..=599 => return Err(ProbeError::Server { status }),
             _ => return Err(ProbeError::Unexpected { status }),
         };
-        Ok(Endpoint { base, scheme })
+        Ok(Endpoint {
+            base,
+            plain_http,
+            scheme,
+        })
     }
 
     /// The `Authorization` value that answers a challenge: Basic with the login, or a
-    /// bearer token from the token service. `None` without a login to give.
+    /// bearer token from the token service (asked with the login only when the realm rule
+    /// allows it, [`realm::check`]; anonymously without a login). `None` without a login
+    /// to give.
     async fn authorize(
         &self,
         challenge: &str,
         image: &ImageRef,
         login: Option<&Login>,
+        plain_http: bool,
     ) -> Result<Option<String>, ProbeError> {
-        let basic = login.map(basic_authorization);
         let (realm, service) = match Challenge::parse(challenge) {
             Challenge::Bearer { realm, service } => (realm, service),
             Challenge::BearerWithoutRealm => return Err(ProbeError::Unexpected { status: 401 }),
-            Challenge::Basic | Challenge::Other(_) => return Ok(basic),
+            Challenge::Basic | Challenge::Other(_) => return Ok(login.map(basic_authorization)),
         };
-        let mut url =
-            reqwest::Url::parse(&realm).map_err(|_| ProbeError::Unexpected { status: 401 })?;
+        let mut url = match login {
+            Some(_) => realm::check(&image.server(), plain_http, &realm)?,
+            None => {
+                reqwest::Url::parse(&realm).map_err(|_| ProbeError::Unexpected { status: 401 })?
+            }
+        };
+        let basic = login.map(basic_authorization);
         url.query_pairs_mut()
             .append_pair("scope", &format!("repository:{}:pull", image.path()));
         if let Some(service) = service {
@@ -261,12 +289,7 @@ impl RegistryClient {
             token: Option<String>,
             access_token: Option<String>,
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| ProbeError::Unreachable {
-                reason: crate::tls::describe_error(&e),
-            })?;
+        let body = body::read(response, body::SMALL_LIMIT, "a token answer").await?;
         let token: TokenAnswer =
             serde_json::from_slice(&body).map_err(|_| ProbeError::Unexpected { status })?;
         Ok(token
@@ -368,15 +391,20 @@ fn answer(response: reqwest::Response) -> Result<Probe, ProbeError> {
     }
 }
 
-/// `Retry-After`: seconds, or an HTTP date.
+/// `Retry-After`: seconds, or an HTTP date; what the server asked, saturated at
+/// `Duration::MAX` for a number of seconds too large to hold (the caller caps the wait).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?
         .trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(
+            value
+                .parse::<u64>()
+                .map_or(Duration::MAX, Duration::from_secs),
+        );
     }
     let at = httpdate::parse_http_date(value).ok()?;
     Some(at.duration_since(SystemTime::now()).unwrap_or_default())
@@ -490,6 +518,22 @@ mod tests {
         );
         h.insert(reqwest::header::RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&h), None);
+        // What no one would wait for is kept as asked, saturated; the caller caps it.
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            "18446744073709551615".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(u64::MAX)));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            "99999999999999999999999999".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&h), Some(Duration::MAX));
+        h.insert(
+            reqwest::header::RETRY_AFTER,
+            "Fri, 31 Dec 9999 23:59:59 GMT".parse().unwrap(),
+        );
+        assert!(retry_after(&h).unwrap() > Duration::from_secs(7000 * 365 * 86400));
     }
 
     #[test]

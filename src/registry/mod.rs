@@ -4,9 +4,13 @@
 //! `host[:port]` for every other registry. This module turns what a user typed (with or
 //! without a scheme, a trailing path, upper-case letters, one of Docker Hub's many aliases)
 //! into that key, rejects what is not a registry host at all, and classifies the registry for
-//! the rest of berth (AWS ECR, Docker Hub, other). [`client`] talks to a registry's API.
+//! the rest of berth (AWS ECR, Docker Hub, other). [`client`] talks to a registry's API,
+//! [`realm`] decides which token services get a registry's login, and [`body`] reads what
+//! servers send within limits.
 
+pub mod body;
 pub mod client;
+pub mod realm;
 
 use std::fmt;
 

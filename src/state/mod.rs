@@ -164,6 +164,10 @@ pub enum Event {
         /// The pull-through cache it came from, if not its registry.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         via: Option<String>,
+        /// It came from the cache without its registry's word for its digest
+        /// (`mirrorsUnverified`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unverified: bool,
     },
     /// A pre-pull failed for good.
     PullFailed {

@@ -35,6 +35,8 @@ pub struct Seen {
     pub agent: String,
     /// The user its basic `Authorization` names (never the password), if any.
     pub user: Option<String>,
+    /// Whether it had an `Authorization` header of any kind.
+    pub authorized: bool,
     /// When.
     pub at: Instant,
 }
@@ -144,11 +146,13 @@ async fn handle(
             let plain = String::from_utf8_lossy(&plain).into_owned();
             plain.split_once(':').map(|(u, _)| u.to_string())
         });
+    let authorized = req.headers().contains_key(hyper::header::AUTHORIZATION);
     seen.lock().unwrap().push(Seen {
         method: method.clone(),
         path: path.clone(),
         agent,
         user,
+        authorized,
         at: Instant::now(),
     });
     let fault = rule(&method, &path);
