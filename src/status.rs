@@ -1176,9 +1176,20 @@ mod tests {
             whats(&s),
             [
                 "pulled b.io/y:1 (1.2 kB in 0.5 s, through the cache cache.local:5000)",
-                "a.io/x:1 already present"
+                "a.io/x:1 already present (checked)"
             ]
         );
+        // What was checked says no size, time or origin it did not measure.
+        let checked = s.pulls.iter().find(|p| p.image == "a.io/x:1").unwrap();
+        assert!(checked.checked && checked.seconds.is_none() && checked.via.is_none());
+        let line = s
+            .render()
+            .lines()
+            .find(|l| l.contains("a.io/x:1"))
+            .unwrap()
+            .to_string();
+        assert!(line.contains("already present (checked)"), "{line}");
+        assert!(!line.contains(" in ") && !line.contains("from "), "{line}");
         let images: Vec<_> = s.pulls.iter().map(|p| p.image.as_str()).collect();
         assert_eq!(images, ["a.io/x:1", "b.io/y:1"], "pulls in image order");
         let text = s.render();
