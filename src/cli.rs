@@ -84,6 +84,14 @@ pub enum Command {
         #[arg(short, long)]
         follow: bool,
     },
+    /// Carry a hook's request (on stdin) to the daemon once it runs (a hook starts this
+    /// when the daemon is not running yet).
+    #[command(hide = true)]
+    Courier {
+        /// The daemon's state folder.
+        #[arg(long, value_name = "DIR")]
+        state_dir: PathBuf,
+    },
     /// Docker credential helper protocol; also run as `docker-credential-berth`.
     #[command(hide = true)]
     CredentialHelper {

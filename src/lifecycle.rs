@@ -70,6 +70,8 @@ pub struct HookInput {
     pub images: Vec<String>,
     /// The caller's working folder (the workspace, for discovery).
     pub workspace: Option<PathBuf>,
+    /// When the hook ran, for a phase handed over after its hook returned (nobody waits).
+    pub ran_at: Option<u64>,
 }
 
 impl HookInput {
@@ -130,6 +132,7 @@ impl HookInput {
             endpoints: settings.endpoints,
             images: crate::settings::split_list(settings.images.as_deref().unwrap_or_default()),
             workspace: cwd,
+            ran_at: None,
         };
         (input, notes)
     }
@@ -165,6 +168,10 @@ pub struct Plan {
     pub wait_engine: Option<Duration>,
     /// Wait, within this bound, for the pre-pulls to finish (`waitForPulls`, postCreate).
     pub wait_pulls: Option<Duration>,
+    /// How long to wait for ECR to swap access keys for a token before going on without
+    /// it (the swap goes on; its token is written, or used, when ECR answers): only a phase
+    /// that writes the credentials its user's command needs waits at all.
+    pub ecr_wait: Duration,
 }
 
 /// What berth needs at every phase.
@@ -262,20 +269,28 @@ impl Lifecycle {
         }
     }
 
-    /// What a phase does: the one place that decides it.
+    /// What a phase does: the one place that decides it. A phase handed over after its
+    /// hook returned does the same work, and waits for nothing, since nobody waits for it.
     pub fn plan(&self, input: &HookInput) -> Plan {
         let phase = input.phase.unwrap_or(Phase::PostStart);
         let settings = &self.settings;
         let write = input.phase.is_none_or(|p| self.injects(p));
+        let waited_for = input.ran_at.is_none();
         Plan {
             write,
             pull_early: !write && settings.pull_at == crate::settings::PullAt::Early,
-            wait_engine: (input.phase.is_some()
+            wait_engine: (waited_for
+                && input.phase.is_some()
                 && phase.waits_for_docker()
                 && settings.wait_for_docker)
                 .then_some(settings.docker_timeout),
-            wait_pulls: (phase == Phase::PostCreate && settings.wait_for_pulls)
+            wait_pulls: (waited_for && phase == Phase::PostCreate && settings.wait_for_pulls)
                 .then_some(settings.pull_timeout),
+            ecr_wait: if write && waited_for {
+                (settings.hook_timeout / 3).min(Duration::from_secs(20))
+            } else {
+                Duration::ZERO
+            },
         }
     }
 
@@ -318,12 +333,13 @@ impl Lifecycle {
                 uid: input.caller.uid,
                 handler: self.handler,
                 ids: ids.clone(),
+                ran_at: input.ran_at,
             });
         }
         tracing::info!(phase = %input.label(), uid = input.caller.uid, registries = ?ids, "hook");
         let found = if discovery.registries.is_empty() {
             if input.phase.is_some_and(Phase::in_prebuild) {
-                "no registry secrets here (as in a prebuild, where user secrets are absent)"
+                "no registry secrets here (<ID>_CONTAINER_REGISTRY_SERVER, _USER, _PASSWORD; a Codespaces prebuild gets none)"
                     .to_string()
             } else {
                 "no registry secrets found (<ID>_CONTAINER_REGISTRY_SERVER, _USER, _PASSWORD)"

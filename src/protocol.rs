@@ -56,6 +56,11 @@ pub struct HookRequest {
     pub settings: HookSettings,
     /// The hook's working folder (the workspace, for image discovery).
     pub cwd: Option<PathBuf>,
+    /// When the hook ran (ms since the epoch), when this request reaches the daemon after
+    /// the hook returned: handed over by a courier ([`crate::commands::courier`]) because
+    /// the daemon was not running yet. Nobody waits for its answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ran_at: Option<u64>,
 }
 
 /// The entrypoint's report.

@@ -344,7 +344,8 @@ impl Status {
                 uid,
                 handler,
                 ids,
-            } => self.phase(at, *phase, *uid, *handler, ids),
+                ran_at,
+            } => self.phase(at, *phase, *uid, *handler, ids, *ran_at),
             Event::Deferred { phase, until } => {
                 self.say(
                     at,
@@ -491,10 +492,22 @@ impl Status {
     }
 
     /// A lifecycle hook ran.
-    fn phase(&mut self, at: u64, phase: Phase, uid: u32, handler: Handler, ids: &[String]) {
-        let by = match handler {
-            Handler::Daemon => "",
-            Handler::Hook => ", handled without the daemon",
+    fn phase(
+        &mut self,
+        at: u64,
+        phase: Phase,
+        uid: u32,
+        handler: Handler,
+        ids: &[String],
+        ran_at: Option<u64>,
+    ) {
+        let by = match (handler, ran_at) {
+            (_, Some(ran)) => format!(
+                ", at {}; handed to the daemon, which was not running yet",
+                when(ran)
+            ),
+            (Handler::Daemon, None) => String::new(),
+            (Handler::Hook, None) => ", handled without the daemon".into(),
         };
         let found = if ids.is_empty() {
             "no registry secrets".to_string()

@@ -203,7 +203,7 @@ fn status_wait_returns_once_the_pulls_are_done() {
         );
         assert!(said.contains(&format!("pulled {i}")), "{said}");
     }
-    assert!(said.contains("pre-pulls finished"), "{said}");
+    assert!(said.contains("the pre-pulls"), "{said}");
 }
 
 #[test]

@@ -470,8 +470,8 @@ fn assert_lifecycle_result(ws: &Workspace, said: &str, user: &str) {
         "{said}"
     );
     assert!(
-        said.contains("berth: postCreate: pre-pulls finished")
-            && said.contains("(2 pulled, 0 failed)"),
+        said.contains("berth: postCreate: the pre-pulls")
+            && said.contains("(2 pulled, 0 already present, 0 failed)"),
         "{said}"
     );
     let on_create = ws.exec_ok(&["cat", "/tmp/oncreate.log"]);
@@ -809,7 +809,7 @@ fn early_pulls_arrive_while_on_create_runs_and_config_json_waits_for_post_create
     );
     let waited = ws.exec_ok(&["cat", "/tmp/oncreate.wait"]);
     assert!(
-        waited.contains("pre-pulls finished") && waited.contains("rc=0"),
+        waited.contains("the pre-pulls") && waited.contains("rc=0"),
         "{waited}"
     );
     let on_create = ws.exec_ok(&["cat", "/tmp/oncreate.images"]);

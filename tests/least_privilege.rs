@@ -314,42 +314,41 @@ fn berth_inject_for_a_user_run_by_root_is_as_safe_as_the_daemon() {
 }
 
 #[test]
-fn a_hook_that_runs_before_the_entrypoint_waits_for_its_daemon() {
-    use std::io::BufRead;
+fn a_hook_that_runs_before_the_entrypoint_hands_its_phase_to_the_entrypoints_daemon() {
     let c = Container::new(&[]);
-    let mut hook = c
-        .hook_command("onCreate", &both_registries(), REMOTE_UID, &[])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(hook.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
+    // The hook returns at once: it neither waits for the daemon nor starts one.
+    let out = c.hook("onCreate", &both_registries());
+    assert!(out.status.success(), "{}", text(&out));
+    let said = text(&out);
     assert!(
-        first.contains("waiting up to 60 s for berth's daemon"),
-        "{first}"
+        said.contains("berth's daemon is not running yet")
+            && said.contains("this phase is handed to it")
+            && said.contains("credentials deferred to postCreate"),
+        "{said}"
     );
-    // The entrypoint comes now, as when an earlier feature's entrypoint held the chain.
+    assert!(c.daemon_pid().is_none(), "the remote user started a daemon");
+    // The entrypoint comes now, as when an earlier feature's entrypoint held the chain:
+    // the daemon it starts (as root) gets the phase from the hook's courier.
     c.entrypoint();
-    let rest: Vec<String> = lines.map(|l| l.unwrap()).collect();
-    assert!(hook.wait().unwrap().success());
-    assert!(
-        rest.iter()
-            .any(|l| l.contains("credentials deferred to postCreate")),
-        "{rest:?}"
-    );
-    assert!(
-        !rest
-            .iter()
-            .any(|l| l.contains("doing this phase's work here")),
-        "{rest:?}"
-    );
-    let on_create = c
-        .events()
-        .into_iter()
+    let events = wait_for_events(&c, |e| {
+        e.iter()
+            .any(|e| e["event"] == "phase" && e["phase"] == "onCreate")
+    });
+    let on_create = events
+        .iter()
         .find(|e| e["event"] == "phase" && e["phase"] == "onCreate")
         .unwrap();
     assert_eq!(on_create["handler"], "daemon");
     assert_eq!(on_create["uid"], REMOTE_UID);
+    assert!(on_create["ran_at"].is_u64(), "{on_create}");
+    let pid = c.daemon_pid().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
+        "the daemon is the entrypoint's, as root: {status}"
+    );
 }
 
 #[test]

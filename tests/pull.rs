@@ -276,7 +276,8 @@ fn the_daemon_pre_pulls_before_post_create_returns_and_not_again_after_a_restart
         assert!(said.contains(&format!("pulled {i}")), "{said}");
     }
     assert!(
-        said.contains("pre-pulls finished") && said.contains("(3 pulled, 0 failed)"),
+        said.contains("the pre-pulls finished")
+            && said.contains("(3 pulled, 0 already present, 0 failed)"),
         "{said}"
     );
     let status = c.status();
@@ -377,7 +378,10 @@ fn discover_pulls_the_workspaces_private_images_and_leaves_public_ones() {
     let out = c.hook("postCreate", &both_registries());
     let said = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.success(), "{said}");
-    assert!(said.contains("(2 pulled, 0 failed)"), "{said}");
+    assert!(
+        said.contains("(2 pulled, 0 already present, 0 failed)"),
+        "{said}"
+    );
     assert!(
         engine.repo_digests(&reg(1, "_TINY")).is_some()
             && engine.repo_digests(&reg(2, "_TINY")).is_some()

@@ -7,12 +7,15 @@
 //!
 //! When no daemon answers, what it does depends on who it runs as, never on luck: a hook
 //! that runs as the daemon's user (the container's, usually root) starts the daemon, with
-//! a clean environment, and asks again; a hook of another user (the remote user) cannot
-//! start a daemon of the right user, so it waits for the container's entrypoint to start
-//! it (as happens when another feature's entrypoint holds the chain), unless the record
-//! shows the daemon already ran in this container's life and stopped. If that fails too it
-//! does the phase's work itself, with its own privileges. It never fails the lifecycle
-//! unless `failOnError` is set.
+//! a clean environment, and asks again. A hook of another user (the remote user) cannot
+//! start a daemon of the right user, and never waits for the container's entrypoint to
+//! start one (another feature's entrypoint may hold the chain for half a minute): it hands
+//! its request to a courier ([`super::courier`]), which gives it to the daemon when it
+//! runs, and does at once, with its own privileges, what the user's next command needs:
+//! the credentials when this phase writes them, the engine when `waitForDocker` asks, and
+//! (only with `waitForPulls`) the pre-pulls, which need the daemon. A daemon that already
+//! ran in this container's life and stopped gets no courier: the hook does the phase's
+//! work itself. It never fails the lifecycle unless `failOnError` is set.
 
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -47,9 +50,30 @@ pub fn run(phase: Phase, settings: Settings) -> ExitCode {
     let mut asked = ask(bound);
     if let Err(CallError::Unreachable(why)) = &asked {
         tracing::debug!(reason = %why, "daemon unreachable");
-        asked = match reach_daemon(phase, &state, &settings) {
-            Ok(()) => ask(bound.saturating_sub(started.elapsed())),
-            Err(why) => Err(CallError::Unreachable(why)),
+        asked = match reach_daemon(&state) {
+            Reach::Started => ask(bound.saturating_sub(started.elapsed())),
+            Reach::Failed(why) => Err(CallError::Unreachable(why)),
+            Reach::NotYet if phase == Phase::PostCreate && settings.wait_for_pulls => {
+                // The user asked to wait for the pre-pulls, which need the daemon: wait for it.
+                let left = bound.saturating_sub(started.elapsed());
+                println!(
+                    "berth: {phase}: berth's daemon is not running yet; waiting up to {} s for it, for the pre-pulls (waitForPulls)",
+                    settings.pull_timeout.as_secs()
+                );
+                if wait_for_daemon(&state, settings.pull_timeout.min(left)) {
+                    ask(bound.saturating_sub(started.elapsed()))
+                } else {
+                    Err(CallError::Unreachable(format!(
+                        "no daemon listened at {} within {} s",
+                        state.socket().display(),
+                        settings.pull_timeout.as_secs()
+                    )))
+                }
+            }
+            Reach::NotYet => {
+                let ok = hand_over(phase, &state, settings.clone());
+                return finish(phase, ok, started, &settings);
+            }
         };
     }
     let ok = match asked {
@@ -73,12 +97,33 @@ pub fn run(phase: Phase, settings: Settings) -> ExitCode {
             work_alone(phase, settings.clone())
         }
     };
+    finish(phase, ok, started, &settings)
+}
+
+fn finish(phase: Phase, ok: bool, started: Instant, settings: &Settings) -> ExitCode {
     tracing::debug!(phase = %phase, ok, ms = started.elapsed().as_millis() as u64, "hook finished");
     if !ok && settings.fail_on_error {
         println!("berth: {phase}: failing this lifecycle command because failOnError is set");
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// The daemon is not running yet: hands this phase to a courier for it, and does at once
+/// what the user's next command needs (see the module's description).
+fn hand_over(phase: Phase, state: &StateDir, settings: Settings) -> bool {
+    let mut request = build_request(phase);
+    request.ran_at = Some(crate::lifecycle::now_ms());
+    match super::courier::hand_over(state, &request) {
+        Ok(()) => println!(
+            "berth: {phase}: berth's daemon is not running yet (the container's entrypoint starts it once the features' entrypoints before berth's go on: Docker-in-Docker's waits for its engine); this phase is handed to it, and it starts the pre-pulls as soon as it runs"
+        ),
+        Err(e) => println!(
+            "berth: {phase}: berth's daemon is not running yet, and this phase could not be handed to it ({e}); the next phase tells it"
+        ),
+    }
+    drop(request);
+    work_alone(phase, settings)
 }
 
 /// The longest a hook may take: its own bound, plus the waits this phase may do.
@@ -100,36 +145,39 @@ fn build_request(phase: Phase) -> HookRequest {
         secrets: WireSecret::from_environment(),
         settings: HookSettings::from_env(),
         cwd: std::env::current_dir().ok(),
+        ran_at: None,
     }
 }
 
-/// Gets a daemon listening: starts one when this hook runs as the daemon's user, else
-/// waits for the entrypoint's. `Err` says why there will be none.
-fn reach_daemon(phase: Phase, state: &StateDir, settings: &Settings) -> Result<(), String> {
+/// What a hook can do about a daemon that does not answer.
+enum Reach {
+    /// This hook started it (it runs as the daemon's user).
+    Started,
+    /// There will be none (why).
+    Failed(String),
+    /// The container's entrypoint has not started it yet.
+    NotYet,
+}
+
+/// Gets a daemon listening: starts one when this hook runs as the daemon's user; else the
+/// entrypoint's is yet to come, unless one already ran in this container and stopped.
+fn reach_daemon(state: &StateDir) -> Reach {
     if nix::unistd::Uid::effective() == daemon_user() {
-        return start::start_background()
-            .map(drop)
-            .map_err(|e| format!("{}; see {}", crate::error::chain(&e), state.log().display()));
+        return match start::start_background() {
+            Ok(_) => Reach::Started,
+            Err(e) => Reach::Failed(format!(
+                "{}; see {}",
+                crate::error::chain(&e),
+                state.log().display()
+            )),
+        };
     }
     if let Some(pid) = stopped_in_this_container(state) {
-        return Err(format!(
+        return Reach::Failed(format!(
             "berth's daemon (pid {pid}) stopped; see `berth logs`"
         ));
     }
-    let bound = settings.hook_timeout;
-    println!(
-        "berth: {phase}: waiting up to {} s for berth's daemon, which the container's entrypoint starts",
-        bound.as_secs()
-    );
-    if wait_for_daemon(state, bound) {
-        Ok(())
-    } else {
-        Err(format!(
-            "no daemon listened at {} within {} s",
-            state.socket().display(),
-            bound.as_secs()
-        ))
-    }
+    Reach::NotYet
 }
 
 /// The pid of a daemon that started after the container did and no longer runs.
@@ -147,7 +195,7 @@ fn stopped_in_this_container(state: &StateDir) -> Option<u32> {
 /// Waits, within `bound`, until a daemon accepts connections on the state folder's
 /// socket, watching the folder (or, while it is missing, its nearest ancestor) for
 /// changes rather than polling.
-fn wait_for_daemon(state: &StateDir, bound: Duration) -> bool {
+pub(super) fn wait_for_daemon(state: &StateDir, bound: Duration) -> bool {
     let deadline = Instant::now() + bound;
     let (tx, rx) = std::sync::mpsc::channel();
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {

@@ -1,6 +1,7 @@
 //! The subcommands, one file each, and what they share: settings, logging, the runtime,
 //! and turning a result into an exit code.
 
+pub mod courier;
 pub mod credential_helper;
 pub mod daemon;
 pub mod doctor;
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> ExitCode {
             return hook::run(phase, settings);
         }
         Command::Daemon { background } => daemon::run(background, settings, &warnings),
+        Command::Courier { state_dir } => return courier::run(state_dir),
         Command::Status {
             json,
             wait,

@@ -186,7 +186,9 @@ impl Core {
         if discovery.registries.is_empty() {
             return true;
         }
-        self.inject(&input, &discovery, &mut log_only).await
+        let ecr_wait = self.life.plan(&input).ecr_wait;
+        self.inject(&input, &discovery, ecr_wait, &mut log_only)
+            .await
     }
 
     /// Handles one hook from start to end, as [`Lifecycle::plan`] decides for its phase;
@@ -210,11 +212,12 @@ impl Core {
             .insert(phase);
         let mut ok = discovery.findings.iter().all(|f| !f.is_fatal_for_set());
         if plan.write {
-            ok &= self.inject(&input, &discovery, sink).await;
+            ok &= self.inject(&input, &discovery, plan.ecr_wait, sink).await;
         } else {
             self.life.defer(phase, sink);
             if plan.pull_early {
-                self.pull_early(&input, &discovery, sink).await;
+                self.pull_early(&input, &discovery, plan.ecr_wait, sink)
+                    .await;
             }
             self.say_engine(&input, sink).await;
         }
@@ -247,12 +250,13 @@ impl Core {
         self: &Arc<Self>,
         input: &HookInput,
         discovery: &Discovery,
+        ecr_wait: Duration,
         sink: Sink<'_>,
     ) -> bool {
         let writer = self.inject_lock.lock().await;
         let target = self.life.target_for(input);
         let reuse = self.reusable(discovery, &target).await;
-        let bound = self.pending_bound();
+        let bound = ecr_wait;
         let Some(mut injection) = self
             .life
             .inject(input, discovery, &reuse, Some(bound), sink)
@@ -308,6 +312,7 @@ impl Core {
         self: &Arc<Self>,
         input: &HookInput,
         discovery: &Discovery,
+        ecr_wait: Duration,
         sink: Sink<'_>,
     ) {
         let target = self.life.target_for(input);
@@ -321,7 +326,7 @@ impl Core {
             self.life.ecr_client(),
             &endpoints,
             &reuse,
-            self.pending_bound(),
+            ecr_wait,
         )
         .await;
         for (id, error) in &got.failed {
@@ -360,12 +365,6 @@ impl Core {
                 .early
                 .insert(key, login.clone());
         }
-    }
-
-    /// How long a hook waits for ECR before it names the swaps still on their way and
-    /// returns: a third of the hook's own bound, and 20 s at most.
-    fn pending_bound(&self) -> Duration {
-        (self.life.settings.hook_timeout / 3).min(Duration::from_secs(20))
     }
 
     /// Writes each ECR token a hook did not wait for, when ECR answers, then renews it

@@ -49,7 +49,12 @@ pub async fn run(core: Arc<Core>) -> Result<(), Fatal> {
             }
         }
         core.engine.send_replace(EngineState::Waiting(
-            "starting (it does not answer yet)".into(),
+            if target.user.is_none() {
+                "starting (its socket exists; it does not answer yet)"
+            } else {
+                "not answering yet"
+            }
+            .into(),
         ));
         let bound = core.life.settings.docker_timeout;
         let result = tokio::select! {

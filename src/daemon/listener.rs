@@ -201,7 +201,7 @@ async fn serve(core: Arc<Core>, stream: UnixStream) -> Result<(), ConnectionErro
             send(&mut write, &Response::Done { ok: true }).await
         }
         Request::Hook(hook) => {
-            let (input, notes) = HookInput::checked(
+            let (mut input, notes) = HookInput::checked(
                 Some(hook.phase),
                 hook.secrets,
                 hook.settings,
@@ -209,6 +209,7 @@ async fn serve(core: Arc<Core>, stream: UnixStream) -> Result<(), ConnectionErro
                 caller,
                 &core.life.remote,
             );
+            input.ran_at = hook.ran_at;
             tracing::debug!(
                 uid,
                 pid = ?caller.pid,

@@ -308,11 +308,17 @@ fn recorded_pid_alive(state: &StateDir) -> Option<u32> {
         Event::DaemonStopped { .. } => Some(None),
         _ => None,
     })??;
-    // Signal 0 checks that the process exists; EPERM means it does, as another user's.
-    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None) {
-        Ok(()) | Err(nix::errno::Errno::EPERM) => Some(pid),
-        Err(_) => None,
-    }
+    // Signal 0 checks that the process exists (EPERM: as another user's); one that has
+    // exited but not been reaped yet (a zombie) no longer runs.
+    let exists = matches!(
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None),
+        Ok(()) | Err(nix::errno::Errno::EPERM)
+    );
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(") ").map(|(_, rest)| rest.starts_with('Z')))
+        .unwrap_or(false);
+    (exists && !zombie).then_some(pid)
 }
 
 /// The write end of the readiness pipe, if this daemon was started in the background.

@@ -72,6 +72,10 @@ pub enum Event {
         /// Registry identifiers in its environment.
         #[serde(default)]
         ids: Vec<String>,
+        /// When the hook ran, for a phase handed to the daemon after its hook returned (the
+        /// daemon was not running yet); ms since the epoch.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ran_at: Option<u64>,
     },
     /// Writing credentials was put off.
     Deferred {
