@@ -862,6 +862,7 @@ mod tests {
                     uid: 1000,
                     handler: Handler::Daemon,
                     ids: vec!["A".into()],
+                    ran_at: None,
                 },
             ),
             rec(
@@ -992,19 +993,29 @@ mod tests {
                 uid: 1000,
                 handler: Handler::Hook,
                 ids: vec![],
+                ran_at: None,
             },
             Event::Phase {
                 phase: Phase::PostCreate,
                 uid: 1000,
                 handler: Handler::Daemon,
                 ids: vec!["A".into(), "B".into()],
+                ran_at: None,
+            },
+            Event::Phase {
+                phase: Phase::UpdateContent,
+                uid: 1000,
+                handler: Handler::Daemon,
+                ids: vec!["A".into()],
+                ran_at: Some(0),
             },
         ]);
         assert_eq!(
             whats(&s),
             [
                 "onCreate hook ran (uid 1000, handled without the daemon); no registry secrets",
-                "postCreate hook ran (uid 1000); secrets for A, B"
+                "postCreate hook ran (uid 1000); secrets for A, B",
+                "updateContent hook ran (uid 1000, at 1970-01-01T00:00:00Z; handed to the daemon, which was not running yet); secrets for A"
             ]
         );
         assert_eq!(s.timeline[1].phase.as_deref(), Some("postCreate"));
