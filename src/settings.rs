@@ -172,7 +172,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         "",
         "BERTH_HOOK_TIMEOUT",
         "60",
-        "seconds a hook waits for the daemon: to be started by the container's entrypoint, and to finish writing credentials",
+        "seconds a hook waits for the daemon to finish its work (a third of it, 20 s at most, for ECR's answers)",
     ),
     opt(
         "",
