@@ -26,6 +26,11 @@ pub struct Status {
     /// berth's entries in the config whose secrets the last hook no longer had.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub without_secrets: Vec<Orphan>,
+    /// Registries whose credentials the daemon answers for (credential store `helper`)
+    /// but has not received since it started: the helper has nothing for them until a
+    /// lifecycle hook brings their secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awaiting_secrets: Vec<Orphan>,
     /// The container of the latest daemon start, to tell a new one made from a snapshot.
     #[serde(skip)]
     container: Option<String>,
@@ -723,6 +728,15 @@ impl Status {
         if !self.without_secrets.is_empty() {
             out.push_str("\nentries whose secrets are gone (berth inject --prune removes them):\n");
             for o in &self.without_secrets {
+                let _ = writeln!(out, "  {}  {}", o.id, o.server);
+            }
+        }
+        if !self.awaiting_secrets.is_empty() {
+            out.push_str(
+                "\nwaiting for their secrets (the daemon restarted; the credential helper has \
+                 none for them until the next lifecycle hook brings them):\n",
+            );
+            for o in &self.awaiting_secrets {
                 let _ = writeln!(out, "  {}  {}", o.id, o.server);
             }
         }

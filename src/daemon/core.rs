@@ -377,11 +377,7 @@ impl Core {
         pending: Vec<crate::inject::PendingLogin>,
     ) {
         let mut log_only = |_: Level, _: String| {};
-        let opts = crate::inject::WriteOptions {
-            dry_run: false,
-            helper: self.life.settings.credential_helper,
-            prune: false,
-        };
+        let opts = self.life.settings.write_options();
         let answers = futures_util::future::join_all(pending.into_iter().map(|p| async move {
             let result = p
                 .task
@@ -601,6 +597,43 @@ impl Core {
         h.finish()
     }
 
+    /// What the daemon answers `docker-credential-berth get` with (credential store
+    /// `helper`): the login berth holds for the registry `server` names, as it was written
+    /// (an ECR token as renewed), and only to the user it was written for. Otherwise why
+    /// not, in plain words; "credentials not found in native keychain" (what the Docker CLI
+    /// takes for "none") when berth has nothing for that registry.
+    pub fn credentials_for(&self, uid: u32, server: &str) -> Result<Login, String> {
+        let account = self
+            .guard
+            .borrow()
+            .as_ref()
+            .map(|t| t.account.clone())
+            .unwrap_or_else(|| self.life.remote.clone());
+        if uid != account.uid.as_raw() {
+            return Err(format!(
+                "berth keeps registry credentials for {} only; uid {uid} gets none from it",
+                account.name
+            ));
+        }
+        let key = crate::registry::Server::parse(server)
+            .map(|s| s.config_key().to_string())
+            .unwrap_or_else(|_| server.to_string());
+        if let Some(w) = self.memory.lock().expect("memory lock").written.get(&key) {
+            return Ok(w.login.clone());
+        }
+        let written_before = self
+            .life
+            .records()
+            .iter()
+            .any(|r| matches!(&r.event, Event::Injected { server: s, .. } if *s == key));
+        if written_before {
+            return Err(format!(
+                "berth has not received the secrets for {key} since its daemon started; the next lifecycle hook brings them (so do Codespaces' secret files and the secrets file, when there are)"
+            ));
+        }
+        Err("credentials not found in native keychain".into())
+    }
+
     /// The current login of a registry berth wrote (an ECR token, as renewed).
     pub fn current_login(&self, key: &str) -> Option<Login> {
         self.memory
@@ -797,6 +830,25 @@ impl Core {
         .await
         {
             status.without_secrets = crate::status::without_secrets(&records, &managed);
+        }
+        if self.life.settings.credential_store == crate::inject::CredentialStore::Helper {
+            let held: Vec<String> = self
+                .memory
+                .lock()
+                .expect("memory lock")
+                .written
+                .keys()
+                .cloned()
+                .collect();
+            status.awaiting_secrets = status
+                .registries
+                .iter()
+                .filter(|r| r.injected_at.is_some() && !held.contains(&r.server))
+                .map(|r| crate::status::Orphan {
+                    id: r.id.clone(),
+                    server: r.server.clone(),
+                })
+                .collect();
         }
         status.daemon = Some(DaemonInfo {
             pid: std::process::id(),
