@@ -623,17 +623,20 @@ impl Managed {
 /// not lock, so this only keeps berth's own writers in turn).
 pub struct ConfigLock(#[allow(dead_code)] nix::fcntl::Flock<fs::File>);
 
-/// How long berth tries for the config's lock before it gives up for now. The lock file is
-/// in the user's folder, so the user can hold it for ever; a berth writer holds it for
-/// milliseconds.
+/// How long the daemon and the hooks try for the config's lock before they give up for
+/// now (the daemon tries again later). The lock file is in the user's folder, so the user
+/// can hold it for ever; a berth writer holds it for some milliseconds.
 pub const LOCK_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl ConfigLock {
-    /// Takes the lock, waiting at most [`LOCK_BOUND`] for another holder (see
-    /// [`bounded::lock`]); creates the lock file if there is none, never through a link, and
-    /// refuses one that is not a regular file. Run it as the config's user.
-    pub fn acquire(location: &Location) -> Result<ConfigLock, bounded::LockError> {
-        Self::acquire_within(location, LOCK_BOUND, true)
+    /// Takes the lock, waiting at most `bound` for another holder (see [`bounded::lock`]);
+    /// creates the lock file if there is none, never through a link, and refuses one that
+    /// is not a regular file. Run it as the config's user.
+    pub fn acquire(
+        location: &Location,
+        bound: std::time::Duration,
+    ) -> Result<ConfigLock, bounded::LockError> {
+        Self::acquire_within(location, bound, true)
     }
 
     /// Takes the lock only if its file exists already (the keeper's way: it must not make

@@ -246,9 +246,9 @@ pub struct Entry {
     pub login: Login,
 }
 
-/// The longest berth waits for one piece of work on a user's Docker config (its lock for
-/// [`docker_config::LOCK_BOUND`], then a few small reads and writes): past it, the work is
-/// given up ([`PrivilegeError::TimedOut`]) and the caller goes on.
+/// The longest berth waits for one piece of work on a user's Docker config, beyond the time
+/// it may try for its lock ([`WriteOptions::lock_bound`]): a few small reads and writes.
+/// Past it, the work is given up ([`PrivilegeError::TimedOut`]) and the caller goes on.
 pub const WORK_BOUND: Duration = Duration::from_secs(10);
 
 /// How to write.
@@ -262,6 +262,8 @@ pub struct WriteOptions {
     pub prune: bool,
     /// Where the credentials live.
     pub store: CredentialStore,
+    /// How long to try for berth's lock in the config folder (the user can hold it).
+    pub lock_bound: Duration,
 }
 
 impl WriteOptions {
@@ -311,7 +313,7 @@ pub async fn write_entries(
     // Whether the helper is installed is berth's own question, asked before the switch.
     let helper = opts.helper_value();
     let t = target.clone();
-    privilege::as_user_bounded(&target.account, WORK_BOUND, move || {
+    privilege::as_user_bounded(&target.account, opts.lock_bound + WORK_BOUND, move || {
         write_entries_as_user(&t, &entries, opts, helper)
     })
     .await?
@@ -350,7 +352,7 @@ fn write_entries_as_user(
     let mut applied = apply(target, entries, opts, helper, None)?;
     if !opts.dry_run && applied.needs_write() {
         atomic::ensure_dir(dir, 0o700).map_err(folder_err)?;
-        let _lock = ConfigLock::acquire(&target.location)?;
+        let _lock = ConfigLock::acquire(&target.location, opts.lock_bound)?;
         applied = write_locked(target, entries, opts, helper, true)?
             .expect("a write that may create the config always writes");
     } else if !opts.dry_run {
@@ -467,7 +469,7 @@ pub async fn keep_entries(
 ) -> Result<Kept, InjectError> {
     let helper = opts.helper_value();
     let t = target.clone();
-    privilege::as_user_bounded(&target.account, WORK_BOUND, move || {
+    privilege::as_user_bounded(&target.account, opts.lock_bound + WORK_BOUND, move || {
         keep_as_user(&t, &written, opts, helper, watched)
     })
     .await?
@@ -491,9 +493,9 @@ fn keep_as_user(
     }
     let pending = written.iter().any(|w| w.pending);
     let lock = if pending {
-        Some(ConfigLock::acquire(&target.location)?)
+        Some(ConfigLock::acquire(&target.location, opts.lock_bound)?)
     } else if target.location.file().exists() && target.location.managed_file().exists() {
-        ConfigLock::acquire_existing(&target.location, docker_config::LOCK_BOUND)?
+        ConfigLock::acquire_existing(&target.location, opts.lock_bound)?
     } else {
         None
     };

@@ -355,6 +355,7 @@ impl Settings {
             helper: self.credential_helper,
             prune: false,
             store: self.credential_store,
+            lock_bound: crate::docker_config::LOCK_BOUND,
         }
     }
 

@@ -118,6 +118,10 @@ pub struct RegistryStatus {
     /// The last error, if the latest attempt failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the registry said of the login when berth last checked it: `accepted`, or
+    /// why it refused and what to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
 }
 
 /// Where a pull stands.
@@ -388,6 +392,19 @@ impl Status {
                         config.display()
                     ),
                 );
+            }
+            Event::LoginChecked {
+                id,
+                server,
+                accepted,
+                found,
+                fix,
+            } => {
+                let verdict = login_verdict(*accepted, found, fix.as_deref());
+                let e = self.registry(id);
+                e.server.clone_from(server);
+                e.login = Some(verdict.clone());
+                self.say(at, None, format!("{id} ({server}): login {verdict}"));
             }
             Event::Renewed {
                 id,
@@ -719,6 +736,9 @@ impl Status {
             }
             if let Some(at) = r.restored_at {
                 let _ = write!(what, ", restored {}", when(at));
+            }
+            if let Some(l) = &r.login {
+                let _ = write!(what, "; login {l}");
             }
             if let Some(e) = &r.error {
                 let _ = write!(what, "; last error: {e}");
@@ -1350,6 +1370,18 @@ mod tests {
         assert_eq!(human_bytes(999), "999 B");
         assert_eq!(human_bytes(1_500), "1.5 kB");
         assert_eq!(human_bytes(104_857_600), "104.9 MB");
+    }
+}
+
+/// A login check's result in words: `accepted`, or `refused: FOUND; FIX`.
+pub fn login_verdict(accepted: bool, found: &str, fix: Option<&str>) -> String {
+    if accepted {
+        "accepted".to_string()
+    } else {
+        match fix {
+            Some(fix) => format!("refused: {found}; {fix}"),
+            None => format!("refused: {found}"),
+        }
     }
 }
 

@@ -56,6 +56,9 @@ pub async fn run(args: InjectArgs, settings: Settings) -> anyhow::Result<ExitCod
         helper: settings.credential_helper,
         prune: args.prune,
         store: settings.credential_store,
+        // A person's command, or a script's: it waits for other berth writers longer than
+        // the daemon does (which tries again later).
+        lock_bound: std::time::Duration::from_secs(30),
     };
     let (report, _) = inject::inject(
         &discovery,

@@ -90,7 +90,34 @@ pub(super) struct Memory {
     /// use the current ECR token (which the renewer keeps fresh). An entry the user
     /// pruned, or whose secrets a later hook no longer has, is forgotten.
     pub(super) written: HashMap<String, crate::inject::KeptEntry>,
+    /// The logins checked with their registries since the daemon started, as keyed
+    /// hashes, by registry key: a login is checked once, when it is new.
+    checked: HashMap<String, u64>,
 }
+
+/// How long a login check may take (a registry that does not answer).
+const CHECK_BOUND: Duration = Duration::from_secs(30);
+/// How long a hook waits, at its end, for the login checks of what it wrote: they run
+/// beside its work, so most are done by then.
+const CHECK_SHOWN: Duration = Duration::from_secs(1);
+
+/// What a registry said of a login.
+#[derive(Clone, Debug)]
+pub struct LoginChecked {
+    /// The secret identifier.
+    pub id: String,
+    /// The registry key.
+    pub server: String,
+    /// Whether it accepted the login.
+    pub accepted: bool,
+    /// What the check found.
+    pub found: String,
+    /// What to do, for a refusal.
+    pub fix: Option<String>,
+}
+
+/// Login checks under way, for the hook that started them.
+pub type Checks = Vec<tokio::task::JoinHandle<LoginChecked>>;
 
 /// The daemon's shared state.
 pub struct Core {
@@ -189,6 +216,7 @@ impl Core {
         let ecr_wait = self.life.plan(&input).ecr_wait;
         self.inject(&input, &discovery, ecr_wait, &mut log_only)
             .await
+            .0
     }
 
     /// Handles one hook from start to end, as [`Lifecycle::plan`] decides for its phase;
@@ -211,8 +239,12 @@ impl Core {
             .phases
             .insert(phase);
         let mut ok = discovery.findings.iter().all(|f| !f.is_fatal_for_set());
+        let mut checks = Checks::new();
+        let checks_started = tokio::time::Instant::now();
         if plan.write {
-            ok &= self.inject(&input, &discovery, plan.ecr_wait, sink).await;
+            let (written, started) = self.inject(&input, &discovery, plan.ecr_wait, sink).await;
+            ok &= written;
+            checks = started;
         } else {
             self.life.defer(phase, sink);
             if plan.pull_early {
@@ -240,7 +272,79 @@ impl Core {
                 ok = false;
             }
         }
+        ok &= say_checks(input.label(), checks, checks_started + CHECK_SHOWN, sink).await;
         ok
+    }
+
+    /// Starts the checks of the logins just written (or handed to the helper): each one
+    /// this daemon has not checked yet, as it is now, is asked of its registry as `docker
+    /// login` would ask ([`crate::doctor::check_login`]), all in parallel, each within
+    /// [`CHECK_BOUND`]; ECR access keys need no check (ECR's swap proved them). Each result
+    /// is recorded and logged.
+    fn check_logins(self: &Arc<Self>, logins: &[(Registry, Login)]) -> Checks {
+        let mut checks = Checks::new();
+        for (registry, login) in logins {
+            let key = registry.server.config_key().to_string();
+            let mut h = self.hasher.build_hasher();
+            login.user.expose().hash(&mut h);
+            login.password.expose().hash(&mut h);
+            let print = h.finish();
+            {
+                let mut mem = self.memory.lock().expect("memory lock");
+                if mem.checked.get(&key) == Some(&print) {
+                    continue;
+                }
+                mem.checked.insert(key.clone(), print);
+            }
+            let (core, registry, login) = (self.clone(), registry.clone(), login.clone());
+            checks.push(tokio::spawn(async move {
+                let checked = if matches!(registry.kind, RegistryKind::EcrAccessKeys(_)) {
+                    LoginChecked {
+                        id: registry.id.clone(),
+                        server: key,
+                        accepted: true,
+                        found: "ECR swapped its access keys for a registry token".into(),
+                        fix: None,
+                    }
+                } else {
+                    let answer = tokio::time::timeout(
+                        CHECK_BOUND,
+                        crate::doctor::check_login(&registry, &login),
+                    )
+                    .await;
+                    let (accepted, found, fix) = match answer {
+                        Ok(Ok(check)) => (true, check.found, None),
+                        Ok(Err(check)) => (false, check.found, check.fix),
+                        Err(_) => (
+                            false,
+                            format!("the registry did not answer within {} s", CHECK_BOUND.as_secs()),
+                            Some("check that it is up and reachable from this container; berth doctor tells more".into()),
+                        ),
+                    };
+                    LoginChecked {
+                        id: registry.id.clone(),
+                        server: key,
+                        accepted,
+                        found,
+                        fix,
+                    }
+                };
+                if checked.accepted {
+                    tracing::info!(id = %checked.id, server = %checked.server, found = %checked.found, "login accepted");
+                } else {
+                    tracing::warn!(id = %checked.id, server = %checked.server, found = %checked.found, fix = ?checked.fix, "login refused");
+                }
+                core.life.record(Event::LoginChecked {
+                    id: checked.id.clone(),
+                    server: checked.server.clone(),
+                    accepted: checked.accepted,
+                    found: checked.found.clone(),
+                    fix: checked.fix.clone(),
+                });
+                checked
+            }));
+        }
+        checks
     }
 
     /// Writes credentials (one writer at a time), reusing fresh ECR tokens, and hands ECR
@@ -252,7 +356,7 @@ impl Core {
         discovery: &Discovery,
         ecr_wait: Duration,
         sink: Sink<'_>,
-    ) -> bool {
+    ) -> (bool, Checks) {
         let writer = self.inject_lock.lock().await;
         let target = self.life.target_for(input);
         let reuse = self.reusable(discovery, &target).await;
@@ -262,7 +366,7 @@ impl Core {
             .inject(input, discovery, &reuse, Some(bound), sink)
             .await
         else {
-            return false;
+            return (false, Checks::new());
         };
         drop(writer);
         self.remember(
@@ -289,6 +393,7 @@ impl Core {
             );
             self.remember_unwritten(&injection.unwritten, &injection.target);
         }
+        let checks = self.check_logins(&injection.logins);
         let pending = std::mem::take(&mut injection.pending);
         let mut usable = injection.logins.clone();
         usable.extend(injection.unwritten.iter().cloned());
@@ -302,7 +407,7 @@ impl Core {
                 async move { core.finish_pending(input, target, endpoints, pending).await },
             );
         }
-        !injection.report.has_errors()
+        (!injection.report.has_errors(), checks)
     }
 
     /// Starts the pre-pulls before the credentials are written (`pullAt=early`): the logins
@@ -401,6 +506,7 @@ impl Core {
                         tracing::info!(id = %registry.id, server = %registry.server, "ECR answered late; its token is written");
                         let logins = vec![(registry, login)];
                         self.remember(&logins, &reports, &target, None);
+                        self.check_logins(&logins);
                         self.after_injection(&logins, &target, &endpoints).await;
                         self.request_pulls(&input, &by_key(&logins), &mut log_only)
                             .await;
@@ -857,6 +963,57 @@ impl Core {
         });
         status
     }
+}
+
+/// Says what the registries answered to the login checks a hook started, waiting for them
+/// until `until` at most (they ran beside the hook's work); `false` when one refused.
+async fn say_checks(
+    label: &str,
+    checks: Checks,
+    until: tokio::time::Instant,
+    sink: Sink<'_>,
+) -> bool {
+    let mut ok = true;
+    let mut running = 0;
+    for mut check in checks {
+        match tokio::time::timeout_at(until, &mut check).await {
+            Ok(Ok(c)) if c.accepted => say(
+                sink,
+                Level::Info,
+                format!(
+                    "berth: {label}: {} ({}): the registry accepts this login",
+                    c.id, c.server
+                ),
+            ),
+            Ok(Ok(c)) => {
+                ok = false;
+                let why = match &c.fix {
+                    Some(fix) => format!("{}; {fix}", c.found),
+                    None => c.found.clone(),
+                };
+                say(
+                    sink,
+                    Level::Error,
+                    format!(
+                        "berth: {label}: {} ({}): the registry refused this login: {why}",
+                        c.id, c.server
+                    ),
+                );
+            }
+            Ok(Err(_)) => {}
+            Err(_) => running += 1,
+        }
+    }
+    if running > 0 {
+        say(
+            sink,
+            Level::Info,
+            format!(
+                "berth: {label}: {running} login check(s) still running (berth status says what the registries answer)"
+            ),
+        );
+    }
+    ok
 }
 
 /// Logins by registry key, with their identifiers: what pulls need.
