@@ -285,10 +285,8 @@ impl Core {
         let mut checks = Checks::new();
         for (registry, login) in logins {
             let key = registry.server.config_key().to_string();
-            let mut h = self.hasher.build_hasher();
-            login.user.expose().hash(&mut h);
-            login.password.expose().hash(&mut h);
-            let print = h.finish();
+            let print =
+                self.keyed_hash(&[Some(login.user.expose()), Some(login.password.expose())]);
             {
                 let mut mem = self.memory.lock().expect("memory lock");
                 if mem.checked.get(&key) == Some(&print) {
@@ -692,14 +690,18 @@ impl Core {
 
     /// A keyed hash of a registry's access keys, known only to this process.
     fn fingerprint(&self, registry: &Registry) -> u64 {
+        self.keyed_hash(&[
+            Some(registry.user.expose()),
+            Some(registry.password.expose()),
+            registry.session_token.as_ref().map(|t| t.expose()),
+        ])
+    }
+
+    /// A hash of secret values with this process's own key: comparable within the
+    /// process, meaningless outside it.
+    fn keyed_hash(&self, parts: &[Option<&str>]) -> u64 {
         let mut h = self.hasher.build_hasher();
-        registry.user.expose().hash(&mut h);
-        registry.password.expose().hash(&mut h);
-        registry
-            .session_token
-            .as_ref()
-            .map(|t| t.expose())
-            .hash(&mut h);
+        parts.hash(&mut h);
         h.finish()
     }
 
