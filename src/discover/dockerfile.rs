@@ -11,7 +11,7 @@
 use parse_dockerfile::{FromInstruction, Instruction};
 
 use super::Mention;
-use super::interpolate::{Dialect, Vars, expand};
+use super::interpolate::{Dialect, Var, Vars, expand};
 
 /// Why a Dockerfile cannot be read, and the 1-based line where it goes wrong (`None` when
 /// the fault is the whole file's, such as having no `FROM`).
@@ -62,12 +62,15 @@ fn line_of(text: &str, offset: usize) -> usize {
 /// Records `ARG NAME[=default] ...`, resolving each default with the ARGs before it.
 fn declare_args(rest: &str, args: &mut Vars, dialect: Dialect) {
     for word in split_words(rest) {
-        let (name, value) = match word.split_once('=') {
-            Some((name, value)) => (name, expand(value, args, dialect).ok()),
-            None => (word.as_str(), None),
+        let (name, var) = match word.split_once('=') {
+            Some((name, value)) => match expand(value, args, dialect) {
+                Ok(value) => (name, Var::Value(value)),
+                Err(why) => (name, Var::Unresolved(why)),
+            },
+            None => (word.as_str(), Var::NoDefault),
         };
         if !name.is_empty() {
-            args.insert(name.to_string(), value);
+            args.insert(name.to_string(), var);
         }
     }
 }
@@ -151,7 +154,7 @@ mod tests {
         assert_eq!(e("x:${EMPTY:+v}").unwrap(), "x:");
         assert_eq!(e("x\\$TAG").unwrap(), "x$TAG");
         assert_eq!(e("'$TAG'").unwrap(), "$TAG");
-        let err = |s: &str| e(s).unwrap_err();
+        let err = |s: &str| e(s).unwrap_err().to_string();
         assert!(err("x:$NODEF").contains("ARG NODEF has no default"));
         assert!(err("x:$NOPE").contains("${NOPE} is not an ARG"));
         assert!(err("x:${NODEF:+v}").contains("only a --build-arg"));
@@ -243,7 +246,10 @@ mod tests {
     /// The images of a Dockerfile's text: (line, resolved image) per `FROM` kept.
     fn froms(lines: &[&str]) -> Vec<(usize, Result<String, String>)> {
         let mentions = mentions(&text(lines)).expect("a valid Dockerfile");
-        mentions.into_iter().map(|m| (m.line, m.resolved)).collect()
+        mentions
+            .into_iter()
+            .map(|m| (m.line, m.resolved.map_err(|e| e.to_string())))
+            .collect()
     }
 
     /// BuildKit's cases for `ARG` before `FROM` (`dockerfile2llb` and the frontend's
@@ -396,6 +402,35 @@ mod tests {
                 "Dockerfile:4: not a valid Dockerfile (expected end of here-document (EOF), but \
                  reached eof); its images were skipped"
             ]
+        );
+    }
+
+    #[test]
+    fn arg_values_past_the_bound_are_not_resolved() {
+        // Each ARG ten times the one before: 100 bytes, then 1 KB, then 10 KB (past the
+        // bound), and on to gigabytes if nothing stopped it.
+        let mut lines = vec![format!("ARG A0={}", "a".repeat(100))];
+        for i in 1..10 {
+            lines.push(format!(
+                "ARG A{i}={}",
+                format!("${{A{}}}", i - 1).repeat(10)
+            ));
+        }
+        lines.push("FROM ${A1}".to_string());
+        lines.push("FROM $A9".to_string());
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let froms = froms(&lines);
+        assert_eq!(froms[0], (11, Ok("a".repeat(1_000))));
+        assert_eq!(
+            froms[1],
+            (
+                12,
+                Err(
+                    "ARG A9's default is not resolved: it resolves to more than 2048 bytes, \
+                     longer than any image reference"
+                        .to_string()
+                )
+            )
         );
     }
 }

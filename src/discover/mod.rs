@@ -23,8 +23,14 @@ use std::path::{Path, PathBuf};
 
 use crate::image::ImageRef;
 
+use interpolate::Unresolved;
 use walk::{Limits, read_capped, shown, walk};
 pub use walk::{MAX_DEPTH, MAX_ENTRIES, MAX_FILE_SIZE};
+
+/// How many characters of a file's text a note quotes (an image as written, a service's
+/// name, a variable reference): enough to recognise it, and a note stays one line however
+/// long the text is.
+pub const MAX_QUOTED: usize = 100;
 
 /// An image named in a workspace file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +95,15 @@ struct Mention {
     /// The text as written.
     written: String,
     /// The text with its variables resolved, or why they cannot be.
-    resolved: Result<String, String>,
+    resolved: Result<String, Unresolved>,
+}
+
+/// A text as a note quotes it: its first [`MAX_QUOTED`] characters, then `…`.
+fn quoted(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(MAX_QUOTED) {
+        Some((at, _)) => format!("{}…", &text[..at]).into(),
+        None => text.into(),
+    }
 }
 
 /// [`discover`] with the given bounds.
@@ -167,7 +181,10 @@ pub fn images_in(kind: Kind, text: &str, shown: &str) -> (Vec<(usize, ImageRef)>
     for m in mentions {
         let at = format!("{shown}:{}: {}", m.line, m.place);
         match m.resolved {
-            Err(why) => notes.push(format!("{at}: image {:?} skipped: {why}", m.written)),
+            Err(why) => notes.push(format!(
+                "{at}: image {:?} skipped: {why}",
+                quoted(&m.written)
+            )),
             Ok(text) => match ImageRef::parse(&text) {
                 Ok(image) => images.push((m.line, image)),
                 Err(e) => notes.push(format!("{at}: {e}; skipped")),
@@ -218,6 +235,48 @@ mod tests {
         assert_eq!(
             f.to_string(),
             "docker.io/library/ubuntu:latest (compose.yaml:3)"
+        );
+    }
+
+    #[test]
+    fn long_images_are_quoted_short() {
+        let image = format!("${{X:-{}}}", "a".repeat(5_000));
+        let compose = format!("services:\n  s:\n    image: {image}\n");
+        let (_, notes) = images_in(Kind::Compose, &compose, "compose.yaml");
+        let expected = format!(
+            "compose.yaml:3: service \"s\": image \"${{X:-{}…\" skipped: it resolves to more \
+             than 2048 bytes, longer than any image reference",
+            "a".repeat(MAX_QUOTED - 5)
+        );
+        assert_eq!(notes, vec![expected]);
+    }
+
+    /// The file that made `berth pull` abort: an image nesting `${A:-` 60,000 deep. It is
+    /// noted with its file, line and the bound, and quoted short (the steps it takes are
+    /// counted in `interpolate`'s tests).
+    #[test]
+    fn an_image_nested_sixty_thousand_deep_is_noted() {
+        let deep = format!("{}x{}", "${A:-".repeat(60_000), "}".repeat(60_000));
+        let compose = format!("services:\n  app:\n    image: '{deep}'\n");
+        let dockerfile = format!("FROM alpine\nFROM {deep}\n");
+        let why = "its ${...} nest deeper than 32 levels, more than berth resolves; write it \
+                   with fewer nested defaults";
+        let quoted = "${A:-".repeat(MAX_QUOTED / 5);
+        let (images, notes) = images_in(Kind::Compose, &compose, "compose.yaml");
+        assert!(images.is_empty());
+        assert_eq!(
+            notes,
+            [format!(
+                "compose.yaml:3: service \"app\": image \"{quoted}…\" skipped: {why}"
+            )]
+        );
+        let (images, notes) = images_in(Kind::Dockerfile, &dockerfile, "Dockerfile");
+        assert_eq!(images.len(), 1);
+        assert_eq!(
+            notes,
+            [format!(
+                "Dockerfile:2: FROM: image \"{quoted}…\" skipped: {why}"
+            )]
         );
     }
 }
