@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use crate::image::ImageRef;
 
 use interpolate::Unresolved;
-use walk::{Limits, read_capped, shown, walk};
+use walk::{Limits, read, shown, unread, walk};
 pub use walk::{MAX_DEPTH, MAX_ENTRIES, MAX_FILE_SIZE};
 
 /// How many characters of a file's text a note quotes (an image as written, a service's
@@ -113,17 +113,10 @@ fn discover_within(workspace: &Path, limits: Limits) -> Discovered {
     let mut found = Vec::new();
     for (file, kind) in files {
         let shown = shown(workspace, &file);
-        let text = match read_capped(&file, limits.file_size) {
-            Ok(Some(text)) => text,
-            Ok(None) => {
-                notes.push(format!(
-                    "{shown}: larger than {} KiB; skipped",
-                    limits.file_size / 1024
-                ));
-                continue;
-            }
+        let text = match read(&file, limits.file_size) {
+            Ok(text) => text,
             Err(e) => {
-                notes.push(format!("{shown}: cannot be read ({e}); skipped"));
+                notes.push(unread(&shown, &e));
                 continue;
             }
         };
