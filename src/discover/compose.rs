@@ -18,7 +18,7 @@ use saphyr::{MarkedYaml, ScalarStyle, ScanError, YamlData, YamlLoader};
 use saphyr_parser::Parser;
 
 use super::interpolate::{Dialect, Vars, expand};
-use super::{Mention, quoted};
+use super::{Mention, Problems, quoted};
 
 /// How many nodes the aliases of one file may copy, altogether (saphyr's own budget).
 const ALIAS_BUDGET: usize = 100_000;
@@ -103,9 +103,6 @@ fn get<'a, 'b>(map: &'a Node<'b>, key: &str) -> Option<&'a Node<'b>> {
         .into_iter()
         .find_map(|(k, v)| (k == key).then_some(v))
 }
-
-/// Problems found in a file that parsed: (line, what is wrong).
-type Problems = Vec<(usize, String)>;
 
 /// How deep collections may nest. saphyr's scanner bounds flow collections (`[[[...`) but
 /// not block ones (`- - - ...`), and a tree that deep would overflow the stack when it is

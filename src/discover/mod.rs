@@ -98,6 +98,9 @@ struct Mention {
     resolved: Result<String, Unresolved>,
 }
 
+/// Problems found in a file that parsed: (line, what is wrong).
+type Problems = Vec<(usize, String)>;
+
 /// A text as a note quotes it: its first [`MAX_QUOTED`] characters, then `…`.
 fn quoted(text: &str) -> std::borrow::Cow<'_, str> {
     match text.char_indices().nth(MAX_QUOTED) {
@@ -141,35 +144,29 @@ fn discover_within(workspace: &Path, limits: Limits) -> Discovered {
 /// each starting with `shown` (how the file is named).
 pub fn images_in(kind: Kind, text: &str, shown: &str) -> (Vec<(usize, ImageRef)>, Vec<String>) {
     let mut notes = Vec::new();
-    let mentions = match kind {
-        Kind::Dockerfile => match dockerfile::mentions(text) {
-            Ok(mentions) => mentions,
-            Err(invalid) => {
-                let at = invalid.line.map(|l| format!(":{l}")).unwrap_or_default();
-                notes.push(format!(
-                    "{shown}{at}: not a valid Dockerfile ({}); its images were skipped",
-                    invalid.why
-                ));
-                return (Vec::new(), notes);
-            }
-        },
-        Kind::Compose => match compose::mentions(text) {
-            Ok((mentions, problems)) => {
-                for (line, problem) in problems {
-                    notes.push(format!("{shown}:{line}: {problem}; skipped"));
-                }
-                mentions
-            }
-            Err(e) => {
-                notes.push(format!(
-                    "{shown}:{}: not valid YAML ({}); its images were skipped",
-                    e.marker().line(),
-                    e.info()
-                ));
-                return (Vec::new(), notes);
-            }
-        },
+    let parsed = match kind {
+        Kind::Dockerfile => dockerfile::mentions(text).map_err(|invalid| {
+            let at = invalid.line.map(|l| format!(":{l}")).unwrap_or_default();
+            format!(
+                "{shown}{at}: not a valid Dockerfile ({}); its images were skipped",
+                invalid.why
+            )
+        }),
+        Kind::Compose => compose::mentions(text).map_err(|e| {
+            format!(
+                "{shown}:{}: not valid YAML ({}); its images were skipped",
+                e.marker().line(),
+                e.info()
+            )
+        }),
     };
+    let (mentions, problems) = match parsed {
+        Ok(parsed) => parsed,
+        Err(note) => return (Vec::new(), vec![note]),
+    };
+    for (line, problem) in problems {
+        notes.push(format!("{shown}:{line}: {problem}; skipped"));
+    }
     let mut images = Vec::new();
     for m in mentions {
         let at = format!("{shown}:{}: {}", m.line, m.place);
