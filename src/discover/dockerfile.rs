@@ -63,7 +63,7 @@ pub(super) fn mentions(text: &str) -> Result<(Vec<Mention>, Problems), Invalid> 
                 format!(
                     "ARG {} and the new names after it: past the {MAX_ARGS} ARGs berth reads \
                      before the first FROM",
-                    super::quoted(&name)
+                    super::plain(name.chars(), super::MAX_QUOTED)
                 ),
             ));
         }
@@ -455,6 +455,14 @@ mod tests {
             vec![
                 "Dockerfile:2: not a valid Dockerfile (duplicate stage name 'a'); its images \
                  were skipped"
+            ]
+        );
+        // The parser's message quotes the file: a note says it on one line.
+        assert_eq!(
+            notes(&["FROM alpine", "RUN <<'E", "OF' cat"]),
+            vec![
+                "Dockerfile:4: not a valid Dockerfile (expected end of here-document (E\\nOF), \
+                 but reached eof); its images were skipped"
             ]
         );
         // An unclosed heredoc is found where the file ends, after its last line.

@@ -342,7 +342,7 @@ impl Expansion<'_> {
             [':', '?', ..] | ['?', ..] => {
                 return Err(Unresolved::Required {
                     body: shown(),
-                    name,
+                    name: quoted(&chars[..name_len]),
                     dialect: self.dialect,
                 });
             }
@@ -361,7 +361,7 @@ impl Expansion<'_> {
             Some(Var::Value(_)) => Ok(()),
             _ => Err(Unresolved::DependsOnWhetherSet {
                 body: shown(),
-                name,
+                name: quoted(&chars[..name_len]),
                 dialect: self.dialect,
             }),
         }
@@ -386,13 +386,9 @@ fn push_str(out: &mut String, text: &str) -> Result<(), Unresolved> {
     Ok(())
 }
 
-/// Characters as a message quotes them: at most [`super::MAX_QUOTED`] of them.
+/// Characters as a message quotes them: on one line, at most [`super::MAX_QUOTED`].
 fn quoted(chars: &[char]) -> String {
-    let mut text: String = chars.iter().take(super::MAX_QUOTED).collect();
-    if chars.len() > super::MAX_QUOTED {
-        text.push('…');
-    }
-    text
+    super::plain(chars.iter().copied(), super::MAX_QUOTED)
 }
 
 /// Where a value missing from the file would come from.
@@ -405,7 +401,7 @@ fn outside(dialect: Dialect) -> &'static str {
 
 /// Why a variable has no value.
 fn unresolved(name: &str, var: Option<&Var>, dialect: Dialect) -> Unresolved {
-    let name = name.to_string();
+    let name = super::plain(name.chars(), super::MAX_QUOTED);
     match (dialect, var) {
         (Dialect::Compose, _) => Unresolved::NoDefaultInFile { name },
         (Dialect::Dockerfile { .. }, Some(Var::NoDefault)) => {
@@ -683,5 +679,37 @@ mod tests {
             "A".repeat(super::super::MAX_QUOTED)
         );
         assert!(why.starts_with(&expected), "{why}");
+    }
+
+    #[test]
+    fn messages_quote_long_names_short() {
+        let name = "N".repeat(1_000);
+        let short = format!("{}…", "N".repeat(super::super::MAX_QUOTED));
+        let d = Dialect::Dockerfile { escape: '\\' };
+        let why =
+            |text: &str, dialect| expand(text, &Vars::new(), dialect).unwrap_err().to_string();
+        assert_eq!(
+            why(&format!("${name}"), Dialect::Compose),
+            format!(
+                "${{{short}}} has no default in the file, and berth does not read the environment"
+            )
+        );
+        assert_eq!(
+            why(&format!("${{{name}}}"), d),
+            format!("${{{short}}} is not an ARG with a default before the first FROM")
+        );
+        for op in [":?", ":+"] {
+            let got = why(&format!("${{{name}{op}x}}"), d);
+            assert!(got.contains(&format!(" {short} ")), "{got}");
+            assert!(got.len() < 400, "{got}");
+        }
+    }
+
+    #[test]
+    fn messages_stay_on_one_line() {
+        let why = expand("${A\n!}", &Vars::new(), Dialect::Compose)
+            .unwrap_err()
+            .to_string();
+        assert!(why.starts_with("\"${A\\n!}\" uses a form"), "{why}");
     }
 }

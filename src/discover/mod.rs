@@ -149,17 +149,30 @@ impl Notes {
     }
 }
 
-/// A text as a note quotes it: its first [`MAX_QUOTED`] characters, then `…`.
+/// A text as a note quotes it with `{:?}` (which escapes it): its first [`MAX_QUOTED`]
+/// characters, then `…`.
 fn quoted(text: &str) -> Cow<'_, str> {
-    cut(text, MAX_QUOTED)
-}
-
-/// A text of at most `max` characters (and a `…`): a parser's message quotes the file too.
-fn cut(text: &str, max: usize) -> Cow<'_, str> {
-    match text.char_indices().nth(max) {
+    match text.char_indices().nth(MAX_QUOTED) {
         Some((at, _)) => format!("{}…", &text[..at]).into(),
         None => text.into(),
     }
+}
+
+/// Text as a note says it as it is (a name, a parser's message, which may quote the file):
+/// on one line, its control characters escaped, and its first `max` characters, then `…`.
+fn plain(mut chars: impl Iterator<Item = char>, max: usize) -> String {
+    let mut text = String::new();
+    for c in chars.by_ref().take(max) {
+        if c.is_control() {
+            text.extend(c.escape_default());
+        } else {
+            text.push(c);
+        }
+    }
+    if chars.next().is_some() {
+        text.push('…');
+    }
+    text
 }
 
 /// [`discover`] with the given bounds.
@@ -221,14 +234,14 @@ pub fn images_in(kind: Kind, text: &str, shown: &str) -> (Vec<(usize, ImageRef)>
             let at = invalid.line.map(|l| format!(":{l}")).unwrap_or_default();
             format!(
                 "{shown}{at}: not a valid Dockerfile ({}); its images were skipped",
-                cut(&invalid.why, 4 * MAX_QUOTED)
+                plain(invalid.why.chars(), 4 * MAX_QUOTED)
             )
         }),
         Kind::Compose => compose::mentions(text).map_err(|e| {
             format!(
                 "{shown}:{}: not valid YAML ({}); its images were skipped",
                 e.marker().line(),
-                cut(e.info(), 4 * MAX_QUOTED)
+                plain(e.info().chars(), 4 * MAX_QUOTED)
             )
         }),
     };
