@@ -465,6 +465,12 @@ mod tests {
                  but reached eof); its images were skipped"
             ]
         );
+        // ... and at most MAX_PARSER_MESSAGE characters of it.
+        let long = "X".repeat(1_000);
+        let note = &notes(&["FROM alpine", &long])[0];
+        assert!(note.starts_with("Dockerfile:2: not a valid Dockerfile (unknown instruction 'XXX"));
+        assert!(note.ends_with("XXX…); its images were skipped"), "{note}");
+        assert!(note.chars().count() < 500, "{note}");
         // An unclosed heredoc is found where the file ends, after its last line.
         assert_eq!(
             notes(&["FROM alpine", "RUN <<EOF", "echo"]),

@@ -49,6 +49,11 @@ pub const MAX_NOTES: usize = 100;
 /// long the text is.
 pub const MAX_QUOTED: usize = 100;
 
+/// How many characters of a parser's message a note says: saphyr's and parse-dockerfile's
+/// messages are a few dozen characters, but may quote the file (a heredoc's delimiter, an
+/// unknown instruction), as long as it is.
+const MAX_PARSER_MESSAGE: usize = 4 * MAX_QUOTED;
+
 /// An image named in a workspace file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Found {
@@ -234,14 +239,14 @@ pub fn images_in(kind: Kind, text: &str, shown: &str) -> (Vec<(usize, ImageRef)>
             let at = invalid.line.map(|l| format!(":{l}")).unwrap_or_default();
             format!(
                 "{shown}{at}: not a valid Dockerfile ({}); its images were skipped",
-                plain(invalid.why.chars(), 4 * MAX_QUOTED)
+                plain(invalid.why.chars(), MAX_PARSER_MESSAGE)
             )
         }),
         Kind::Compose => compose::mentions(text).map_err(|e| {
             format!(
                 "{shown}:{}: not valid YAML ({}); its images were skipped",
                 e.marker().line(),
-                plain(e.info().chars(), 4 * MAX_QUOTED)
+                plain(e.info().chars(), MAX_PARSER_MESSAGE)
             )
         }),
     };
