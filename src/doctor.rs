@@ -1012,22 +1012,19 @@ impl Ctx<'_> {
 /// the check berth makes as soon as it writes (or hands to its helper) a registry's login,
 /// so that a wrong password is named when it is written, not when a pull fails. `Ok` when
 /// accepted (or when the registry needs no login), else doctor's verdict with what to do.
-pub async fn check_login(registry: &Registry, login: &Login) -> Result<Check, Check> {
-    let http = crate::tls::http_client(STEP_TIMEOUT, STEP_TIMEOUT).map_err(|e| {
-        Check::problem(
-            Step::Login,
-            format!("cannot make an HTTP client: {e}"),
-            "report this as a bug in berth",
-        )
-    })?;
+pub async fn check_login(
+    http: &reqwest::Client,
+    registry: &Registry,
+    login: &Login,
+) -> Result<Check, Check> {
     let loopback = crate::registry::client::EngineRegistryConfig::loopback();
     let insecure = crate::registry::client::insecure(&registry.server, &loopback);
-    let (endpoint, _) = probe(&http, &registry.server, insecure).await?;
+    let (endpoint, _) = probe(http, &registry.server, insecure).await?;
     let credentials = Credentials {
         login: login.clone(),
         from: format!("{}'s secrets", registry.id),
     };
-    judge_login(&http, &endpoint, Some(&credentials), Some(registry)).await
+    judge_login(http, &endpoint, Some(&credentials), Some(registry)).await
 }
 
 /// Step 2: whether the server answers as a registry (name, connection, TLS, `/v2/`), as

@@ -261,7 +261,17 @@ fn a_refused_login_is_named_when_it_is_written_and_a_good_one_accepted() {
     ));
     let out = c.hook("postCreate", &secrets);
     assert!(out.status.success(), "{}", text(&out));
-    let said = text(&out);
+    let mut said = text(&out);
+    // The checks run beside the hook, which does not wait for them: once the record has
+    // both answers, the next phase says them if postCreate could not.
+    c.status_when(|s| {
+        s["registries"]
+            .as_array()
+            .is_some_and(|r| r.iter().filter(|r| r["login"].is_string()).count() == 2)
+    });
+    let out = c.hook("postStart", &secrets);
+    assert!(out.status.success(), "{}", text(&out));
+    said.push_str(&text(&out));
     assert!(
         said.contains(&format!(
             "REG1 ({}): the registry accepts this login",
@@ -276,6 +286,11 @@ fn a_refused_login_is_named_when_it_is_written_and_a_good_one_accepted() {
         )) && said
             .contains("check WRONG_CONTAINER_REGISTRY_USER and WRONG_CONTAINER_REGISTRY_PASSWORD"),
         "{said}"
+    );
+    assert_eq!(
+        said.matches("the registry refused this login").count(),
+        1,
+        "said once: {said}"
     );
     let status = c.status();
     let registries = status["registries"].as_array().unwrap();

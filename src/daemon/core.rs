@@ -93,13 +93,15 @@ pub(super) struct Memory {
     /// The logins checked with their registries since the daemon started, as keyed
     /// hashes, by registry key: a login is checked once, when it is new.
     checked: HashMap<String, u64>,
+    /// Login checks under way.
+    checks_running: usize,
+    /// What registries answered to login checks, not yet said by a hook: the next hook
+    /// says it.
+    untold: Vec<LoginChecked>,
 }
 
 /// How long a login check may take (a registry that does not answer).
 const CHECK_BOUND: Duration = Duration::from_secs(30);
-/// How long a hook waits, at its end, for the login checks of what it wrote: they run
-/// beside its work, so most are done by then.
-const CHECK_SHOWN: Duration = Duration::from_secs(1);
 
 /// What a registry said of a login.
 #[derive(Clone, Debug)]
@@ -115,9 +117,6 @@ pub struct LoginChecked {
     /// What to do, for a refusal.
     pub fix: Option<String>,
 }
-
-/// Login checks under way, for the hook that started them.
-pub type Checks = Vec<tokio::task::JoinHandle<LoginChecked>>;
 
 /// The daemon's shared state.
 pub struct Core {
@@ -141,6 +140,7 @@ pub struct Core {
     pub guard: watch::Sender<Option<Target>>,
     pub(super) memory: Mutex<Memory>,
     hasher: std::collections::hash_map::RandomState,
+    checker: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl Core {
@@ -162,6 +162,7 @@ impl Core {
             guard: watch::channel(None).0,
             memory: Mutex::new(Memory::default()),
             hasher: Default::default(),
+            checker: std::sync::OnceLock::new(),
         };
         core.catch_up();
         (core, Channels { renew, pulls })
@@ -216,7 +217,6 @@ impl Core {
         let ecr_wait = self.life.plan(&input).ecr_wait;
         self.inject(&input, &discovery, ecr_wait, &mut log_only)
             .await
-            .0
     }
 
     /// Handles one hook from start to end, as [`Lifecycle::plan`] decides for its phase;
@@ -239,12 +239,8 @@ impl Core {
             .phases
             .insert(phase);
         let mut ok = discovery.findings.iter().all(|f| !f.is_fatal_for_set());
-        let mut checks = Checks::new();
-        let checks_started = tokio::time::Instant::now();
         if plan.write {
-            let (written, started) = self.inject(&input, &discovery, plan.ecr_wait, sink).await;
-            ok &= written;
-            checks = started;
+            ok &= self.inject(&input, &discovery, plan.ecr_wait, sink).await;
         } else {
             self.life.defer(phase, sink);
             if plan.pull_early {
@@ -272,17 +268,17 @@ impl Core {
                 ok = false;
             }
         }
-        ok &= say_checks(input.label(), checks, checks_started + CHECK_SHOWN, sink).await;
+        ok &= self.say_checks(input.label(), sink);
         ok
     }
 
     /// Starts the checks of the logins just written (or handed to the helper): each one
     /// this daemon has not checked yet, as it is now, is asked of its registry as `docker
     /// login` would ask ([`crate::doctor::check_login`]), all in parallel, each within
-    /// [`CHECK_BOUND`]; ECR access keys need no check (ECR's swap proved them). Each result
-    /// is recorded and logged.
-    fn check_logins(self: &Arc<Self>, logins: &[(Registry, Login)]) -> Checks {
-        let mut checks = Checks::new();
+    /// [`CHECK_BOUND`], beside the hook's own work (which never waits for them); ECR access
+    /// keys need no check (ECR's swap proved them). Each result is recorded and logged,
+    /// and said by the first hook that ends after it ([`Core::say_checks`]).
+    fn check_logins(self: &Arc<Self>, logins: &[(Registry, Login)]) {
         for (registry, login) in logins {
             let key = registry.server.config_key().to_string();
             let print =
@@ -293,9 +289,10 @@ impl Core {
                     continue;
                 }
                 mem.checked.insert(key.clone(), print);
+                mem.checks_running += 1;
             }
             let (core, registry, login) = (self.clone(), registry.clone(), login.clone());
-            checks.push(tokio::spawn(async move {
+            tokio::spawn(async move {
                 let checked = if matches!(registry.kind, RegistryKind::EcrAccessKeys(_)) {
                     LoginChecked {
                         id: registry.id.clone(),
@@ -307,7 +304,7 @@ impl Core {
                 } else {
                     let answer = tokio::time::timeout(
                         CHECK_BOUND,
-                        crate::doctor::check_login(&registry, &login),
+                        crate::doctor::check_login(core.checker(), &registry, &login),
                     )
                     .await;
                     let (accepted, found, fix) = match answer {
@@ -315,8 +312,14 @@ impl Core {
                         Ok(Err(check)) => (false, check.found, check.fix),
                         Err(_) => (
                             false,
-                            format!("the registry did not answer within {} s", CHECK_BOUND.as_secs()),
-                            Some("check that it is up and reachable from this container; berth doctor tells more".into()),
+                            format!(
+                                "the registry did not answer within {} s",
+                                CHECK_BOUND.as_secs()
+                            ),
+                            Some(
+                                "check that it is up and reachable from this container; berth doctor tells more"
+                                    .into(),
+                            ),
                         ),
                     };
                     LoginChecked {
@@ -339,10 +342,65 @@ impl Core {
                     found: checked.found.clone(),
                     fix: checked.fix.clone(),
                 });
-                checked
-            }));
+                let mut mem = core.memory.lock().expect("memory lock");
+                mem.checks_running -= 1;
+                mem.untold.push(checked);
+            });
         }
-        checks
+    }
+
+    /// The HTTP client of the login checks, made once (its roots are read once).
+    fn checker(&self) -> &reqwest::Client {
+        self.checker.get_or_init(|| {
+            crate::tls::http_client(CHECK_BOUND, CHECK_BOUND)
+                .unwrap_or_else(|_| reqwest::Client::new())
+        })
+    }
+
+    /// Says what registries answered to the login checks no hook has told yet, and how many
+    /// are still running; `false` when one refused.
+    fn say_checks(&self, label: &str, sink: Sink<'_>) -> bool {
+        let (told, running) = {
+            let mut mem = self.memory.lock().expect("memory lock");
+            (std::mem::take(&mut mem.untold), mem.checks_running)
+        };
+        let mut ok = true;
+        for c in told {
+            if c.accepted {
+                say(
+                    sink,
+                    Level::Info,
+                    format!(
+                        "berth: {label}: {} ({}): the registry accepts this login",
+                        c.id, c.server
+                    ),
+                );
+                continue;
+            }
+            ok = false;
+            let why = match &c.fix {
+                Some(fix) => format!("{}; {fix}", c.found),
+                None => c.found.clone(),
+            };
+            say(
+                sink,
+                Level::Error,
+                format!(
+                    "berth: {label}: {} ({}): the registry refused this login: {why}",
+                    c.id, c.server
+                ),
+            );
+        }
+        if running > 0 {
+            say(
+                sink,
+                Level::Info,
+                format!(
+                    "berth: {label}: {running} login check(s) under way (berth status, and the next phase, say what the registries answer)"
+                ),
+            );
+        }
+        ok
     }
 
     /// Writes credentials (one writer at a time), reusing fresh ECR tokens, and hands ECR
@@ -354,7 +412,7 @@ impl Core {
         discovery: &Discovery,
         ecr_wait: Duration,
         sink: Sink<'_>,
-    ) -> (bool, Checks) {
+    ) -> bool {
         let writer = self.inject_lock.lock().await;
         let target = self.life.target_for(input);
         let reuse = self.reusable(discovery, &target).await;
@@ -364,7 +422,7 @@ impl Core {
             .inject(input, discovery, &reuse, Some(bound), sink)
             .await
         else {
-            return (false, Checks::new());
+            return false;
         };
         drop(writer);
         self.remember(
@@ -391,7 +449,7 @@ impl Core {
             );
             self.remember_unwritten(&injection.unwritten, &injection.target);
         }
-        let checks = self.check_logins(&injection.logins);
+        self.check_logins(&injection.logins);
         let pending = std::mem::take(&mut injection.pending);
         let mut usable = injection.logins.clone();
         usable.extend(injection.unwritten.iter().cloned());
@@ -405,7 +463,7 @@ impl Core {
                 async move { core.finish_pending(input, target, endpoints, pending).await },
             );
         }
-        (!injection.report.has_errors(), checks)
+        !injection.report.has_errors()
     }
 
     /// Starts the pre-pulls before the credentials are written (`pullAt=early`): the logins
@@ -965,57 +1023,6 @@ impl Core {
         });
         status
     }
-}
-
-/// Says what the registries answered to the login checks a hook started, waiting for them
-/// until `until` at most (they ran beside the hook's work); `false` when one refused.
-async fn say_checks(
-    label: &str,
-    checks: Checks,
-    until: tokio::time::Instant,
-    sink: Sink<'_>,
-) -> bool {
-    let mut ok = true;
-    let mut running = 0;
-    for mut check in checks {
-        match tokio::time::timeout_at(until, &mut check).await {
-            Ok(Ok(c)) if c.accepted => say(
-                sink,
-                Level::Info,
-                format!(
-                    "berth: {label}: {} ({}): the registry accepts this login",
-                    c.id, c.server
-                ),
-            ),
-            Ok(Ok(c)) => {
-                ok = false;
-                let why = match &c.fix {
-                    Some(fix) => format!("{}; {fix}", c.found),
-                    None => c.found.clone(),
-                };
-                say(
-                    sink,
-                    Level::Error,
-                    format!(
-                        "berth: {label}: {} ({}): the registry refused this login: {why}",
-                        c.id, c.server
-                    ),
-                );
-            }
-            Ok(Err(_)) => {}
-            Err(_) => running += 1,
-        }
-    }
-    if running > 0 {
-        say(
-            sink,
-            Level::Info,
-            format!(
-                "berth: {label}: {running} login check(s) still running (berth status says what the registries answer)"
-            ),
-        );
-    }
-    ok
 }
 
 /// Logins by registry key, with their identifiers: what pulls need.
