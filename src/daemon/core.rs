@@ -758,9 +758,7 @@ impl Core {
     /// A hash of secret values with this process's own key: comparable within the
     /// process, meaningless outside it.
     fn keyed_hash(&self, parts: &[Option<&str>]) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        parts.hash(&mut h);
-        h.finish()
+        self.hasher.hash_one(parts)
     }
 
     /// What the daemon answers `docker-credential-berth get` with (credential store
