@@ -726,16 +726,7 @@ impl Core {
         let keys = Some(self.fingerprint(registry));
         let expires_at = login.expires_at;
         let mut mem = self.memory.lock().expect("memory lock");
-        mem.written.insert(
-            key.clone(),
-            crate::inject::KeptEntry {
-                key: key.clone(),
-                id: registry.id.clone(),
-                login: login.clone(),
-                stamp,
-                pending: stamp == 0,
-            },
-        );
+        keep_login(&mut mem, registry, login, stamp, stamp == 0);
         mem.tokens.insert(
             key,
             TokenMemo {
@@ -828,22 +819,12 @@ impl Core {
                 });
             }
             for (registry, login) in logins {
-                let key = registry.server.config_key().to_string();
                 let stamp = reports
                     .iter()
                     .find(|r| r.id == registry.id)
                     .map(|r| r.stamp)
                     .unwrap_or_default();
-                mem.written.insert(
-                    key.clone(),
-                    crate::inject::KeptEntry {
-                        key,
-                        id: registry.id.clone(),
-                        login: login.clone(),
-                        stamp,
-                        pending: false,
-                    },
-                );
+                keep_login(&mut mem, registry, login, stamp, false);
             }
         }
         // Always a change for the keeper: the folder is resolved again at each write (the
@@ -856,17 +837,7 @@ impl Core {
         {
             let mut mem = self.memory.lock().expect("memory lock");
             for (registry, login) in unwritten {
-                let key = registry.server.config_key().to_string();
-                mem.written.insert(
-                    key.clone(),
-                    crate::inject::KeptEntry {
-                        key,
-                        id: registry.id.clone(),
-                        login: login.clone(),
-                        stamp: 0,
-                        pending: true,
-                    },
-                );
+                keep_login(&mut mem, registry, login, 0, true);
             }
         }
         self.guard.send_replace(Some(target.clone()));
@@ -1021,6 +992,21 @@ impl Core {
         });
         status
     }
+}
+
+/// Puts a login among those berth keeps in the config (and answers its helper with).
+fn keep_login(mem: &mut Memory, registry: &Registry, login: &Login, stamp: u64, pending: bool) {
+    let key = registry.server.config_key().to_string();
+    mem.written.insert(
+        key.clone(),
+        crate::inject::KeptEntry {
+            key,
+            id: registry.id.clone(),
+            login: login.clone(),
+            stamp,
+            pending,
+        },
+    );
 }
 
 /// Logins by registry key, with their identifiers: what pulls need.

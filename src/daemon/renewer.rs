@@ -100,61 +100,54 @@ async fn write_renewed(
     key: String,
     login: Login,
 ) {
-    let entry = Entry {
-        id: registry.id.clone(),
-        key: key.clone(),
-        login: login.clone(),
-    };
     let opts = core.life.settings.write_options();
-    if opts.store == inject::CredentialStore::Helper {
+    // The stamp of berth's entry after the renewal, and how the token was kept.
+    let (stamp, kept) = if opts.store == inject::CredentialStore::Helper {
         // Nothing on disk holds the token: the one in memory is replaced, and the helper
         // answers with it from now on.
-        let stamp = core.stamp_of(&key);
-        core.renewed(&registry, &login, stamp);
-        core.life.record(Event::Renewed {
+        (core.stamp_of(&key), "in memory (credentialStore is helper)")
+    } else {
+        let entry = Entry {
             id: registry.id.clone(),
-            server: key,
-            expires_at: login.expires_at.map(millis),
-        });
-        tracing::info!(id = %registry.id, "token renewed (in memory: credentialStore is helper)");
-        return;
-    }
-    let written = {
-        let _writer = core.inject_lock.lock().await;
-        inject::write_entries(&target, vec![entry], opts).await
+            key: key.clone(),
+            login: login.clone(),
+        };
+        let written = {
+            let _writer = core.inject_lock.lock().await;
+            inject::write_entries(&target, vec![entry], opts).await
+        };
+        match written {
+            Ok(written) => {
+                let stamp = written
+                    .stamps
+                    .iter()
+                    .find(|(k, _)| k == &key)
+                    .map(|(_, s)| *s);
+                (stamp.unwrap_or_default(), "written")
+            }
+            Err(e) if e.is_lock_held() => {
+                // Pending in memory: the keeper writes it as soon as the lock is free.
+                core.guard.send_replace(Some(target));
+                (
+                    0,
+                    "to be written: the config's lock is held, and the keeper writes it once free",
+                )
+            }
+            Err(e) => {
+                core.life.record(Event::RenewFailed {
+                    id: registry.id.clone(),
+                    error: e.to_string(),
+                });
+                tracing::warn!(id = %registry.id, error = %e, "renewed token not written");
+                return;
+            }
+        }
     };
-    match written {
-        Ok(written) => {
-            let stamp = written
-                .stamps
-                .iter()
-                .find(|(k, _)| k == &key)
-                .map(|(_, s)| *s)
-                .unwrap_or_default();
-            core.renewed(&registry, &login, stamp);
-            core.life.record(Event::Renewed {
-                id: registry.id.clone(),
-                server: key,
-                expires_at: login.expires_at.map(millis),
-            });
-            tracing::info!(id = %registry.id, "token renewed");
-        }
-        Err(e) if e.is_lock_held() => {
-            core.renewed(&registry, &login, 0);
-            core.guard.send_replace(Some(target));
-            core.life.record(Event::Renewed {
-                id: registry.id.clone(),
-                server: key,
-                expires_at: login.expires_at.map(millis),
-            });
-            tracing::info!(id = %registry.id, error = %e, "token renewed; the config's lock is held, so the keeper writes it as soon as it is free");
-        }
-        Err(e) => {
-            core.life.record(Event::RenewFailed {
-                id: registry.id.clone(),
-                error: e.to_string(),
-            });
-            tracing::warn!(id = %registry.id, error = %e, "renewed token not written");
-        }
-    }
+    core.renewed(&registry, &login, stamp);
+    core.life.record(Event::Renewed {
+        id: registry.id.clone(),
+        server: key,
+        expires_at: login.expires_at.map(millis),
+    });
+    tracing::info!(id = %registry.id, kept, "token renewed");
 }
