@@ -238,7 +238,7 @@ fn credentials_arrive_after_on_create_images_before_post_create_and_survive_a_re
     let status = ws.exec_ok(&["berth", "status"]);
     for line in [
         "daemon: running",
-        "onCreate hook ran (uid 1000)",
+        "onCreate hook ran (uid 1000",
         "credentials deferred",
         "postCreate hook ran",
         "credentials written to /home/dev/.docker/config.json:",
@@ -287,7 +287,7 @@ fn a_prebuild_explains_what_it_defers_and_the_rest_of_the_lifecycle_completes_it
     let said = text(&pre);
     assert!(pre.status.success(), "{said}");
     for line in [
-        "berth: onCreate: no registry secrets here (as in a prebuild",
+        "berth: onCreate: no registry secrets here (",
         "berth: onCreate: credentials deferred to postCreate",
         "berth: updateContent: credentials deferred to postCreate",
     ] {
@@ -446,7 +446,7 @@ fn the_tested_feature_is_the_shipped_one_without_installs_after() {
 /// A Docker-in-Docker feature whose entrypoint, like the real feature's `docker-init.sh`,
 /// holds the entrypoint chain (and so berth's entrypoint) while the Dev Containers CLI
 /// starts the lifecycle commands: until the test releases it through a FIFO, with no
-/// polling, once berth's first hook says it waits for the daemon.
+/// polling, once berth's postCreate hook says it waits for the daemon.
 const DIND_INSTALL_HELD: &str = r#"#!/bin/sh
 set -e
 cat > /usr/local/share/dind-entrypoint.sh <<'SCRIPT'
@@ -502,7 +502,7 @@ fn assert_lifecycle_result(ws: &Workspace, said: &str, user: &str) {
     );
     // The daemon runs as root, the container's user, with no secret in its environment,
     // and handled every phase.
-    let pid = ws.exec_ok(&["cat", "/var/lib/berth/daemon.lock"]);
+    let pid = ws.exec_root(&["cat", "/var/lib/berth/daemon.lock"]);
     let pid = pid.trim();
     assert_eq!(
         ws.exec_ok(&["stat", "-c", "%U", &format!("/proc/{pid}")])
@@ -542,6 +542,9 @@ fn assert_lifecycle_result(ws: &Workspace, said: &str, user: &str) {
 
 #[test]
 fn hooks_that_start_before_berths_entrypoint_give_the_same_result() {
+    // The chain is held until the postCreate hook waits for berth's daemon (waitForPulls):
+    // onCreate and updateContent were handed over, and reach the daemon after postCreate's
+    // request may have.
     use std::io::BufRead;
     let tb = testbed();
     let ws = Workspace::custom(
@@ -572,9 +575,12 @@ fn hooks_that_start_before_berths_entrypoint_give_the_same_result() {
     let mut released = false;
     for line in std::io::BufReader::new(up.stderr.take().unwrap()).lines() {
         let line = line.unwrap();
-        if !released && line.contains("waiting up to 60 s for berth's daemon") {
-            // berth's onCreate hook runs and its daemon is not there yet: let the
-            // entrypoints go on.
+        if !released
+            && line.contains(
+                "berth: postCreate: berth's daemon is not running yet; waiting up to 900 s for it",
+            )
+        {
+            // The entrypoints go on.
             let out = ws.docker(&[
                 "exec",
                 &ws.container(),
@@ -593,8 +599,14 @@ fn hooks_that_start_before_berths_entrypoint_give_the_same_result() {
     assert!(status.success(), "{said}");
     assert!(
         released,
-        "the onCreate hook ran before berth's entrypoint: {said}"
+        "the postCreate hook waited for berth's daemon: {said}"
     );
+    for phase in ["onCreate", "updateContent"] {
+        assert!(
+            said.contains(&format!("berth: {phase}: berth's daemon is not running yet (the container's entrypoint starts it")),
+            "{phase} was handed over: {said}"
+        );
+    }
     assert!(
         !said.contains("doing this phase's work here"),
         "the daemon did every phase's work: {said}"
