@@ -14,20 +14,6 @@ use std::process::{Command, Output};
 
 use support::*;
 
-/// A Docker-in-Docker feature for the test: its entrypoint starts dockerd and goes on.
-const DIND_INSTALL: &str = r#"#!/bin/sh
-set -e
-cat > /usr/local/share/dind-entrypoint.sh <<'SCRIPT'
-#!/bin/sh
-# A restarted container keeps the last run's pid files, which stop dockerd from starting.
-find /run /var/run -iname 'docker*.pid' -delete 2>/dev/null || :
-find /run /var/run -iname 'container*.pid' -delete 2>/dev/null || :
-dockerd --storage-driver=vfs --bridge=none --iptables=false --ip-forward=false >/tmp/dockerd.log 2>&1 &
-exec "$@"
-SCRIPT
-chmod +x /usr/local/share/dind-entrypoint.sh
-"#;
-
 /// The staged feature, or a plain failure saying how to make it.
 fn staged_feature() -> PathBuf {
     let dir = repo().join("target/feature/offline/src/berth");
@@ -46,32 +32,21 @@ struct Workspace {
 
 impl Workspace {
     fn new(berth_options: serde_json::Value) -> Workspace {
-        Self::custom(berth_options, DIND_INSTALL, |_| {})
+        Self::custom(berth_options, serde_json::json!({}), |_| {})
     }
 
-    /// A workspace whose Docker-in-Docker feature installs with `dind_install`, and whose
-    /// `devcontainer.json` `edit` changes.
+    /// A workspace whose Docker-in-Docker stand-in (tests/features/dind) has
+    /// `dind_options`, and whose `devcontainer.json` `edit` changes.
     fn custom(
         berth_options: serde_json::Value,
-        dind_install: &str,
+        dind_options: serde_json::Value,
         edit: impl FnOnce(&mut serde_json::Value),
     ) -> Workspace {
         let tb = testbed();
         let dir = scratch();
         let dc = dir.path().join("ws/.devcontainer");
-        std::fs::create_dir_all(dc.join("dind")).unwrap();
         copy_dir(&staged_feature(), &dc.join("berth"));
-        std::fs::write(
-            dc.join("dind/devcontainer-feature.json"),
-            r#"{"id": "dind", "version": "1.0.0", "name": "Docker-in-Docker for tests", "entrypoint": "/usr/local/share/dind-entrypoint.sh"}"#,
-        )
-        .unwrap();
-        std::fs::write(dc.join("dind/install.sh"), dind_install).unwrap();
-        std::fs::set_permissions(
-            dc.join("dind/install.sh"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        copy_dir(&repo().join("tests/features/dind"), &dc.join("dind"));
         let (one, two) = (tb.get("BERTH_TB_REG1_TINY"), tb.get("BERTH_TB_REG2_TINY"));
         let mut config = serde_json::json!({
             "image": tb.get("BERTH_TB_IMAGE_DIND"),
@@ -79,7 +54,7 @@ impl Workspace {
                         "--security-opt=seccomp=unconfined", "--security-opt=apparmor=unconfined", "--tmpfs=/var/lib/docker:exec"],
             "remoteUser": "dev",
             "containerEnv": {"AWS_ENDPOINT_URL_ECR": tb.get("BERTH_TB_ECR_ENDPOINT")},
-            "features": {"./dind": {}, "./berth": berth_options},
+            "features": {"./dind": dind_options, "./berth": berth_options},
             // What the shipped feature's installsAfter does (the offline copy has none).
             "overrideFeatureInstallOrder": ["./dind", "./berth"],
             // As in Codespaces, onCreate cannot pull (it waits for the engine, to fail for
@@ -381,7 +356,7 @@ fn the_feature_installs_by_reference_from_an_oci_registry_with_authentication() 
         "waitForPulls": true,
     });
     let by_reference = format!("{reference}:{major}");
-    let ws = Workspace::custom(options.clone(), DIND_INSTALL, |config| {
+    let ws = Workspace::custom(options.clone(), serde_json::json!({}), |config| {
         config["features"] = serde_json::json!({"./dind": {}, by_reference.clone(): options});
         config["overrideFeatureInstallOrder"] = serde_json::json!(["./dind", reference]);
     });
@@ -406,7 +381,7 @@ fn the_feature_installs_by_reference_from_an_oci_registry_with_authentication() 
     );
 
     // Without the credentials, the same reference is refused by the registry.
-    let refused = Workspace::custom(serde_json::json!({}), DIND_INSTALL, |config| {
+    let refused = Workspace::custom(serde_json::json!({}), serde_json::json!({}), |config| {
         config["features"] = serde_json::json!({"./dind": {}, by_reference.clone(): {}});
     });
     let up = refused.up(&[], false);
@@ -442,24 +417,6 @@ fn the_tested_feature_is_the_shipped_one_without_installs_after() {
         );
     }
 }
-
-/// A Docker-in-Docker feature whose entrypoint, like the real feature's `docker-init.sh`,
-/// holds the entrypoint chain (and so berth's entrypoint) while the Dev Containers CLI
-/// starts the lifecycle commands: until the test releases it through a FIFO, with no
-/// polling, once berth's postCreate hook says it waits for the daemon.
-const DIND_INSTALL_HELD: &str = r#"#!/bin/sh
-set -e
-cat > /usr/local/share/dind-entrypoint.sh <<'SCRIPT'
-#!/bin/sh
-find /run /var/run -iname 'docker*.pid' -delete 2>/dev/null || :
-find /run /var/run -iname 'container*.pid' -delete 2>/dev/null || :
-dockerd --storage-driver=vfs --bridge=none --iptables=false --ip-forward=false >/tmp/dockerd.log 2>&1 &
-rm -f /run/release-entrypoints && mkfifo /run/release-entrypoints
-read -r _ < /run/release-entrypoints
-exec "$@"
-SCRIPT
-chmod +x /usr/local/share/dind-entrypoint.sh
-"#;
 
 /// The checks of a whole lifecycle with both registries, ECR, `waitForPulls` and the
 /// images of both test registries, whatever the order entrypoints and hooks ran in.
@@ -540,6 +497,10 @@ fn assert_lifecycle_result(ws: &Workspace, said: &str, user: &str) {
     );
 }
 
+/// The stand-in holds the entrypoint chain (berth's entrypoint with it) after its engine
+/// answers, until the test writes to this FIFO.
+const HOLD_FIFO: &str = "/var/tmp/release-entrypoints";
+
 #[test]
 fn hooks_that_start_before_berths_entrypoint_give_the_same_result() {
     // The chain is held until the postCreate hook waits for berth's daemon (waitForPulls):
@@ -552,7 +513,7 @@ fn hooks_that_start_before_berths_entrypoint_give_the_same_result() {
             "images": format!("{} {}", tb.get("BERTH_TB_REG1_TINY"), tb.get("BERTH_TB_REG2_TINY")),
             "waitForPulls": true,
         }),
-        DIND_INSTALL_HELD,
+        serde_json::json!({"holdFifo": HOLD_FIFO}),
         |_| {},
     );
     let mut up = ws
@@ -586,7 +547,7 @@ fn hooks_that_start_before_berths_entrypoint_give_the_same_result() {
                 &ws.container(),
                 "sh",
                 "-c",
-                "echo go > /run/release-entrypoints",
+                &format!("echo go > {HOLD_FIFO}"),
             ]);
             assert!(out.status.success(), "{}", text(&out));
             released = true;
@@ -658,7 +619,7 @@ fn a_remote_user_whose_uid_changed_after_install_keeps_its_daemon_pulls_and_stat
     let out = docker_build.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     // A workspace on that image: the features and the lifecycle commands come with it.
-    let ws = Workspace::custom(serde_json::json!({}), DIND_INSTALL, |config| {
+    let ws = Workspace::custom(serde_json::json!({}), serde_json::json!({}), |config| {
         let keep = |k: &str| config[k].clone();
         *config = serde_json::json!({
             "image": format!("{tag}:uid1500"),
@@ -701,7 +662,7 @@ fn a_docker_socket_the_remote_user_cannot_open_is_named_in_the_creation_log() {
         .to_string();
     // Docker-outside-of-Docker: the host's engine socket bind-mounted, root's and its
     // group's; the remote user dev is not in that group in the container.
-    let ws = Workspace::custom(serde_json::json!({}), DIND_INSTALL, |config| {
+    let ws = Workspace::custom(serde_json::json!({}), serde_json::json!({}), |config| {
         *config = serde_json::json!({
             "image": tb.get("BERTH_TB_IMAGE_DEBIAN"),
             "runArgs": ["--network=host"],
@@ -737,7 +698,7 @@ fn a_container_run_as_the_remote_user_runs_the_daemon_as_that_user() {
     // An image whose own user is the remote user (as Codespaces' universal image): the
     // entrypoint, the daemon and the hooks all run as dev; berth keeps its state in dev's
     // home, and nothing of it is root's.
-    let ws = Workspace::custom(serde_json::json!({}), DIND_INSTALL, |config| {
+    let ws = Workspace::custom(serde_json::json!({}), serde_json::json!({}), |config| {
         *config = serde_json::json!({
             "image": tb.get("BERTH_TB_IMAGE_DEBIAN"),
             "runArgs": ["--network=host"],
@@ -798,7 +759,7 @@ fn early_pulls_arrive_while_on_create_runs_and_config_json_waits_for_post_create
     let app = format!("{}/team/app:1.0", tb.get("BERTH_TB_REG1"));
     let ws = Workspace::custom(
         serde_json::json!({"images": format!("{one} {two} {app}")}),
-        DIND_INSTALL,
+        serde_json::json!({}),
         |config| {
             config["onCreateCommand"] = format!(
                 "berth status --wait > /tmp/oncreate.wait 2>&1; echo rc=$? >> /tmp/oncreate.wait; \
@@ -815,8 +776,11 @@ fn early_pulls_arrive_while_on_create_runs_and_config_json_waits_for_post_create
     let up = ws.up(&[], true);
     let said = text(&up);
     assert!(up.status.success(), "{said}");
+    // The onCreate hook started the pulls through the daemon, or (as the Docker-in-Docker
+    // stand-in holds berth's entrypoint until its engine answers) handed them to it.
     assert!(
-        said.contains("berth: onCreate: pre-pulling") && said.contains("pullAt=early"),
+        said.contains("berth: onCreate: pre-pulling") && said.contains("pullAt=early")
+            || said.contains(HANDED_OVER),
         "{said}"
     );
     let waited = ws.exec_ok(&["cat", "/tmp/oncreate.wait"]);
@@ -891,7 +855,7 @@ fn a_restart_checks_the_images_again_without_asking_for_a_layer() {
     ];
     let ws = Workspace::custom(
         serde_json::json!({"images": images.join(" "), "waitForPulls": true}),
-        DIND_INSTALL,
+        serde_json::json!({}),
         |config| {
             let args = config["runArgs"].as_array_mut().unwrap();
             args.retain(|a| a != "--tmpfs=/var/lib/docker:exec");
@@ -972,7 +936,10 @@ fn a_container_made_from_a_prebuild_snapshot_tells_its_own_story() {
     let up = pre.up(&["--prebuild"], true);
     let said = text(&up);
     assert!(up.status.success(), "{said}");
-    assert!(said.contains("berth: onCreate: pre-pulling"), "{said}");
+    assert!(
+        said.contains("berth: onCreate: pre-pulling") || said.contains(HANDED_OVER),
+        "{said}"
+    );
     assert!(
         !pre.exec(&["grep", "-q", "auth", "/home/dev/.docker/config.json"])
             .status
@@ -993,7 +960,7 @@ fn a_container_made_from_a_prebuild_snapshot_tells_its_own_story() {
     );
     let committed = pre.docker(&["commit", &pre.container(), &tag]);
     assert!(committed.status.success(), "{}", text(&committed));
-    let ws = Workspace::custom(serde_json::json!({}), DIND_INSTALL, |config| {
+    let ws = Workspace::custom(serde_json::json!({}), serde_json::json!({}), |config| {
         let keep = |k: &str| config[k].clone();
         *config = serde_json::json!({
             "image": tag,
@@ -1036,3 +1003,7 @@ fn a_container_made_from_a_prebuild_snapshot_tells_its_own_story() {
         }
     }
 }
+
+/// How a hook that ran before berth's daemon says so (the end of its line).
+const HANDED_OVER: &str =
+    "this phase is handed to it, and it starts the pre-pulls as soon as it runs";
