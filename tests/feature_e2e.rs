@@ -11,6 +11,7 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use support::*;
 
@@ -36,7 +37,8 @@ impl Workspace {
     }
 
     /// A workspace whose Docker-in-Docker stand-in (tests/features/dind) has
-    /// `dind_options`, and whose `devcontainer.json` `edit` changes.
+    /// `dind_options`, and whose `devcontainer.json` `edit` changes. The lifecycle clock
+    /// (tests/features/clock) is there too, for [`with_clock`].
     fn custom(
         berth_options: serde_json::Value,
         dind_options: serde_json::Value,
@@ -47,6 +49,7 @@ impl Workspace {
         let dc = dir.path().join("ws/.devcontainer");
         copy_dir(&staged_feature(), &dc.join("berth"));
         copy_dir(&repo().join("tests/features/dind"), &dc.join("dind"));
+        copy_dir(&repo().join("tests/features/clock"), &dc.join("clock"));
         let (one, two) = (tb.get("BERTH_TB_REG1_TINY"), tb.get("BERTH_TB_REG2_TINY"));
         let mut config = serde_json::json!({
             "image": tb.get("BERTH_TB_IMAGE_DIND"),
@@ -842,10 +845,23 @@ fn pull_at_post_create_pulls_after_the_credentials_are_written() {
     assert!(before.contains("rc=0"), "with waitForPulls: {before}");
 }
 
+/// A Docker volume that is removed when dropped.
+struct Volume(String);
+
+impl Drop for Volume {
+    fn drop(&mut self) {
+        run(Command::new("docker")
+            .env("DOCKER_HOST", testbed().get("BERTH_TB_DOCKER_HOST"))
+            .args(["volume", "rm", "-f", &self.0]));
+    }
+}
+
 #[test]
-fn a_restart_checks_the_images_again_without_asking_for_a_layer() {
-    // The inner engine keeps its images on a volume (as the real docker-in-docker
-    // feature does); the registry is reached through a proxy that counts requests.
+fn a_restart_finds_the_images_already_present_without_a_registry_request() {
+    // Issue 23. The inner engine keeps its images on a volume (as the real docker-in-docker
+    // feature does); the registry is reached through a proxy that counts requests. After
+    // `docker stop` and `devcontainer up`, berth's daemon starts again from its record,
+    // checks the images in the engine, and asks the registry nothing.
     use support::fault_proxy::{Fault, FaultProxy};
     let tb = testbed();
     let proxy = FaultProxy::start(tb.get("BERTH_TB_REG1"), |_, _| Fault::Pass);
@@ -853,15 +869,17 @@ fn a_restart_checks_the_images_again_without_asking_for_a_layer() {
         format!("{}/team/tiny:1", proxy.addr),
         format!("{}/team/app:1.0", proxy.addr),
     ];
+    let volume = Volume(format!("berth-test-dind-{:016x}", fastrand::u64(..)));
     let ws = Workspace::custom(
         serde_json::json!({"images": images.join(" "), "waitForPulls": true}),
         serde_json::json!({}),
         |config| {
             let args = config["runArgs"].as_array_mut().unwrap();
             args.retain(|a| a != "--tmpfs=/var/lib/docker:exec");
-            config["mounts"] = serde_json::json!([
-                "source=berth-test-dind-${devcontainerId},target=/var/lib/docker,type=volume"
-            ]);
+            config["mounts"] = serde_json::json!([format!(
+                "source={},target=/var/lib/docker,type=volume",
+                volume.0
+            )]);
         },
     );
     let mut secrets: serde_json::Map<String, serde_json::Value> =
@@ -881,49 +899,47 @@ fn a_restart_checks_the_images_again_without_asking_for_a_layer() {
     )
     .unwrap();
     let up = ws.up(&[], true);
-    assert!(up.status.success(), "{}", text(&up));
+    let said = text(&up);
+    assert!(up.status.success(), "{said}");
     assert!(
-        !proxy.seen_of("/blobs/").is_empty(),
-        "the first start pulls"
+        said.contains("(2 pulled, 0 already present, 0 failed)")
+            && !proxy.seen_of("/blobs/").is_empty(),
+        "the first start pulls: {said}"
     );
     let id = ws.container();
-    let volume = ws.docker(&[
-        "inspect",
-        "-f",
-        "{{range .Mounts}}{{if eq .Destination \"/var/lib/docker\"}}{{.Name}}{{end}}{{end}}",
-        &id,
-    ]);
-    let volume = String::from_utf8_lossy(&volume.stdout).trim().to_string();
     assert!(ws.docker(&["stop", &id]).status.success());
     let before = proxy.seen().len();
     let up = ws.up(&[], true);
     let said = text(&up);
     assert!(up.status.success(), "{said}");
+    // What the remote user sees once the postStart hook has run: each image checked.
+    let waited = ws.exec(&["berth", "status", "--wait"]);
+    let waited = text(&waited);
+    let status = ws.exec_ok(&["berth", "status"]);
     let after: Vec<_> = proxy.seen()[before..].to_vec();
     assert!(
-        !after.iter().any(|s| s.path.contains("/blobs/")),
-        "no layer after the restart: {after:?}"
-    );
-    assert!(
-        after
-            .iter()
-            .filter(|s| s.path.contains("/manifests/"))
-            .count()
-            <= images.len(),
-        "{after:?}"
+        after.is_empty(),
+        "no registry request after the restart: {after:?}"
     );
     for i in &images {
         assert!(
             ws.exec(&["docker", "image", "inspect", i]).status.success(),
             "{i} is there"
         );
+        for (what, text) in [("the wait", &waited), ("berth status", &status)] {
+            assert!(
+                text.lines()
+                    .any(|l| l.contains(i.as_str()) && l.contains("already present (checked)")),
+                "{i} already present (checked) in {what}:\n{text}\n{said}"
+            );
+        }
     }
+    assert!(
+        waited.contains("(0 pulled, 2 already present, 0 failed)"),
+        "{waited}"
+    );
     drop(ws);
-    if !volume.is_empty() {
-        run(Command::new("docker")
-            .env("DOCKER_HOST", tb.get("BERTH_TB_DOCKER_HOST"))
-            .args(["volume", "rm", "-f", &volume]));
-    }
+    drop(volume);
 }
 
 #[test]
@@ -1007,3 +1023,265 @@ fn a_container_made_from_a_prebuild_snapshot_tells_its_own_story() {
 /// How a hook that ran before berth's daemon says so (the end of its line).
 const HANDED_OVER: &str =
     "this phase is handed to it, and it starts the pre-pulls as soon as it runs";
+
+/// Where the lifecycle clock and the user's commands note when each started.
+const TIMES: &str = "/var/tmp/lifecycle.times";
+
+/// Adds the lifecycle clock (tests/features/clock), installed after berth: each berth
+/// command notes its start in [`TIMES`].
+fn with_clock(config: &mut serde_json::Value) {
+    config["features"]["./clock"] = serde_json::json!({});
+    config["overrideFeatureInstallOrder"] = serde_json::json!(["./dind", "./berth", "./clock"]);
+}
+
+/// The first words of a user's lifecycle command of `phase`: it notes its start.
+fn noted(phase: &str) -> String {
+    format!("echo \"user {phase} $(date +%s%N)\" >> {TIMES}; ")
+}
+
+/// When each noted command first started (ns since the epoch), by its words
+/// (`berth hook onCreate`, `user onCreate`).
+fn lifecycle_times(ws: &Workspace) -> std::collections::HashMap<String, u128> {
+    let mut times = std::collections::HashMap::new();
+    for line in ws.exec_ok(&["cat", TIMES]).lines() {
+        if let Some((words, ns)) = line.rsplit_once(' ')
+            && let Ok(ns) = ns.parse::<u128>()
+        {
+            times.entry(words.to_string()).or_insert(ns);
+        }
+    }
+    times
+}
+
+/// How long after berth's `phase` hook started the user's command of that phase started.
+fn hook_delay(times: &std::collections::HashMap<String, u128>, phase: &str) -> Duration {
+    let at = |words: &str| {
+        *times
+            .get(words)
+            .unwrap_or_else(|| panic!("{words:?} noted in {times:?}"))
+    };
+    let (hook, user) = (
+        at(&format!("berth hook {phase}")),
+        at(&format!("user {phase}")),
+    );
+    assert!(
+        user >= hook,
+        "the user's {phase} command after berth's: {times:?}"
+    );
+    Duration::from_nanos((user - hook) as u64)
+}
+
+/// The bound issue 23 names: berth's onCreate and updateContent hooks hold the user's next
+/// command up by less than this.
+const HOOK_BOUND: Duration = Duration::from_secs(1);
+
+/// Asserts the bound on the onCreate and updateContent hooks, and says every hook's delay.
+fn assert_hooks_quick(ws: &Workspace, case: &str) {
+    let times = lifecycle_times(ws);
+    let delays: Vec<(&str, Duration)> = ["onCreate", "updateContent", "postCreate"]
+        .into_iter()
+        .map(|p| (p, hook_delay(&times, p)))
+        .collect();
+    println!(
+        "{case}: the user's command started after berth's hook started: {}",
+        delays
+            .iter()
+            .map(|(p, d)| format!("{p} {} ms", d.as_millis()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (phase, delay) in &delays[..2] {
+        assert!(
+            *delay < HOOK_BOUND,
+            "berth's {phase} hook held the user's command up {delay:?}: {times:?}"
+        );
+    }
+}
+
+/// Three private images of the two test registries.
+fn three_images() -> [String; 3] {
+    let tb = testbed();
+    [
+        tb.get("BERTH_TB_REG1_TINY").to_string(),
+        tb.get("BERTH_TB_REG2_TINY").to_string(),
+        format!("{}/team/app:1.0", tb.get("BERTH_TB_REG1")),
+    ]
+}
+
+#[test]
+fn the_usual_case_three_private_images_for_a_non_root_user() {
+    // Issue 23, as a user has it: the remote user dev, three private images, waitForPulls,
+    // an onCreateCommand of a few seconds (its own work, an `npm ci`), and the
+    // Docker-in-Docker stand-in, which holds the entrypoint chain until its engine answers.
+    let tb = testbed();
+    let images = three_images().join(" ");
+    let other = format!("{}/other/tools:stable", tb.get("BERTH_TB_REG2"));
+    let ws = Workspace::custom(
+        serde_json::json!({"images": images, "waitForPulls": true}),
+        serde_json::json!({}),
+        |config| {
+            with_clock(config);
+            config["onCreateCommand"] = format!("{}sleep 3", noted("onCreate")).into();
+            config["updateContentCommand"] = noted("updateContent").into();
+            config["postCreateCommand"] = format!(
+                "{}docker image inspect -f '{{{{.Id}}}}' {images} > /tmp/postcreate.before 2>&1; echo rc=$? >> /tmp/postcreate.before; \
+                 docker pull -q {other} > /tmp/postcreate.log 2>&1; echo rc=$? >> /tmp/postcreate.log",
+                noted("postCreate")
+            )
+            .into();
+        },
+    );
+    let up = ws.up(&[], true);
+    let said = text(&up);
+    assert!(up.status.success(), "{said}");
+    assert!(
+        said.contains("berth: postCreate: the pre-pulls")
+            && said.contains("(3 pulled, 0 already present, 0 failed)"),
+        "{said}"
+    );
+    // The user's postCreateCommand found every image, and pulled another private one with
+    // the credentials berth wrote (through credHelpers).
+    let before = ws.exec_ok(&["cat", "/tmp/postcreate.before"]);
+    assert!(
+        before.contains("rc=0") && before.matches("sha256:").count() == 3,
+        "{before}"
+    );
+    let pulled = ws.exec_ok(&["cat", "/tmp/postcreate.log"]);
+    assert!(pulled.contains("rc=0"), "{pulled}");
+    let config: serde_json::Value =
+        serde_json::from_str(&ws.exec_ok(&["cat", "/home/dev/.docker/config.json"])).unwrap();
+    assert_eq!(config["credHelpers"][tb.get("BERTH_TB_REG2")], "berth");
+    // The daemon is root's, with no secret in its environment.
+    let pid = ws.exec_root(&["cat", "/var/lib/berth/daemon.lock"]);
+    let environ = ws.exec_root(&["cat", &format!("/proc/{}/environ", pid.trim())]);
+    assert!(!environ.contains("_CONTAINER_REGISTRY_"), "{environ}");
+    assert_hooks_quick(&ws, "a fast engine");
+}
+
+#[test]
+fn a_slow_engine_holds_up_no_hook_and_the_images_still_arrive_early() {
+    // Issue 23. The stand-in's dockerd answers only after 20 s, and its entrypoint holds
+    // the chain until then, berth's entrypoint with it: berth's first hooks run before its
+    // daemon. They hand their phase over and return at once; the daemon, once started,
+    // pulls as soon as the engine answers, while the user's onCreateCommand still runs
+    // (here until the test has seen every pull done in berth's record, as a long `npm ci`
+    // would), so that the images are there before the postCreate hook runs.
+    let images = three_images();
+    let list = images.join(" ");
+    let hold = "/home/dev/hold-on-create";
+    let ws = Workspace::custom(
+        serde_json::json!({"images": list, "waitForPulls": true}),
+        serde_json::json!({"startDelay": "20"}),
+        |config| {
+            with_clock(config);
+            config["onCreateCommand"] = format!(
+                "{}rm -f {hold}; mkfifo {hold}; echo user onCreateCommand: running until the test \"is done\"; read -r _ < {hold}",
+                noted("onCreate")
+            )
+            .into();
+            config["updateContentCommand"] = noted("updateContent").into();
+            config["postCreateCommand"] = format!(
+                "{}docker image inspect -f '{{{{.Id}}}}' {list} > /tmp/postcreate.before 2>&1; echo rc=$? >> /tmp/postcreate.before",
+                noted("postCreate")
+            )
+            .into();
+        },
+    );
+    let mut up = ws
+        .cli()
+        .args(["up", "--workspace-folder"])
+        .arg(ws.folder())
+        .arg("--secrets-file")
+        .arg(ws.dir.path().join("secrets.json"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = support::engine::Lines::read(up.stdout.take().unwrap());
+    let mut log = support::engine::Lines::read(up.stderr.take().unwrap());
+    log.wait_for(
+        "user onCreateCommand: running until the test is done",
+        Duration::from_secs(150),
+    );
+    // berth's record, as it grows (tail follows it with inotify), until every pull is done.
+    let id = ws.container();
+    let mut follow = Command::new("docker")
+        .env("DOCKER_HOST", testbed().get("BERTH_TB_DOCKER_HOST"))
+        .args(["exec", &id, "sh", "-c"])
+        .arg("echo $$; exec tail -n +1 -F /var/lib/berth/events.jsonl 2>/dev/null")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut record = support::engine::Lines::read(follow.stdout.take().unwrap());
+    let tail = record.wait_for("", Duration::from_secs(10));
+    for _ in &images {
+        record.wait_for("\"event\":\"pull-done\"", Duration::from_secs(120));
+    }
+    ws.exec_root(&["kill", tail.trim()]);
+    let _ = follow.wait();
+    ws.exec_root(&["sh", "-c", &format!("echo go > {hold}")]);
+    let status = up.wait().unwrap();
+    let said = format!("{}\n{}", out.rest(), log.rest());
+    assert!(status.success(), "{said}");
+
+    // The slow engine held the entrypoint chain: dockerd was started again at least once.
+    let dind = ws.docker(&["logs", &id]);
+    let dind = text(&dind);
+    assert!(
+        dind.contains("dockerd does not answer (round 1 of 5)")
+            && dind.contains("dockerd answers (round"),
+        "{dind}"
+    );
+    // No hook waited for it.
+    assert!(
+        said.contains("berth: onCreate: berth's daemon is not running yet (the container's entrypoint starts it"),
+        "{said}"
+    );
+    assert_hooks_quick(&ws, "an engine that answers after 20 s");
+    // The daemon did onCreate's work when it started (the phase handed over), and pulled
+    // each image once the engine answered, before the postCreate hook ran.
+    let events = container_events(&ws);
+    let at = |i: usize| events[i]["at"].as_u64().unwrap();
+    let find = |what: &str, phase: Option<&str>| {
+        events
+            .iter()
+            .position(|e| e["event"] == what && phase.is_none_or(|p| e["phase"] == p))
+            .unwrap_or_else(|| panic!("{what} {phase:?} in {events:#?}"))
+    };
+    let on_create = find("phase", Some("onCreate"));
+    assert!(events[on_create]["ran_at"].is_u64(), "{events:#?}");
+    let engine = find("engine-ready", None);
+    let post_create = find("phase", Some("postCreate"));
+    let post_create_hook = lifecycle_times(&ws)["berth hook postCreate"] / 1_000_000;
+    let pulls = |what: &str| -> Vec<usize> {
+        events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e["event"] == what)
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let (started, done) = (pulls("pull-started"), pulls("pull-done"));
+    assert_eq!((started.len(), done.len()), (3, 3), "{events:#?}");
+    assert!(
+        started.iter().all(|i| *i > engine) && done.iter().all(|i| *i < post_create),
+        "{events:#?}"
+    );
+    assert!(
+        done.iter().all(|i| u128::from(at(*i)) < post_create_hook),
+        "every pull done before the postCreate hook started: {events:#?}"
+    );
+    println!(
+        "an engine that answers after 20 s: the first pull started {} ms after the engine answered",
+        at(started[0]) - at(engine)
+    );
+    assert!(
+        said.contains("berth: postCreate: the pre-pulls had finished already (3 pulled, 0 already present, 0 failed)"),
+        "{said}"
+    );
+    let before = ws.exec_ok(&["cat", "/tmp/postcreate.before"]);
+    assert!(
+        before.contains("rc=0") && before.matches("sha256:").count() == 3,
+        "{before}"
+    );
+}
