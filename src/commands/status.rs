@@ -18,9 +18,8 @@ pub fn run(json: bool, wait: Option<Option<u64>>, settings: Settings) -> anyhow:
     let state = StateDir::of_daemon(settings.state_dir.as_deref());
     if let Some(timeout) = wait {
         let bound = timeout.map_or(settings.pull_timeout, Duration::from_secs);
-        let started = Instant::now();
-        wait_for_handed_over(&state, bound, json);
-        wait_for_pulls(&state, bound.saturating_sub(started.elapsed()), json);
+        let waited = wait_for_handed_over(&state, bound, json);
+        wait_for_pulls(&state, bound.saturating_sub(waited), json);
     }
     let status = ask_daemon(&state).unwrap_or_else(|| {
         let records = state.read_all();
@@ -63,11 +62,12 @@ fn say(json: bool, text: &str) {
 }
 
 /// Waits, within `bound`, for the phases hooks handed over to a daemon that was not
-/// running yet to reach it (see [`super::courier`]).
-fn wait_for_handed_over(state: &StateDir, bound: Duration, json: bool) {
+/// running yet to reach it (see [`super::courier`]); how long it waited (nothing when no
+/// phase was on its way).
+fn wait_for_handed_over(state: &StateDir, bound: Duration, json: bool) -> Duration {
     let started = Instant::now();
     match super::courier::wait_delivered(state, bound) {
-        super::courier::Delivery::NoneOnItsWay => {}
+        super::courier::Delivery::NoneOnItsWay => return Duration::ZERO,
         super::courier::Delivery::Delivered => say(
             json,
             &format!(
@@ -83,6 +83,7 @@ fn wait_for_handed_over(state: &StateDir, bound: Duration, json: bool) {
             ),
         ),
     }
+    started.elapsed()
 }
 
 /// Asks the daemon to wait for the pulls, printing each line it says (on stderr when
