@@ -11,22 +11,9 @@ mod support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use support::*;
-
-/// A Docker-in-Docker feature for the test: its entrypoint starts dockerd and goes on.
-const DIND_INSTALL: &str = r#"#!/bin/sh
-set -e
-cat > /usr/local/share/dind-entrypoint.sh <<'SCRIPT'
-#!/bin/sh
-# A restarted container keeps the last run's pid files, which stop dockerd from starting.
-find /run /var/run -iname 'docker*.pid' -delete 2>/dev/null || :
-find /run /var/run -iname 'container*.pid' -delete 2>/dev/null || :
-dockerd --storage-driver=vfs --bridge=none --iptables=false --ip-forward=false >/tmp/dockerd.log 2>&1 &
-exec "$@"
-SCRIPT
-chmod +x /usr/local/share/dind-entrypoint.sh
-"#;
 
 /// The staged feature, or a plain failure saying how to make it.
 fn staged_feature() -> PathBuf {
@@ -46,32 +33,23 @@ struct Workspace {
 
 impl Workspace {
     fn new(berth_options: serde_json::Value) -> Workspace {
-        Self::custom(berth_options, DIND_INSTALL, |_| {})
+        Self::custom(berth_options, serde_json::json!({}), |_| {})
     }
 
-    /// A workspace whose Docker-in-Docker feature installs with `dind_install`, and whose
-    /// `devcontainer.json` `edit` changes.
+    /// A workspace whose Docker-in-Docker stand-in (tests/features/dind) has
+    /// `dind_options`, and whose `devcontainer.json` `edit` changes. The lifecycle clock
+    /// (tests/features/clock) is there too, for [`with_clock`].
     fn custom(
         berth_options: serde_json::Value,
-        dind_install: &str,
+        dind_options: serde_json::Value,
         edit: impl FnOnce(&mut serde_json::Value),
     ) -> Workspace {
         let tb = testbed();
         let dir = scratch();
         let dc = dir.path().join("ws/.devcontainer");
-        std::fs::create_dir_all(dc.join("dind")).unwrap();
         copy_dir(&staged_feature(), &dc.join("berth"));
-        std::fs::write(
-            dc.join("dind/devcontainer-feature.json"),
-            r#"{"id": "dind", "version": "1.0.0", "name": "Docker-in-Docker for tests", "entrypoint": "/usr/local/share/dind-entrypoint.sh"}"#,
-        )
-        .unwrap();
-        std::fs::write(dc.join("dind/install.sh"), dind_install).unwrap();
-        std::fs::set_permissions(
-            dc.join("dind/install.sh"),
-            std::os::unix::fs::PermissionsExt::from_mode(0o755),
-        )
-        .unwrap();
+        copy_dir(&repo().join("tests/features/dind"), &dc.join("dind"));
+        copy_dir(&repo().join("tests/features/clock"), &dc.join("clock"));
         let (one, two) = (tb.get("BERTH_TB_REG1_TINY"), tb.get("BERTH_TB_REG2_TINY"));
         let mut config = serde_json::json!({
             "image": tb.get("BERTH_TB_IMAGE_DIND"),
@@ -79,7 +57,7 @@ impl Workspace {
                         "--security-opt=seccomp=unconfined", "--security-opt=apparmor=unconfined", "--tmpfs=/var/lib/docker:exec"],
             "remoteUser": "dev",
             "containerEnv": {"AWS_ENDPOINT_URL_ECR": tb.get("BERTH_TB_ECR_ENDPOINT")},
-            "features": {"./dind": {}, "./berth": berth_options},
+            "features": {"./dind": dind_options, "./berth": berth_options},
             // What the shipped feature's installsAfter does (the offline copy has none).
             "overrideFeatureInstallOrder": ["./dind", "./berth"],
             // As in Codespaces, onCreate cannot pull (it waits for the engine, to fail for
@@ -234,12 +212,13 @@ fn credentials_arrive_after_on_create_images_before_post_create_and_survive_a_re
     );
     assert_eq!(config["credHelpers"][tb.get("BERTH_TB_REG2")], "berth");
 
-    // berth status in the container tells the story.
+    // berth status in the container tells the story. (The deferral of onCreate is in it
+    // unless onCreate, handed over, reached the daemon after postCreate had written the
+    // credentials; the creation log says it either way.)
     let status = ws.exec_ok(&["berth", "status"]);
     for line in [
         "daemon: running",
-        "onCreate hook ran (uid 1000)",
-        "credentials deferred",
+        "onCreate hook ran (uid 1000",
         "postCreate hook ran",
         "credentials written to /home/dev/.docker/config.json:",
         &format!("REG1 ({}, added)", tb.get("BERTH_TB_REG1")),
@@ -287,7 +266,7 @@ fn a_prebuild_explains_what_it_defers_and_the_rest_of_the_lifecycle_completes_it
     let said = text(&pre);
     assert!(pre.status.success(), "{said}");
     for line in [
-        "berth: onCreate: no registry secrets here (as in a prebuild",
+        "berth: onCreate: no registry secrets here (",
         "berth: onCreate: credentials deferred to postCreate",
         "berth: updateContent: credentials deferred to postCreate",
     ] {
@@ -381,7 +360,7 @@ fn the_feature_installs_by_reference_from_an_oci_registry_with_authentication() 
         "waitForPulls": true,
     });
     let by_reference = format!("{reference}:{major}");
-    let ws = Workspace::custom(options.clone(), DIND_INSTALL, |config| {
+    let ws = Workspace::custom(options.clone(), serde_json::json!({}), |config| {
         config["features"] = serde_json::json!({"./dind": {}, by_reference.clone(): options});
         config["overrideFeatureInstallOrder"] = serde_json::json!(["./dind", reference]);
     });
@@ -406,7 +385,7 @@ fn the_feature_installs_by_reference_from_an_oci_registry_with_authentication() 
     );
 
     // Without the credentials, the same reference is refused by the registry.
-    let refused = Workspace::custom(serde_json::json!({}), DIND_INSTALL, |config| {
+    let refused = Workspace::custom(serde_json::json!({}), serde_json::json!({}), |config| {
         config["features"] = serde_json::json!({"./dind": {}, by_reference.clone(): {}});
     });
     let up = refused.up(&[], false);
@@ -442,24 +421,6 @@ fn the_tested_feature_is_the_shipped_one_without_installs_after() {
         );
     }
 }
-
-/// A Docker-in-Docker feature whose entrypoint, like the real feature's `docker-init.sh`,
-/// holds the entrypoint chain (and so berth's entrypoint) while the Dev Containers CLI
-/// starts the lifecycle commands: until the test releases it through a FIFO, with no
-/// polling, once berth's first hook says it waits for the daemon.
-const DIND_INSTALL_HELD: &str = r#"#!/bin/sh
-set -e
-cat > /usr/local/share/dind-entrypoint.sh <<'SCRIPT'
-#!/bin/sh
-find /run /var/run -iname 'docker*.pid' -delete 2>/dev/null || :
-find /run /var/run -iname 'container*.pid' -delete 2>/dev/null || :
-dockerd --storage-driver=vfs --bridge=none --iptables=false --ip-forward=false >/tmp/dockerd.log 2>&1 &
-rm -f /run/release-entrypoints && mkfifo /run/release-entrypoints
-read -r _ < /run/release-entrypoints
-exec "$@"
-SCRIPT
-chmod +x /usr/local/share/dind-entrypoint.sh
-"#;
 
 /// The checks of a whole lifecycle with both registries, ECR, `waitForPulls` and the
 /// images of both test registries, whatever the order entrypoints and hooks ran in.
@@ -502,7 +463,7 @@ fn assert_lifecycle_result(ws: &Workspace, said: &str, user: &str) {
     );
     // The daemon runs as root, the container's user, with no secret in its environment,
     // and handled every phase.
-    let pid = ws.exec_ok(&["cat", "/var/lib/berth/daemon.lock"]);
+    let pid = ws.exec_root(&["cat", "/var/lib/berth/daemon.lock"]);
     let pid = pid.trim();
     assert_eq!(
         ws.exec_ok(&["stat", "-c", "%U", &format!("/proc/{pid}")])
@@ -540,8 +501,15 @@ fn assert_lifecycle_result(ws: &Workspace, said: &str, user: &str) {
     );
 }
 
+/// The stand-in holds the entrypoint chain (berth's entrypoint with it) after its engine
+/// answers, until the test writes to this FIFO.
+const HOLD_FIFO: &str = "/var/tmp/release-entrypoints";
+
 #[test]
 fn hooks_that_start_before_berths_entrypoint_give_the_same_result() {
+    // The chain is held until the postCreate hook waits for berth's daemon (waitForPulls):
+    // onCreate and updateContent were handed over, and reach the daemon after postCreate's
+    // request may have.
     use std::io::BufRead;
     let tb = testbed();
     let ws = Workspace::custom(
@@ -549,7 +517,7 @@ fn hooks_that_start_before_berths_entrypoint_give_the_same_result() {
             "images": format!("{} {}", tb.get("BERTH_TB_REG1_TINY"), tb.get("BERTH_TB_REG2_TINY")),
             "waitForPulls": true,
         }),
-        DIND_INSTALL_HELD,
+        serde_json::json!({"holdFifo": HOLD_FIFO}),
         |_| {},
     );
     let mut up = ws
@@ -572,15 +540,18 @@ fn hooks_that_start_before_berths_entrypoint_give_the_same_result() {
     let mut released = false;
     for line in std::io::BufReader::new(up.stderr.take().unwrap()).lines() {
         let line = line.unwrap();
-        if !released && line.contains("waiting up to 60 s for berth's daemon") {
-            // berth's onCreate hook runs and its daemon is not there yet: let the
-            // entrypoints go on.
+        if !released
+            && line.contains(
+                "berth: postCreate: berth's daemon is not running yet; waiting up to 900 s for it",
+            )
+        {
+            // The entrypoints go on.
             let out = ws.docker(&[
                 "exec",
                 &ws.container(),
                 "sh",
                 "-c",
-                "echo go > /run/release-entrypoints",
+                &format!("echo go > {HOLD_FIFO}"),
             ]);
             assert!(out.status.success(), "{}", text(&out));
             released = true;
@@ -593,8 +564,14 @@ fn hooks_that_start_before_berths_entrypoint_give_the_same_result() {
     assert!(status.success(), "{said}");
     assert!(
         released,
-        "the onCreate hook ran before berth's entrypoint: {said}"
+        "the postCreate hook waited for berth's daemon: {said}"
     );
+    for phase in ["onCreate", "updateContent"] {
+        assert!(
+            said.contains(&format!("berth: {phase}: berth's daemon is not running yet (the container's entrypoint starts it")),
+            "{phase} was handed over: {said}"
+        );
+    }
     assert!(
         !said.contains("doing this phase's work here"),
         "the daemon did every phase's work: {said}"
@@ -646,7 +623,7 @@ fn a_remote_user_whose_uid_changed_after_install_keeps_its_daemon_pulls_and_stat
     let out = docker_build.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     // A workspace on that image: the features and the lifecycle commands come with it.
-    let ws = Workspace::custom(serde_json::json!({}), DIND_INSTALL, |config| {
+    let ws = Workspace::custom(serde_json::json!({}), serde_json::json!({}), |config| {
         let keep = |k: &str| config[k].clone();
         *config = serde_json::json!({
             "image": format!("{tag}:uid1500"),
@@ -689,7 +666,7 @@ fn a_docker_socket_the_remote_user_cannot_open_is_named_in_the_creation_log() {
         .to_string();
     // Docker-outside-of-Docker: the host's engine socket bind-mounted, root's and its
     // group's; the remote user dev is not in that group in the container.
-    let ws = Workspace::custom(serde_json::json!({}), DIND_INSTALL, |config| {
+    let ws = Workspace::custom(serde_json::json!({}), serde_json::json!({}), |config| {
         *config = serde_json::json!({
             "image": tb.get("BERTH_TB_IMAGE_DEBIAN"),
             "runArgs": ["--network=host"],
@@ -725,7 +702,7 @@ fn a_container_run_as_the_remote_user_runs_the_daemon_as_that_user() {
     // An image whose own user is the remote user (as Codespaces' universal image): the
     // entrypoint, the daemon and the hooks all run as dev; berth keeps its state in dev's
     // home, and nothing of it is root's.
-    let ws = Workspace::custom(serde_json::json!({}), DIND_INSTALL, |config| {
+    let ws = Workspace::custom(serde_json::json!({}), serde_json::json!({}), |config| {
         *config = serde_json::json!({
             "image": tb.get("BERTH_TB_IMAGE_DEBIAN"),
             "runArgs": ["--network=host"],
@@ -786,7 +763,7 @@ fn early_pulls_arrive_while_on_create_runs_and_config_json_waits_for_post_create
     let app = format!("{}/team/app:1.0", tb.get("BERTH_TB_REG1"));
     let ws = Workspace::custom(
         serde_json::json!({"images": format!("{one} {two} {app}")}),
-        DIND_INSTALL,
+        serde_json::json!({}),
         |config| {
             config["onCreateCommand"] = format!(
                 "berth status --wait > /tmp/oncreate.wait 2>&1; echo rc=$? >> /tmp/oncreate.wait; \
@@ -803,8 +780,11 @@ fn early_pulls_arrive_while_on_create_runs_and_config_json_waits_for_post_create
     let up = ws.up(&[], true);
     let said = text(&up);
     assert!(up.status.success(), "{said}");
+    // The onCreate hook started the pulls through the daemon, or (as the Docker-in-Docker
+    // stand-in holds berth's entrypoint until its engine answers) handed them to it.
     assert!(
-        said.contains("berth: onCreate: pre-pulling") && said.contains("pullAt=early"),
+        said.contains("berth: onCreate: pre-pulling") && said.contains("pullAt=early")
+            || said.contains(HANDED_OVER),
         "{said}"
     );
     let waited = ws.exec_ok(&["cat", "/tmp/oncreate.wait"]);
@@ -866,10 +846,23 @@ fn pull_at_post_create_pulls_after_the_credentials_are_written() {
     assert!(before.contains("rc=0"), "with waitForPulls: {before}");
 }
 
+/// A Docker volume that is removed when dropped.
+struct Volume(String);
+
+impl Drop for Volume {
+    fn drop(&mut self) {
+        run(Command::new("docker")
+            .env("DOCKER_HOST", testbed().get("BERTH_TB_DOCKER_HOST"))
+            .args(["volume", "rm", "-f", &self.0]));
+    }
+}
+
 #[test]
-fn a_restart_checks_the_images_again_without_asking_for_a_layer() {
-    // The inner engine keeps its images on a volume (as the real docker-in-docker
-    // feature does); the registry is reached through a proxy that counts requests.
+fn a_restart_finds_the_images_already_present_without_a_registry_request() {
+    // Issue 23. The inner engine keeps its images on a volume (as the real docker-in-docker
+    // feature does); the registry is reached through a proxy that counts requests. After
+    // `docker stop` and `devcontainer up`, berth's daemon starts again from its record,
+    // checks the images in the engine, and asks the registry nothing.
     use support::fault_proxy::{Fault, FaultProxy};
     let tb = testbed();
     let proxy = FaultProxy::start(tb.get("BERTH_TB_REG1"), |_, _| Fault::Pass);
@@ -877,15 +870,17 @@ fn a_restart_checks_the_images_again_without_asking_for_a_layer() {
         format!("{}/team/tiny:1", proxy.addr),
         format!("{}/team/app:1.0", proxy.addr),
     ];
+    let volume = Volume(format!("berth-test-dind-{:016x}", fastrand::u64(..)));
     let ws = Workspace::custom(
         serde_json::json!({"images": images.join(" "), "waitForPulls": true}),
-        DIND_INSTALL,
+        serde_json::json!({}),
         |config| {
             let args = config["runArgs"].as_array_mut().unwrap();
             args.retain(|a| a != "--tmpfs=/var/lib/docker:exec");
-            config["mounts"] = serde_json::json!([
-                "source=berth-test-dind-${devcontainerId},target=/var/lib/docker,type=volume"
-            ]);
+            config["mounts"] = serde_json::json!([format!(
+                "source={},target=/var/lib/docker,type=volume",
+                volume.0
+            )]);
         },
     );
     let mut secrets: serde_json::Map<String, serde_json::Value> =
@@ -905,49 +900,47 @@ fn a_restart_checks_the_images_again_without_asking_for_a_layer() {
     )
     .unwrap();
     let up = ws.up(&[], true);
-    assert!(up.status.success(), "{}", text(&up));
+    let said = text(&up);
+    assert!(up.status.success(), "{said}");
     assert!(
-        !proxy.seen_of("/blobs/").is_empty(),
-        "the first start pulls"
+        said.contains("(2 pulled, 0 already present, 0 failed)")
+            && !proxy.seen_of("/blobs/").is_empty(),
+        "the first start pulls: {said}"
     );
     let id = ws.container();
-    let volume = ws.docker(&[
-        "inspect",
-        "-f",
-        "{{range .Mounts}}{{if eq .Destination \"/var/lib/docker\"}}{{.Name}}{{end}}{{end}}",
-        &id,
-    ]);
-    let volume = String::from_utf8_lossy(&volume.stdout).trim().to_string();
     assert!(ws.docker(&["stop", &id]).status.success());
     let before = proxy.seen().len();
     let up = ws.up(&[], true);
     let said = text(&up);
     assert!(up.status.success(), "{said}");
+    // What the remote user sees once the postStart hook has run: each image checked.
+    let waited = ws.exec(&["berth", "status", "--wait"]);
+    let waited = text(&waited);
+    let status = ws.exec_ok(&["berth", "status"]);
     let after: Vec<_> = proxy.seen()[before..].to_vec();
     assert!(
-        !after.iter().any(|s| s.path.contains("/blobs/")),
-        "no layer after the restart: {after:?}"
-    );
-    assert!(
-        after
-            .iter()
-            .filter(|s| s.path.contains("/manifests/"))
-            .count()
-            <= images.len(),
-        "{after:?}"
+        after.is_empty(),
+        "no registry request after the restart: {after:?}"
     );
     for i in &images {
         assert!(
             ws.exec(&["docker", "image", "inspect", i]).status.success(),
             "{i} is there"
         );
+        for (what, text) in [("the wait", &waited), ("berth status", &status)] {
+            assert!(
+                text.lines()
+                    .any(|l| l.contains(i.as_str()) && l.contains("already present (checked)")),
+                "{i} already present (checked) in {what}:\n{text}\n{said}"
+            );
+        }
     }
+    assert!(
+        waited.contains("(0 pulled, 2 already present, 0 failed)"),
+        "{waited}"
+    );
     drop(ws);
-    if !volume.is_empty() {
-        run(Command::new("docker")
-            .env("DOCKER_HOST", tb.get("BERTH_TB_DOCKER_HOST"))
-            .args(["volume", "rm", "-f", &volume]));
-    }
+    drop(volume);
 }
 
 #[test]
@@ -960,7 +953,10 @@ fn a_container_made_from_a_prebuild_snapshot_tells_its_own_story() {
     let up = pre.up(&["--prebuild"], true);
     let said = text(&up);
     assert!(up.status.success(), "{said}");
-    assert!(said.contains("berth: onCreate: pre-pulling"), "{said}");
+    assert!(
+        said.contains("berth: onCreate: pre-pulling") || said.contains(HANDED_OVER),
+        "{said}"
+    );
     assert!(
         !pre.exec(&["grep", "-q", "auth", "/home/dev/.docker/config.json"])
             .status
@@ -981,7 +977,7 @@ fn a_container_made_from_a_prebuild_snapshot_tells_its_own_story() {
     );
     let committed = pre.docker(&["commit", &pre.container(), &tag]);
     assert!(committed.status.success(), "{}", text(&committed));
-    let ws = Workspace::custom(serde_json::json!({}), DIND_INSTALL, |config| {
+    let ws = Workspace::custom(serde_json::json!({}), serde_json::json!({}), |config| {
         let keep = |k: &str| config[k].clone();
         *config = serde_json::json!({
             "image": tag,
@@ -1023,4 +1019,270 @@ fn a_container_made_from_a_prebuild_snapshot_tells_its_own_story() {
             );
         }
     }
+}
+
+/// How a hook that ran before berth's daemon says so (the end of its line).
+const HANDED_OVER: &str =
+    "this phase is handed to it, and it starts the pre-pulls as soon as it runs";
+
+/// Where the lifecycle clock and the user's commands note when each started.
+const TIMES: &str = "/var/tmp/lifecycle.times";
+
+/// Adds the lifecycle clock (tests/features/clock), installed after berth: each berth
+/// command notes its start in [`TIMES`].
+fn with_clock(config: &mut serde_json::Value) {
+    config["features"]["./clock"] = serde_json::json!({});
+    config["overrideFeatureInstallOrder"] = serde_json::json!(["./dind", "./berth", "./clock"]);
+}
+
+/// The first words of a user's lifecycle command of `phase`: it notes its start.
+fn noted(phase: &str) -> String {
+    format!("echo \"user {phase} $(date +%s%N)\" >> {TIMES}; ")
+}
+
+/// When each noted command first started (ns since the epoch), by its words
+/// (`berth hook onCreate`, `user onCreate`).
+fn lifecycle_times(ws: &Workspace) -> std::collections::HashMap<String, u128> {
+    let mut times = std::collections::HashMap::new();
+    for line in ws.exec_ok(&["cat", TIMES]).lines() {
+        if let Some((words, ns)) = line.rsplit_once(' ')
+            && let Ok(ns) = ns.parse::<u128>()
+        {
+            times.entry(words.to_string()).or_insert(ns);
+        }
+    }
+    times
+}
+
+/// How long after berth's `phase` hook started the user's command of that phase started.
+fn hook_delay(times: &std::collections::HashMap<String, u128>, phase: &str) -> Duration {
+    let at = |words: &str| {
+        *times
+            .get(words)
+            .unwrap_or_else(|| panic!("{words:?} noted in {times:?}"))
+    };
+    let (hook, user) = (
+        at(&format!("berth hook {phase}")),
+        at(&format!("user {phase}")),
+    );
+    assert!(
+        user >= hook,
+        "the user's {phase} command after berth's: {times:?}"
+    );
+    Duration::from_nanos((user - hook) as u64)
+}
+
+/// The bound issue 23 names: berth's onCreate and updateContent hooks hold the user's next
+/// command up by less than this.
+const HOOK_BOUND: Duration = Duration::from_secs(1);
+
+/// Asserts the bound on the onCreate and updateContent hooks, and says every hook's delay.
+fn assert_hooks_quick(ws: &Workspace, case: &str) {
+    let times = lifecycle_times(ws);
+    let delays: Vec<(&str, Duration)> = ["onCreate", "updateContent", "postCreate"]
+        .into_iter()
+        .map(|p| (p, hook_delay(&times, p)))
+        .collect();
+    println!(
+        "{case}: the user's command started after berth's hook started: {}",
+        delays
+            .iter()
+            .map(|(p, d)| format!("{p} {} ms", d.as_millis()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (phase, delay) in &delays[..2] {
+        assert!(
+            *delay < HOOK_BOUND,
+            "berth's {phase} hook held the user's command up {delay:?}: {times:?}"
+        );
+    }
+}
+
+/// Three private images of the two test registries.
+fn three_images() -> [String; 3] {
+    let tb = testbed();
+    [
+        tb.get("BERTH_TB_REG1_TINY").to_string(),
+        tb.get("BERTH_TB_REG2_TINY").to_string(),
+        format!("{}/team/app:1.0", tb.get("BERTH_TB_REG1")),
+    ]
+}
+
+#[test]
+fn the_usual_case_three_private_images_for_a_non_root_user() {
+    // Issue 23, as a user has it: the remote user dev, three private images, waitForPulls,
+    // an onCreateCommand of a few seconds (its own work, an `npm ci`), and the
+    // Docker-in-Docker stand-in, which holds the entrypoint chain until its engine answers.
+    let tb = testbed();
+    let images = three_images().join(" ");
+    let other = format!("{}/other/tools:stable", tb.get("BERTH_TB_REG2"));
+    let ws = Workspace::custom(
+        serde_json::json!({"images": images, "waitForPulls": true}),
+        serde_json::json!({}),
+        |config| {
+            with_clock(config);
+            config["onCreateCommand"] = format!("{}sleep 3", noted("onCreate")).into();
+            config["updateContentCommand"] = noted("updateContent").into();
+            config["postCreateCommand"] = format!(
+                "{}docker image inspect -f '{{{{.Id}}}}' {images} > /tmp/postcreate.before 2>&1; echo rc=$? >> /tmp/postcreate.before; \
+                 docker pull -q {other} > /tmp/postcreate.log 2>&1; echo rc=$? >> /tmp/postcreate.log",
+                noted("postCreate")
+            )
+            .into();
+        },
+    );
+    let up = ws.up(&[], true);
+    let said = text(&up);
+    assert!(up.status.success(), "{said}");
+    assert!(
+        said.contains("berth: postCreate: the pre-pulls")
+            && said.contains("(3 pulled, 0 already present, 0 failed)"),
+        "{said}"
+    );
+    // The user's postCreateCommand found every image, and pulled another private one with
+    // the credentials berth wrote (through credHelpers).
+    let before = ws.exec_ok(&["cat", "/tmp/postcreate.before"]);
+    assert!(
+        before.contains("rc=0") && before.matches("sha256:").count() == 3,
+        "{before}"
+    );
+    let pulled = ws.exec_ok(&["cat", "/tmp/postcreate.log"]);
+    assert!(pulled.contains("rc=0"), "{pulled}");
+    let config: serde_json::Value =
+        serde_json::from_str(&ws.exec_ok(&["cat", "/home/dev/.docker/config.json"])).unwrap();
+    assert_eq!(config["credHelpers"][tb.get("BERTH_TB_REG2")], "berth");
+    // The daemon is root's, with no secret in its environment.
+    let pid = ws.exec_root(&["cat", "/var/lib/berth/daemon.lock"]);
+    let environ = ws.exec_root(&["cat", &format!("/proc/{}/environ", pid.trim())]);
+    assert!(!environ.contains("_CONTAINER_REGISTRY_"), "{environ}");
+    assert_hooks_quick(&ws, "a fast engine");
+}
+
+#[test]
+fn a_slow_engine_holds_up_no_hook_and_the_images_still_arrive_early() {
+    // Issue 23. The stand-in's dockerd answers only after 20 s, and its entrypoint holds
+    // the chain until then, berth's entrypoint with it: berth's first hooks run before its
+    // daemon. They hand their phase over and return at once; the daemon, once started,
+    // pulls as soon as the engine answers, while the user's onCreateCommand still runs
+    // (here until the test has seen every pull done in berth's record, as a long `npm ci`
+    // would), so that the images are there before the postCreate hook runs.
+    let images = three_images();
+    let list = images.join(" ");
+    let hold = "/home/dev/hold-on-create";
+    let ws = Workspace::custom(
+        serde_json::json!({"images": list, "waitForPulls": true}),
+        serde_json::json!({"startDelay": "20"}),
+        |config| {
+            with_clock(config);
+            config["onCreateCommand"] = format!(
+                "{}rm -f {hold}; mkfifo {hold}; echo user onCreateCommand: running until the test \"is done\"; read -r _ < {hold}",
+                noted("onCreate")
+            )
+            .into();
+            config["updateContentCommand"] = noted("updateContent").into();
+            config["postCreateCommand"] = format!(
+                "{}docker image inspect -f '{{{{.Id}}}}' {list} > /tmp/postcreate.before 2>&1; echo rc=$? >> /tmp/postcreate.before",
+                noted("postCreate")
+            )
+            .into();
+        },
+    );
+    let mut up = ws
+        .cli()
+        .args(["up", "--workspace-folder"])
+        .arg(ws.folder())
+        .arg("--secrets-file")
+        .arg(ws.dir.path().join("secrets.json"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = support::engine::Lines::read(up.stdout.take().unwrap());
+    let mut log = support::engine::Lines::read(up.stderr.take().unwrap());
+    log.wait_for(
+        "user onCreateCommand: running until the test is done",
+        Duration::from_secs(150),
+    );
+    // berth's record, as it grows (tail follows it with inotify), until every pull is done.
+    let id = ws.container();
+    let mut follow = Command::new("docker")
+        .env("DOCKER_HOST", testbed().get("BERTH_TB_DOCKER_HOST"))
+        .args(["exec", &id, "sh", "-c"])
+        .arg("echo $$; exec tail -n +1 -F /var/lib/berth/events.jsonl 2>/dev/null")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut record = support::engine::Lines::read(follow.stdout.take().unwrap());
+    let tail = record.wait_for("", Duration::from_secs(10));
+    for _ in &images {
+        record.wait_for("\"event\":\"pull-done\"", Duration::from_secs(120));
+    }
+    ws.exec_root(&["kill", tail.trim()]);
+    let _ = follow.wait();
+    ws.exec_root(&["sh", "-c", &format!("echo go > {hold}")]);
+    let status = up.wait().unwrap();
+    let said = format!("{}\n{}", out.rest(), log.rest());
+    assert!(status.success(), "{said}");
+
+    // The slow engine held the entrypoint chain: dockerd was started again at least once.
+    let dind = ws.docker(&["logs", &id]);
+    let dind = text(&dind);
+    assert!(
+        dind.contains("dockerd does not answer (round 1 of 5)")
+            && dind.contains("dockerd answers (round"),
+        "{dind}"
+    );
+    // No hook waited for it.
+    assert!(
+        said.contains("berth: onCreate: berth's daemon is not running yet (the container's entrypoint starts it"),
+        "{said}"
+    );
+    assert_hooks_quick(&ws, "an engine that answers after 20 s");
+    // The daemon did onCreate's work when it started (the phase handed over), and pulled
+    // each image once the engine answered, before the postCreate hook ran.
+    let events = container_events(&ws);
+    let at = |i: usize| events[i]["at"].as_u64().unwrap();
+    let find = |what: &str, phase: Option<&str>| {
+        events
+            .iter()
+            .position(|e| e["event"] == what && phase.is_none_or(|p| e["phase"] == p))
+            .unwrap_or_else(|| panic!("{what} {phase:?} in {events:#?}"))
+    };
+    let on_create = find("phase", Some("onCreate"));
+    assert!(events[on_create]["ran_at"].is_u64(), "{events:#?}");
+    let engine = find("engine-ready", None);
+    let post_create = find("phase", Some("postCreate"));
+    let post_create_hook = lifecycle_times(&ws)["berth hook postCreate"] / 1_000_000;
+    let pulls = |what: &str| -> Vec<usize> {
+        events
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e["event"] == what)
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let (started, done) = (pulls("pull-started"), pulls("pull-done"));
+    assert_eq!((started.len(), done.len()), (3, 3), "{events:#?}");
+    assert!(
+        started.iter().all(|i| *i > engine) && done.iter().all(|i| *i < post_create),
+        "{events:#?}"
+    );
+    assert!(
+        done.iter().all(|i| u128::from(at(*i)) < post_create_hook),
+        "every pull done before the postCreate hook started: {events:#?}"
+    );
+    println!(
+        "an engine that answers after 20 s: the first pull started {} ms after the engine answered",
+        at(started[0]) - at(engine)
+    );
+    assert!(
+        said.contains("berth: postCreate: the pre-pulls had finished already (3 pulled, 0 already present, 0 failed)"),
+        "{said}"
+    );
+    let before = ws.exec_ok(&["cat", "/tmp/postcreate.before"]);
+    assert!(
+        before.contains("rc=0") && before.matches("sha256:").count() == 3,
+        "{before}"
+    );
 }

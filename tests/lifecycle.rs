@@ -385,3 +385,50 @@ fn one_daemon_per_container_and_a_clean_stop() {
     let last = c.events().pop().unwrap();
     assert_eq!(last["event"], "daemon-stopped");
 }
+
+#[test]
+fn a_phase_handed_over_after_a_later_one_defers_nothing() {
+    // Issue 23. A courier and the postCreate hook reach a new daemon together, and the
+    // phase the courier carries may come second: the daemon does its work then, but does
+    // not record credentials as deferred to postCreate, which has written them.
+    let c = Container::new(&[]);
+    c.entrypoint();
+    let out = c.hook("postCreate", &both_registries());
+    assert!(out.status.success(), "{}", text(&out));
+    let ran_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - 1000;
+    // The courier of an onCreate hook that ran a second earlier, arriving now.
+    let mut courier = c
+        .berth()
+        .args(["courier", "--state-dir"])
+        .arg(c.state())
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let request =
+        serde_json::json!({"phase": "onCreate", "secrets": [], "cwd": null, "ran_at": ran_at});
+    std::io::Write::write_all(
+        &mut courier.stdin.take().unwrap(),
+        format!("{request}\n").as_bytes(),
+    )
+    .unwrap();
+    assert!(courier.wait().unwrap().success(), "delivered");
+    let events = c.events();
+    let on_create = events
+        .iter()
+        .position(|e| e["event"] == "phase" && e["phase"] == "onCreate")
+        .unwrap_or_else(|| panic!("{events:#?}"));
+    assert_eq!(events[on_create]["ran_at"], ran_at, "{events:#?}");
+    assert!(
+        !events.iter().any(|e| e["event"] == "deferred"),
+        "{events:#?}"
+    );
+    let status = c.status();
+    assert!(
+        !status.to_string().contains("credentials deferred"),
+        "{status:#}"
+    );
+}

@@ -1,10 +1,11 @@
 //! `berth status [--json] [--wait [--timeout SECONDS]]`: the phase timeline, the
 //! registries and the pulls; with `--wait`, once no pre-pull is queued or running (as
 //! `cloud-init status --wait` waits for cloud-init), so that a user's script can wait for
-//! the images without polling.
+//! the images without polling. A phase a hook handed over to a daemon that was not running
+//! yet is waited for first: it may start pulls.
 
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::commands::inject::EXIT_INCOMPLETE;
 use crate::protocol::{self, Answer, CallError, Level, Request};
@@ -17,7 +18,8 @@ pub fn run(json: bool, wait: Option<Option<u64>>, settings: Settings) -> anyhow:
     let state = StateDir::of_daemon(settings.state_dir.as_deref());
     if let Some(timeout) = wait {
         let bound = timeout.map_or(settings.pull_timeout, Duration::from_secs);
-        wait_for_pulls(&state, bound, json);
+        let waited = wait_for_handed_over(&state, bound, json);
+        wait_for_pulls(&state, bound.saturating_sub(waited), json);
     }
     let status = ask_daemon(&state).unwrap_or_else(|| {
         let records = state.read_all();
@@ -49,17 +51,45 @@ pub fn run(json: bool, wait: Option<Option<u64>>, settings: Settings) -> anyhow:
     })
 }
 
+/// Prints a line of the wait (on stderr when stdout carries JSON).
+fn say(json: bool, text: &str) {
+    let text = crate::status::printable(text);
+    if json {
+        eprintln!("{text}");
+    } else {
+        println!("{text}");
+    }
+}
+
+/// Waits, within `bound`, for the phases hooks handed over to a daemon that was not
+/// running yet to reach it (see [`super::courier`]); how long it waited (nothing when no
+/// phase was on its way).
+fn wait_for_handed_over(state: &StateDir, bound: Duration, json: bool) -> Duration {
+    let started = Instant::now();
+    match super::courier::wait_delivered(state, bound) {
+        super::courier::Delivery::NoneOnItsWay => return Duration::ZERO,
+        super::courier::Delivery::Delivered => say(
+            json,
+            &format!(
+                "berth: status: the phases handed to berth's daemon before it ran reached it after a wait of {:.1} s",
+                started.elapsed().as_secs_f64()
+            ),
+        ),
+        super::courier::Delivery::StillOnItsWay => say(
+            json,
+            &format!(
+                "berth: status: phases handed to berth's daemon have not reached it within {} s (it is not running yet: the container's entrypoint starts it)",
+                bound.as_secs()
+            ),
+        ),
+    }
+    started.elapsed()
+}
+
 /// Asks the daemon to wait for the pulls, printing each line it says (on stderr when
 /// stdout carries JSON).
 fn wait_for_pulls(state: &StateDir, bound: Duration, json: bool) {
-    let mut print = |_: Level, text: String| {
-        let text = crate::status::printable(&text);
-        if json {
-            eprintln!("{text}");
-        } else {
-            println!("{text}");
-        }
-    };
+    let mut print = |_: Level, text: String| say(json, &text);
     // The daemon stops waiting at the bound; the margin is for its last answer.
     let request = Request::Wait {
         seconds: bound.as_secs(),

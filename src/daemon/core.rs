@@ -233,16 +233,24 @@ impl Core {
         }
         let discovery = self.life.discover(&input, sink).await;
         self.life.begin(&input, &discovery, sink);
-        self.memory
-            .lock()
-            .expect("memory lock")
-            .phases
-            .insert(phase);
+        // A phase handed over may reach a new daemon after a later one (its courier and the
+        // later hook came together): the credentials that one wrote are not deferred.
+        let overtaken = {
+            let mut mem = self.memory.lock().expect("memory lock");
+            let later = mem
+                .phases
+                .iter()
+                .any(|p| *p > phase && self.life.injects(*p));
+            mem.phases.insert(phase);
+            later
+        };
         let mut ok = discovery.findings.iter().all(|f| !f.is_fatal_for_set());
         if plan.write {
             ok &= self.inject(&input, &discovery, plan.ecr_wait, sink).await;
         } else {
-            self.life.defer(phase, sink);
+            if !overtaken {
+                self.life.defer(phase, sink);
+            }
             if plan.pull_early {
                 self.pull_early(&input, &discovery, plan.ecr_wait, sink)
                     .await;
