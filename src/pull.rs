@@ -573,6 +573,9 @@ enum Vouch {
 /// the cache by that digest (so the engine checks the content), then tagged under its
 /// original name. `Ok(None)` when no cache served it: the caller pulls from the origin.
 ///
+/// An image the engine holds with the digest the origin names (for the platform asked)
+/// is not asked of any cache, as a direct pull asks its registry nothing more.
+///
 /// A cache is never taken on its own word: when the origin says the tag does not exist
 /// (404), the pull fails with that answer; when the origin cannot give a digest (down,
 /// refusing, no `Docker-Content-Digest`), every cache is passed over, saying why, unless
@@ -607,7 +610,16 @@ async fn through_caches(
         None => match ask(&spec.image, spec.login.as_ref()).await {
             Some(Ok(Probe {
                 digest: Some(d), ..
-            })) => Vouch::Digest(d),
+            })) => {
+                // What the engine holds with the digest the origin names costs no cache a
+                // request, as a direct pull costs its registry none.
+                if let Some(held) =
+                    holds(&puller.docker, &spec.image, &d, cfg.platform.as_ref()).await
+                {
+                    return Ok(Some(Pulled::held(&d, Instant::now(), 1, held)));
+                }
+                Vouch::Digest(d)
+            }
             Some(Ok(Probe { digest: None, .. })) => Vouch::Cannot(format!(
                 "{origin} answered for {} without its digest (no Docker-Content-Digest)",
                 spec.image
