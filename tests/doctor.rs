@@ -522,3 +522,39 @@ fn with_discover_the_workspaces_images_are_checked_too() {
     assert_eq!(step, "image");
     assert!(found.contains("has no no-such-tag"), "{found}");
 }
+
+#[test]
+fn an_image_without_the_platform_asked_is_named_at_the_image_step() {
+    // Issue 24: a pull with `platform` refuses a name with no image for it; doctor says so.
+    let root = scratch();
+    let tb = testbed();
+    let multi = tb.get("BERTH_TB_REG1_MULTI");
+    let mut vars = reg1_with_password(tb.get("BERTH_TB_REG1_PASSWORD"));
+    vars.push(("BERTH_PLATFORM".into(), "linux/riscv64".into()));
+    let (code, d) = doctor_json(root.path(), &vars, &[multi]);
+    assert_eq!(code, 1, "{d:#}");
+    let (step, found, fix) = the_problem(&d, tb.get("BERTH_TB_REG1"));
+    assert_eq!(step, "image");
+    assert!(
+        found.contains("team/multi:1 exists (sha256:")
+            && found.ends_with("but has no linux/riscv64 image (it has linux/amd64, linux/arm64)"),
+        "{found}"
+    );
+    assert!(
+        fix.contains("set the platform option to one it has"),
+        "{fix}"
+    );
+    // For a platform it has, and for a single image of it, nothing stands in the way.
+    vars.pop();
+    vars.push(("BERTH_PLATFORM".into(), "linux/arm64".into()));
+    let (code, d) = doctor_json(root.path(), &vars, &[multi, tb.get("BERTH_TB_REG1_ARM")]);
+    assert_eq!(code, 0, "{d:#}");
+    let images: Vec<_> = checks(&d, tb.get("BERTH_TB_REG1"))
+        .into_iter()
+        .filter(|c| c.0 == "image")
+        .collect();
+    assert!(
+        images.len() == 2 && images.iter().all(|c| c.2.ends_with(", for linux/arm64")),
+        "{images:?}"
+    );
+}
