@@ -502,7 +502,8 @@ fn assert_lifecycle_result(ws: &Workspace, said: &str, user: &str) {
     );
     // The daemon runs as root, the container's user, with no secret in its environment,
     // and handled every phase.
-    let pid = ws.exec_ok(&["cat", "/var/lib/berth/daemon.lock"]);
+    // The daemon's lock is its user's alone (0600): read as root.
+    let pid = ws.exec_root(&["cat", "/var/lib/berth/daemon.lock"]);
     let pid = pid.trim();
     assert_eq!(
         ws.exec_ok(&["stat", "-c", "%U", &format!("/proc/{pid}")])
@@ -1022,5 +1023,79 @@ fn a_container_made_from_a_prebuild_snapshot_tells_its_own_story() {
                 "{image}"
             );
         }
+    }
+}
+
+/// Issue 24: a Docker-in-Docker feature with a current engine, set up as Docker 29 sets up
+/// a new install: Debian forky's docker.io 28.5 with the containerd image store, refusing
+/// API versions below 1.44.
+const DIND_INSTALL_MODERN: &str = r#"#!/bin/sh
+set -e
+mkdir -p /etc/docker
+printf '{"features": {"containerd-snapshotter": true}}\n' > /etc/docker/daemon.json
+cat > /usr/local/share/dind-entrypoint.sh <<'SCRIPT'
+#!/bin/sh
+find /run /var/run -iname 'docker*.pid' -delete 2>/dev/null || :
+find /run /var/run -iname 'container*.pid' -delete 2>/dev/null || :
+DOCKER_MIN_API_VERSION=1.44 dockerd --bridge=none --iptables=false --ip-forward=false >/tmp/dockerd.log 2>&1 &
+exec "$@"
+SCRIPT
+chmod +x /usr/local/share/dind-entrypoint.sh
+"#;
+
+#[test]
+fn the_lifecycle_on_a_current_engine_with_the_containerd_image_store() {
+    let tb = testbed();
+    let (one, two) = (tb.get("BERTH_TB_REG1_TINY"), tb.get("BERTH_TB_REG2_TINY"));
+    let ws = Workspace::custom(
+        serde_json::json!({"images": format!("{one} {two}"), "waitForPulls": true}),
+        DIND_INSTALL_MODERN,
+        |config| config["image"] = tb.get("BERTH_TB_IMAGE_DIND_MODERN").into(),
+    );
+    let up = ws.up(&[], true);
+    let said = text(&up);
+    assert!(up.status.success(), "{said}");
+    assert_lifecycle_result(&ws, &said, "dev");
+    // The engine inside is the current one, as Docker 29 sets it up.
+    let version = ws.exec_ok(&[
+        "docker",
+        "version",
+        "-f",
+        "{{.Server.Version}} {{.Server.APIVersion}} {{.Server.MinAPIVersion}}",
+    ]);
+    assert!(
+        version.starts_with("28.5.") && version.trim().ends_with(" 1.51 1.44"),
+        "{version}"
+    );
+    let store = ws.exec_ok(&["docker", "info", "-f", "{{.DriverStatus}}"]);
+    assert!(store.contains("io.containerd.snapshotter.v1"), "{store}");
+    // berth says the platform it pulled and what it downloaded, which this store's progress
+    // messages leave out for small layers (the CLI masks the registries, secrets' values, in
+    // its log).
+    let pulled: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("berth: postCreate: pulled "))
+        .collect();
+    assert!(
+        pulled.len() == 2
+            && pulled
+                .iter()
+                .all(|l| l.contains(" (linux/amd64, ") && !l.contains(" (linux/amd64, 0 B ")),
+        "{said}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&ws.exec_ok(&["berth", "status", "--json"])).unwrap();
+    assert_eq!(status["engine"]["api_version"], "1.51", "{status:#}");
+    for image in [one, two] {
+        let p = status["pulls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["image"] == image)
+            .unwrap_or_else(|| panic!("{image}: {status:#}"));
+        assert!(
+            p["platform"] == "linux/amd64" && p["bytes"].as_u64().unwrap() > 4096,
+            "{p:#}"
+        );
     }
 }
