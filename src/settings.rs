@@ -100,7 +100,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         "platform",
         "BERTH_PLATFORM",
         "",
-        "platform to pull, such as linux/arm64 (default: the engine's own)",
+        "platform to pull, such as linux/arm64: an image without one for it is refused, plainly (default: the engine's own)",
     ),
     opt(
         "discover",
