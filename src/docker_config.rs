@@ -303,6 +303,27 @@ impl DockerConfig {
         }
     }
 
+    /// Names `helper` as the registry's credential helper and keeps no login for it here
+    /// (credential store `helper`): berth's own `auths` entry, when `ours` says there is one,
+    /// is removed; another writer's is left (the helper comes first for the Docker CLI).
+    pub fn set_helper_only(&mut self, key: &str, helper: &str, ours: bool) -> Change {
+        let had = self.cred_helper(key) == Some(helper);
+        let removed = ours
+            && self
+                .doc
+                .get_mut("auths")
+                .and_then(Value::as_object_mut)
+                .is_some_and(|auths| auths.remove(key).is_some());
+        if !had {
+            object_at(&mut self.doc, "credHelpers").insert(key.to_string(), helper.into());
+        }
+        match (had, removed) {
+            (true, false) => Change::Unchanged,
+            (false, false) => Change::Added,
+            _ => Change::Updated,
+        }
+    }
+
     /// Removes berth's entry for a registry: its `auths` entry, and the `credHelpers`
     /// value berth set (`ours`), restoring the one it replaced.
     pub fn remove_login(
@@ -470,22 +491,31 @@ pub fn encode_auth(user: &Secret, password: &Secret) -> String {
 
 /// The credentials the Docker CLI would use for a registry, looked up as it does:
 /// `credHelpers[key]`, then the default `credsStore`, then `auths`. A helper is run as
-/// `docker-credential-NAME get`; one that fails or knows nothing gives `None`.
-pub fn lookup(location: &Location, key: &str) -> Option<(Secret, Secret)> {
+/// `docker-credential-NAME get`; one that fails or knows nothing gives `None`. berth's own
+/// helper is asked directly: its `auths` entry, else the daemon at `daemon` (its socket),
+/// which holds the credentials in credential store `helper`.
+pub fn lookup(location: &Location, key: &str, daemon: &Path) -> Option<(Secret, Secret)> {
     let config = DockerConfig::load(location).ok()?;
     let helper = config
         .cred_helper(key)
         .map(str::to_string)
         .or_else(|| config.creds_store().map(str::to_string));
     match helper {
-        Some(h) if h != HELPER_NAME => helper_get(&h, key).or_else(|| config.login(key)),
+        Some(h) if h == HELPER_NAME => config.login(key).or_else(|| {
+            crate::protocol::credentials(daemon, key, crate::protocol::HELPER_BOUND).ok()
+        }),
+        Some(h) if !h.is_empty() => helper_get(&h, key).or_else(|| config.login(key)),
         _ => config.login(key),
     }
 }
 
-/// Asks a credential helper for a registry's credentials.
+/// How long berth waits for another credential helper.
+const HELPER_GET_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Asks a credential helper for a registry's credentials, within [`HELPER_GET_BOUND`]
+/// (a helper that hangs is killed).
 fn helper_get(helper: &str, key: &str) -> Option<(Secret, Secret)> {
-    use std::io::Write as _;
+    use std::io::{Read as _, Write as _};
     let mut child = std::process::Command::new(format!("docker-credential-{helper}"))
         .arg("get")
         .stdin(std::process::Stdio::piped())
@@ -494,11 +524,24 @@ fn helper_get(helper: &str, key: &str) -> Option<(Secret, Secret)> {
         .spawn()
         .ok()?;
     child.stdin.take()?.write_all(key.as_bytes()).ok()?;
-    let out = child.wait_with_output().ok()?;
-    if !out.status.success() {
+    let mut stdout = child.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = zeroize::Zeroizing::new(Vec::new());
+        let read = (&mut stdout)
+            .take(crate::bounded::Limit::CONFIG.0)
+            .read_to_end(&mut out);
+        let _ = tx.send(read.map(|_| out));
+    });
+    let Ok(Ok(stdout)) = rx.recv_timeout(HELPER_GET_BOUND) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return None;
+    };
+    if !child.wait().ok()?.success() {
         return None;
     }
-    let v: Value = serde_json::from_slice(&out.stdout).ok()?;
+    let v: Value = serde_json::from_slice(&stdout).ok()?;
     let user = v.get("Username")?.as_str()?;
     let secret = v.get("Secret")?.as_str()?;
     // "<token>" marks an identity token, which the pull API cannot take as a password.
@@ -520,6 +563,13 @@ pub struct ManagedEntry {
     /// its own number here knows a change of the entry came from a program other than berth.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub stamp: u64,
+    /// Where its credentials live: `config.json` (the default), or only berth's daemon.
+    #[serde(default, skip_serializing_if = "is_file_store")]
+    pub store: crate::inject::CredentialStore,
+}
+
+fn is_file_store(s: &crate::inject::CredentialStore) -> bool {
+    *s == crate::inject::CredentialStore::File
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -573,17 +623,20 @@ impl Managed {
 /// not lock, so this only keeps berth's own writers in turn).
 pub struct ConfigLock(#[allow(dead_code)] nix::fcntl::Flock<fs::File>);
 
-/// How long berth tries for the config's lock before it gives up for now. The lock file is
-/// in the user's folder, so the user can hold it for ever; a berth writer holds it for
-/// milliseconds.
+/// How long the daemon and the hooks try for the config's lock before they give up for
+/// now (the daemon tries again later). The lock file is in the user's folder, so the user
+/// can hold it for ever; a berth writer holds it for some milliseconds.
 pub const LOCK_BOUND: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl ConfigLock {
-    /// Takes the lock, waiting at most [`LOCK_BOUND`] for another holder (see
-    /// [`bounded::lock`]); creates the lock file if there is none, never through a link, and
-    /// refuses one that is not a regular file. Run it as the config's user.
-    pub fn acquire(location: &Location) -> Result<ConfigLock, bounded::LockError> {
-        Self::acquire_within(location, LOCK_BOUND, true)
+    /// Takes the lock, waiting at most `bound` for another holder (see [`bounded::lock`]);
+    /// creates the lock file if there is none, never through a link, and refuses one that
+    /// is not a regular file. Run it as the config's user.
+    pub fn acquire(
+        location: &Location,
+        bound: std::time::Duration,
+    ) -> Result<ConfigLock, bounded::LockError> {
+        Self::acquire_within(location, bound, true)
     }
 
     /// Takes the lock only if its file exists already (the keeper's way: it must not make
@@ -715,6 +768,29 @@ mod tests {
         let p = Secret::new("a:b\"c\\d€🔑 '\n");
         c.set_login("x.io", &Secret::new("u"), &p, None);
         assert_eq!(c.login("x.io").unwrap().1, p);
+    }
+
+    #[test]
+    fn helper_only_names_berth_and_keeps_no_secret_of_berths() {
+        let mut c = load_text(
+            "{\"auths\": {\"x.io\": {\"auth\": \"dTpw\"}, \"y.io\": {\"auth\": \"dTpw\"}}}",
+        )
+        .unwrap();
+        assert_eq!(
+            c.set_helper_only("x.io", HELPER_NAME, true),
+            Change::Updated
+        );
+        assert_eq!(
+            c.set_helper_only("x.io", HELPER_NAME, true),
+            Change::Unchanged
+        );
+        assert_eq!(c.set_helper_only("y.io", HELPER_NAME, false), Change::Added);
+        assert_eq!(c.set_helper_only("z.io", HELPER_NAME, false), Change::Added);
+        assert!(c.login("x.io").is_none(), "berth's own entry is gone");
+        assert!(c.login("y.io").is_some(), "another writer's is kept");
+        for key in ["x.io", "y.io", "z.io"] {
+            assert_eq!(c.cred_helper(key), Some(HELPER_NAME));
+        }
     }
 
     #[test]

@@ -584,115 +584,7 @@ impl Ctx<'_> {
 
     /// Step 2: name, connection, TLS, `/v2/`.
     async fn server(&self, server: &Server) -> Result<(Endpoint, Check), Check> {
-        let api = server.api_host().to_string();
-        let insecure = (self.inputs.insecure)(server);
-        let (host, port) = server.api_address();
-        let port = port.unwrap_or(443);
-        let addrs: Vec<std::net::SocketAddr> =
-            match tokio::time::timeout(STEP_TIMEOUT, tokio::net::lookup_host((host, port))).await {
-                Ok(Ok(a)) => a.collect(),
-                Ok(Err(e)) => {
-                    return Err(Check::problem(
-                        Step::Server,
-                        format!("cannot resolve {host}: {e}"),
-                        "check the host name in the SERVER secret (or the image name), and the \
-                         container's DNS (/etc/resolv.conf, /etc/hosts)",
-                    ));
-                }
-                Err(_) => {
-                    return Err(Check::problem(
-                        Step::Server,
-                        format!("resolving {host} took over {} s", STEP_TIMEOUT.as_secs()),
-                        "check the container's DNS (/etc/resolv.conf)",
-                    ));
-                }
-            };
-        let mut connected = None;
-        let mut last_error = String::from("no address");
-        for addr in &addrs {
-            match tokio::time::timeout(STEP_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
-                Ok(Ok(_)) => {
-                    connected = Some(*addr);
-                    break;
-                }
-                Ok(Err(e)) => last_error = e.to_string(),
-                Err(_) => last_error = format!("no answer in {} s", STEP_TIMEOUT.as_secs()),
-            }
-        }
-        let Some(addr) = connected else {
-            return Err(Check::problem(
-                Step::Server,
-                format!("nothing answers at {api} ({last_error})"),
-                format!(
-                    "the registry is down, or its port is wrong or blocked; check that \
-                     {api} is where the registry listens"
-                ),
-            ));
-        };
-        // Plain HTTP from the start where the engine would use it, never after TLS failed.
-        let scheme = if insecure { "http" } else { "https" };
-        let base = format!("{scheme}://{api}");
-        let response = match self.http.get(format!("{base}/v2/")).send().await {
-            Ok(r) => r,
-            Err(e) => {
-                let why = crate::tls::describe_error(&e);
-                let (found, fix) = match why.split_once("; ") {
-                    Some((a, b)) if why.starts_with("TLS failed") => (a.to_string(), b.to_string()),
-                    _ if why.starts_with("TLS failed") => (
-                        why.clone(),
-                        "fix the registry's certificate, or trust its authority in the image"
-                            .into(),
-                    ),
-                    _ => (
-                        format!("{base}/v2/ did not answer: {why}"),
-                        "the registry is down or is not a registry; check the SERVER secret".into(),
-                    ),
-                };
-                return Err(Check::problem(Step::Server, found, fix));
-            }
-        };
-        let status = response.status().as_u16();
-        let challenge = match status {
-            200..=299 => None,
-            401 => Some(Challenge::parse(
-                response
-                    .headers()
-                    .get(reqwest::header::WWW_AUTHENTICATE)
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default(),
-            )),
-            _ => {
-                return Err(Check::problem(
-                    Step::Server,
-                    format!("{base}/v2/ answered HTTP {status}: no registry API there"),
-                    "the SERVER secret must be the registry's host (and port), such as ghcr.io \
-                     or myregistry.azurecr.io, not a web page",
-                ));
-            }
-        };
-        let how = match &challenge {
-            None => "open, no login needed".to_string(),
-            Some(Challenge::Basic) => "basic auth".to_string(),
-            Some(Challenge::Bearer { realm, .. }) => format!("token service {realm}"),
-            Some(Challenge::BearerWithoutRealm) => {
-                "a bearer challenge without a token service".to_string()
-            }
-            Some(Challenge::Other(c)) => format!("challenge {c}"),
-        };
-        let check = Check::ok(
-            Step::Server,
-            format!(
-                "{api} resolves ({}), connects; registry API at {base}/v2/ ({how})",
-                addr.ip()
-            ),
-        );
-        let endpoint = Endpoint {
-            server: server.clone(),
-            plain_http: insecure,
-            base,
-            challenge,
-        };
-        Ok((endpoint, check))
+        probe(self.http, server, (self.inputs.insecure)(server)).await
     }
 
     /// Step 3 for a secret set: its login (ECR's swap for access keys).
@@ -760,103 +652,14 @@ impl Ctx<'_> {
         }
     }
 
-    /// Step 3 at the registry: whether it accepts the login, as `docker login` judges it.
+    /// Step 3 at the registry: see [`judge_login`].
     async fn judge_login(
         &self,
         endpoint: &Endpoint,
         credentials: Option<&Credentials>,
         set: Option<&Registry>,
     ) -> Result<Check, Check> {
-        let Some(challenge) = &endpoint.challenge else {
-            return Ok(Check::ok(Step::Login, "the registry needs no login"));
-        };
-        let Some(c) = credentials else {
-            return Ok(Check::note(
-                Step::Login,
-                "no credentials to give: the registry will answer as to anyone",
-            ));
-        };
-        let user = c.login.user.expose().to_string();
-        let fix = || match set {
-            Some(r) if matches!(r.kind, RegistryKind::EcrToken(_)) => format!(
-                "the ready ECR token in {id}_CONTAINER_REGISTRY_PASSWORD has expired (they last \
-                 12 hours) or is for another registry: give access keys instead, and berth \
-                 renews the token",
-                id = r.id
-            ),
-            Some(r) => format!(
-                "check {id}_CONTAINER_REGISTRY_USER and {id}_CONTAINER_REGISTRY_PASSWORD (a \
-                 token may have expired, been revoked, or lack the scope to read packages)",
-                id = r.id
-            ),
-            None => format!(
-                "log in again (docker login {}), or add a secret set for this registry",
-                endpoint.base
-            ),
-        };
-        let basic = basic_authorization(&c.login);
-        let (url, what) = match challenge {
-            Challenge::Basic => (format!("{}/v2/", endpoint.base), "basic auth".to_string()),
-            Challenge::Bearer { realm, service } => {
-                let mut url = realm::check(&endpoint.server, endpoint.plain_http, realm)
-                    .map_err(|e| realm_refused(Step::Login, &e))?;
-                if let Some(s) = service {
-                    url.query_pairs_mut().append_pair("service", s);
-                }
-                url.query_pairs_mut().append_pair("account", &user);
-                (url.to_string(), format!("the token service {realm}"))
-            }
-            Challenge::BearerWithoutRealm => {
-                return Err(Check::problem(
-                    Step::Login,
-                    "the registry asks for a bearer token but names no token service",
-                    "report it to the registry's operator; the engine cannot log in either",
-                ));
-            }
-            Challenge::Other(c) => {
-                return Ok(Check::note(
-                    Step::Login,
-                    format!("the registry asks for {c}, which berth cannot check"),
-                ));
-            }
-        };
-        let response = self
-            .http
-            .get(&url)
-            .header(reqwest::header::AUTHORIZATION, basic)
-            .send()
-            .await
-            .map_err(|e| {
-                Check::problem(
-                    Step::Login,
-                    format!("{what} did not answer: {}", crate::tls::describe_error(&e)),
-                    "try again; the registry's login service is down",
-                )
-            })?;
-        match response.status().as_u16() {
-            200..=299 => Ok(Check::ok(
-                Step::Login,
-                format!("{what} accepts {user}'s login (from {})", c.from),
-            )),
-            401 | 403 => Err(Check::problem(
-                Step::Login,
-                format!(
-                    "{what} refused {user}'s login (HTTP {}), as `docker login` would",
-                    response.status().as_u16()
-                ),
-                fix(),
-            )),
-            429 => Err(Check::problem(
-                Step::RateLimit,
-                format!("{what} asks to slow down (HTTP 429)"),
-                "wait and run doctor again",
-            )),
-            s => Err(Check::problem(
-                Step::Login,
-                format!("{what} answered HTTP {s}"),
-                "try again; the registry's login service failed",
-            )),
-        }
+        judge_login(self.http, endpoint, credentials, set).await
     }
 
     /// Step 4: the image's manifest, with pull scope; its rate limit.
@@ -1285,6 +1088,241 @@ impl Ctx<'_> {
             None => {}
         }
         checks
+    }
+}
+
+/// Whether a registry accepts a login, as `docker login` judges it (basic auth on its
+/// `/v2/`, or its token service with the account and no scope): doctor's login step, and
+/// the check berth makes as soon as it writes (or hands to its helper) a registry's login,
+/// so that a wrong password is named when it is written, not when a pull fails. `Ok` when
+/// accepted (or when the registry needs no login), else doctor's verdict with what to do.
+pub async fn check_login(
+    http: &reqwest::Client,
+    registry: &Registry,
+    login: &Login,
+) -> Result<Check, Check> {
+    let loopback = crate::registry::client::EngineRegistryConfig::loopback();
+    let insecure = crate::registry::client::insecure(&registry.server, &loopback);
+    let (endpoint, _) = probe(http, &registry.server, insecure).await?;
+    let credentials = Credentials {
+        login: login.clone(),
+        from: format!("{}'s secrets", registry.id),
+    };
+    judge_login(http, &endpoint, Some(&credentials), Some(registry)).await
+}
+
+/// Step 2: whether the server answers as a registry (name, connection, TLS, `/v2/`), as
+/// the engine would reach it (`insecure`: over plain HTTP from the start), and how it
+/// wants a login.
+async fn probe(
+    http: &reqwest::Client,
+    server: &Server,
+    insecure: bool,
+) -> Result<(Endpoint, Check), Check> {
+    let api = server.api_host().to_string();
+    let (host, port) = server.api_address();
+    let port = port.unwrap_or(443);
+    let addrs: Vec<std::net::SocketAddr> =
+        match tokio::time::timeout(STEP_TIMEOUT, tokio::net::lookup_host((host, port))).await {
+            Ok(Ok(a)) => a.collect(),
+            Ok(Err(e)) => {
+                return Err(Check::problem(
+                    Step::Server,
+                    format!("cannot resolve {host}: {e}"),
+                    "check the host name in the SERVER secret (or the image name), and the \
+                     container's DNS (/etc/resolv.conf, /etc/hosts)",
+                ));
+            }
+            Err(_) => {
+                return Err(Check::problem(
+                    Step::Server,
+                    format!("resolving {host} took over {} s", STEP_TIMEOUT.as_secs()),
+                    "check the container's DNS (/etc/resolv.conf)",
+                ));
+            }
+        };
+    let mut connected = None;
+    let mut last_error = String::from("no address");
+    for addr in &addrs {
+        match tokio::time::timeout(STEP_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(_)) => {
+                connected = Some(*addr);
+                break;
+            }
+            Ok(Err(e)) => last_error = e.to_string(),
+            Err(_) => last_error = format!("no answer in {} s", STEP_TIMEOUT.as_secs()),
+        }
+    }
+    let Some(addr) = connected else {
+        return Err(Check::problem(
+            Step::Server,
+            format!("nothing answers at {api} ({last_error})"),
+            format!(
+                "the registry is down, or its port is wrong or blocked; check that \
+                 {api} is where the registry listens"
+            ),
+        ));
+    };
+    // Plain HTTP from the start where the engine would use it, never after TLS failed.
+    let scheme = if insecure { "http" } else { "https" };
+    let base = format!("{scheme}://{api}");
+    let response = match http.get(format!("{base}/v2/")).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let why = crate::tls::describe_error(&e);
+            let (found, fix) = match why.split_once("; ") {
+                Some((a, b)) if why.starts_with("TLS failed") => (a.to_string(), b.to_string()),
+                _ if why.starts_with("TLS failed") => (
+                    why.clone(),
+                    "fix the registry's certificate, or trust its authority in the image".into(),
+                ),
+                _ => (
+                    format!("{base}/v2/ did not answer: {why}"),
+                    "the registry is down or is not a registry; check the SERVER secret".into(),
+                ),
+            };
+            return Err(Check::problem(Step::Server, found, fix));
+        }
+    };
+    let status = response.status().as_u16();
+    let challenge = match status {
+        200..=299 => None,
+        401 => Some(Challenge::parse(
+            response
+                .headers()
+                .get(reqwest::header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default(),
+        )),
+        _ => {
+            return Err(Check::problem(
+                Step::Server,
+                format!("{base}/v2/ answered HTTP {status}: no registry API there"),
+                "the SERVER secret must be the registry's host (and port), such as ghcr.io \
+                 or myregistry.azurecr.io, not a web page",
+            ));
+        }
+    };
+    let how = match &challenge {
+        None => "open, no login needed".to_string(),
+        Some(Challenge::Basic) => "basic auth".to_string(),
+        Some(Challenge::Bearer { realm, .. }) => format!("token service {realm}"),
+        Some(Challenge::BearerWithoutRealm) => {
+            "a bearer challenge without a token service".to_string()
+        }
+        Some(Challenge::Other(c)) => format!("challenge {c}"),
+    };
+    let check = Check::ok(
+        Step::Server,
+        format!(
+            "{api} resolves ({}), connects; registry API at {base}/v2/ ({how})",
+            addr.ip()
+        ),
+    );
+    let endpoint = Endpoint {
+        server: server.clone(),
+        plain_http: insecure,
+        base,
+        challenge,
+    };
+    Ok((endpoint, check))
+}
+
+/// Step 3 at the registry: whether it accepts the login, as `docker login` judges it.
+async fn judge_login(
+    http: &reqwest::Client,
+    endpoint: &Endpoint,
+    credentials: Option<&Credentials>,
+    set: Option<&Registry>,
+) -> Result<Check, Check> {
+    let Some(challenge) = &endpoint.challenge else {
+        return Ok(Check::ok(Step::Login, "the registry needs no login"));
+    };
+    let Some(c) = credentials else {
+        return Ok(Check::note(
+            Step::Login,
+            "no credentials to give: the registry will answer as to anyone",
+        ));
+    };
+    let user = c.login.user.expose().to_string();
+    let fix = || match set {
+        Some(r) if matches!(r.kind, RegistryKind::EcrToken(_)) => format!(
+            "the ready ECR token in {id}_CONTAINER_REGISTRY_PASSWORD has expired (they last \
+             12 hours) or is for another registry: give access keys instead, and berth \
+             renews the token",
+            id = r.id
+        ),
+        Some(r) => format!(
+            "check {id}_CONTAINER_REGISTRY_USER and {id}_CONTAINER_REGISTRY_PASSWORD (a \
+             token may have expired, been revoked, or lack the scope to read packages)",
+            id = r.id
+        ),
+        None => format!(
+            "log in again (docker login {}), or add a secret set for this registry",
+            endpoint.base
+        ),
+    };
+    let basic = basic_authorization(&c.login);
+    let (url, what) = match challenge {
+        Challenge::Basic => (format!("{}/v2/", endpoint.base), "basic auth".to_string()),
+        Challenge::Bearer { realm, service } => {
+            let mut url = realm::check(&endpoint.server, endpoint.plain_http, realm)
+                .map_err(|e| realm_refused(Step::Login, &e))?;
+            if let Some(s) = service {
+                url.query_pairs_mut().append_pair("service", s);
+            }
+            url.query_pairs_mut().append_pair("account", &user);
+            (url.to_string(), format!("the token service {realm}"))
+        }
+        Challenge::BearerWithoutRealm => {
+            return Err(Check::problem(
+                Step::Login,
+                "the registry asks for a bearer token but names no token service",
+                "report it to the registry's operator; the engine cannot log in either",
+            ));
+        }
+        Challenge::Other(c) => {
+            return Ok(Check::note(
+                Step::Login,
+                format!("the registry asks for {c}, which berth cannot check"),
+            ));
+        }
+    };
+    let response = http
+        .get(&url)
+        .header(reqwest::header::AUTHORIZATION, basic)
+        .send()
+        .await
+        .map_err(|e| {
+            Check::problem(
+                Step::Login,
+                format!("{what} did not answer: {}", crate::tls::describe_error(&e)),
+                "try again; the registry's login service is down",
+            )
+        })?;
+    match response.status().as_u16() {
+        200..=299 => Ok(Check::ok(
+            Step::Login,
+            format!("{what} accepts {user}'s login (from {})", c.from),
+        )),
+        401 | 403 => Err(Check::problem(
+            Step::Login,
+            format!(
+                "{what} refused {user}'s login (HTTP {}), as `docker login` would",
+                response.status().as_u16()
+            ),
+            fix(),
+        )),
+        429 => Err(Check::problem(
+            Step::RateLimit,
+            format!("{what} asks to slow down (HTTP 429)"),
+            "wait and run doctor again",
+        )),
+        s => Err(Check::problem(
+            Step::Login,
+            format!("{what} answered HTTP {s}"),
+            "try again; the registry's login service failed",
+        )),
     }
 }
 

@@ -117,6 +117,28 @@ pub enum HelperMode {
     Never,
 }
 
+/// Where the credentials berth writes live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialStore {
+    /// In the user's `config.json` (`auths`), as Codespaces writes them.
+    #[default]
+    File,
+    /// Only in the daemon's memory: `config.json` names berth's credential helper for the
+    /// registry (`credHelpers`) and holds nothing secret.
+    Helper,
+}
+
+impl CredentialStore {
+    /// Its name, as the option spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            CredentialStore::File => "file",
+            CredentialStore::Helper => "helper",
+        }
+    }
+}
+
 impl HelperMode {
     /// The `credHelpers` value to set for berth's registries: `berth` when its helper is
     /// (or will be) installed, else the empty string (the Docker CLI then reads `auths`
@@ -224,9 +246,9 @@ pub struct Entry {
     pub login: Login,
 }
 
-/// The longest berth waits for one piece of work on a user's Docker config (its lock for
-/// [`docker_config::LOCK_BOUND`], then a few small reads and writes): past it, the work is
-/// given up ([`PrivilegeError::TimedOut`]) and the caller goes on.
+/// The longest berth waits for one piece of work on a user's Docker config, beyond the time
+/// it may try for its lock ([`WriteOptions::lock_bound`]): a few small reads and writes.
+/// Past it, the work is given up ([`PrivilegeError::TimedOut`]) and the caller goes on.
 pub const WORK_BOUND: Duration = Duration::from_secs(10);
 
 /// How to write.
@@ -238,6 +260,21 @@ pub struct WriteOptions {
     pub helper: HelperMode,
     /// Remove berth's entries for registries not in this write.
     pub prune: bool,
+    /// Where the credentials live.
+    pub store: CredentialStore,
+    /// How long to try for berth's lock in the config folder (the user can hold it).
+    pub lock_bound: Duration,
+}
+
+impl WriteOptions {
+    /// The `credHelpers` value berth sets: its own helper in helper mode (it is the only
+    /// way the credentials are found), else as the credentialHelper option says.
+    pub fn helper_value(self) -> Option<&'static str> {
+        match self.store {
+            CredentialStore::Helper => Some(docker_config::HELPER_NAME),
+            CredentialStore::File => self.helper.value(),
+        }
+    }
 }
 
 /// What a write did.
@@ -274,9 +311,9 @@ pub async fn write_entries(
     opts: WriteOptions,
 ) -> Result<WriteReport, InjectError> {
     // Whether the helper is installed is berth's own question, asked before the switch.
-    let helper = opts.helper.value();
+    let helper = opts.helper_value();
     let t = target.clone();
-    privilege::as_user_bounded(&target.account, WORK_BOUND, move || {
+    privilege::as_user_bounded(&target.account, opts.lock_bound + WORK_BOUND, move || {
         write_entries_as_user(&t, &entries, opts, helper)
     })
     .await?
@@ -315,7 +352,7 @@ fn write_entries_as_user(
     let mut applied = apply(target, entries, opts, helper, None)?;
     if !opts.dry_run && applied.needs_write() {
         atomic::ensure_dir(dir, 0o700).map_err(folder_err)?;
-        let _lock = ConfigLock::acquire(&target.location)?;
+        let _lock = ConfigLock::acquire(&target.location, opts.lock_bound)?;
         applied = write_locked(target, entries, opts, helper, true)?
             .expect("a write that may create the config always writes");
     } else if !opts.dry_run {
@@ -427,13 +464,13 @@ pub struct Kept {
 pub async fn keep_entries(
     target: &Target,
     written: Vec<KeptEntry>,
-    mode: HelperMode,
+    opts: WriteOptions,
     watched: Option<(u64, u64)>,
 ) -> Result<Kept, InjectError> {
-    let helper = mode.value();
+    let helper = opts.helper_value();
     let t = target.clone();
-    privilege::as_user_bounded(&target.account, WORK_BOUND, move || {
-        keep_as_user(&t, &written, mode, helper, watched)
+    privilege::as_user_bounded(&target.account, opts.lock_bound + WORK_BOUND, move || {
+        keep_as_user(&t, &written, opts, helper, watched)
     })
     .await?
 }
@@ -441,7 +478,7 @@ pub async fn keep_entries(
 fn keep_as_user(
     target: &Target,
     written: &[KeptEntry],
-    mode: HelperMode,
+    opts: WriteOptions,
     helper: Option<&str>,
     watched: Option<(u64, u64)>,
 ) -> Result<Kept, InjectError> {
@@ -456,9 +493,9 @@ fn keep_as_user(
     }
     let pending = written.iter().any(|w| w.pending);
     let lock = if pending {
-        Some(ConfigLock::acquire(&target.location)?)
+        Some(ConfigLock::acquire(&target.location, opts.lock_bound)?)
     } else if target.location.file().exists() && target.location.managed_file().exists() {
-        ConfigLock::acquire_existing(&target.location, docker_config::LOCK_BOUND)?
+        ConfigLock::acquire_existing(&target.location, opts.lock_bound)?
     } else {
         None
     };
@@ -493,10 +530,12 @@ fn keep_as_user(
             }
             continue;
         }
-        let login_there = config.login(&w.key).is_some_and(|(u, p)| {
-            docker_config::encode_auth(&u, &p)
-                == docker_config::encode_auth(&w.login.user, &w.login.password)
-        });
+        // In helper mode the login is not in the file: only the helper's name is.
+        let login_there = opts.store == CredentialStore::Helper
+            || config.login(&w.key).is_some_and(|(u, p)| {
+                docker_config::encode_auth(&u, &p)
+                    == docker_config::encode_auth(&w.login.user, &w.login.password)
+            });
         let helper_there = helper.is_none_or(|h| config.cred_helper(&w.key) == Some(h));
         if !(login_there && helper_there && managed_exists) || w.pending {
             restore.push(Entry {
@@ -509,8 +548,8 @@ fn keep_as_user(
     if !restore.is_empty() {
         let opts = WriteOptions {
             dry_run: false,
-            helper: mode,
             prune: false,
+            ..opts
         };
         let Some(applied) = write_locked(target, &restore, opts, helper, pending)? else {
             return Ok(kept);
@@ -567,7 +606,16 @@ fn apply(
                 entry.key
             ));
         }
-        let change = config.set_login(&entry.key, &entry.login.user, &entry.login.password, helper);
+        let change = match (opts.store, helper) {
+            (CredentialStore::Helper, Some(h)) => {
+                let ours = managed
+                    .entries
+                    .get(&entry.key)
+                    .is_some_and(|m| m.store == CredentialStore::File);
+                config.set_helper_only(&entry.key, h, ours)
+            }
+            _ => config.set_login(&entry.key, &entry.login.user, &entry.login.password, helper),
+        };
         // A changed entry gets a new stamp; an unchanged one keeps its own.
         let stamp = match (change, managed.entries.get(&entry.key)) {
             (Change::Unchanged, Some(old)) if old.stamp != 0 => old.stamp,
@@ -580,6 +628,7 @@ fn apply(
                 helper: helper.map(str::to_string),
                 previous_helper,
                 stamp,
+                store: opts.store,
             },
         );
         changes.push((entry.key.to_string(), change));

@@ -22,7 +22,7 @@ use nix::unistd::{Gid, Uid};
 use crate::account::Account;
 use crate::ecr::{EcrClient, EndpointVars};
 use crate::engine::{DockerHost, EngineTarget};
-use crate::inject::{self, Login, PendingLogin, Report, Target, WriteOptions};
+use crate::inject::{self, Login, PendingLogin, Report, Target};
 use crate::phase::Phase;
 use crate::protocol::{HookSettings, Level, WireSecret};
 use crate::secrets::{self, Discovery, NamedSecret, Registry, Source};
@@ -398,11 +398,7 @@ impl Lifecycle {
         let target = self.target_for(input);
         let endpoints = input.endpoints.clone().or(&EndpointVars::from_env());
         let client = self.ecr_client();
-        let opts = WriteOptions {
-            dry_run: false,
-            helper: self.settings.credential_helper,
-            prune: false,
-        };
+        let opts = self.settings.write_options();
         let result =
             inject::inject_with(discovery, &target, client, &endpoints, opts, reuse, bound).await;
         let inject::Injected {

@@ -42,6 +42,12 @@ pub enum Request {
         /// The bound, in seconds.
         seconds: u64,
     },
+    /// The credentials of a registry, for `docker-credential-berth get` (credential store
+    /// `helper`): answered only to the user they were written for.
+    Credentials {
+        /// The server, as the Docker CLI names it.
+        server: String,
+    },
 }
 
 /// A hook's report.
@@ -159,6 +165,19 @@ pub enum Response {
         /// Why.
         reason: String,
     },
+    /// A registry's credentials (the answer to [`Request::Credentials`]).
+    Credentials {
+        /// The user name.
+        username: Secret,
+        /// The password or token.
+        secret: Secret,
+    },
+    /// No credentials for that server, and why (berth has none for it, or has not received
+    /// them yet since its daemon started).
+    Missing {
+        /// Why, in plain words.
+        reason: String,
+    },
 }
 
 /// The daemon's final answer.
@@ -170,6 +189,10 @@ pub enum Answer {
     Status(Box<Status>),
     /// The daemon refused this caller.
     Refused(String),
+    /// A registry's credentials.
+    Credentials(Secret, Secret),
+    /// No credentials, and why.
+    Missing(String),
 }
 
 /// Why a call did not get a final answer.
@@ -210,7 +233,8 @@ pub fn call(
     // and the answer is still there to read.
     let written = (&stream).write_all(&line);
     let mut reader = BufReader::new(stream);
-    let mut buf = String::new();
+    // Answers may hold secrets (credentials): the buffer is wiped when dropped.
+    let mut buf = zeroize::Zeroizing::new(String::new());
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -250,10 +274,50 @@ pub fn call(
             Ok(Response::Done { ok }) => return Ok(Answer::Done(ok)),
             Ok(Response::Refused { reason }) => return Ok(Answer::Refused(reason)),
             Ok(Response::Status(s)) => return Ok(Answer::Status(s)),
+            Ok(Response::Credentials { username, secret }) => {
+                return Ok(Answer::Credentials(username, secret));
+            }
+            Ok(Response::Missing { reason }) => return Ok(Answer::Missing(reason)),
             Err(e) => {
                 return Err(CallError::Unreachable(format!("a malformed answer: {e}")));
             }
         }
+    }
+}
+
+/// How long a credential helper waits for the daemon, all told: a Docker command never
+/// waits longer on berth.
+pub const HELPER_BOUND: Duration = Duration::from_secs(3);
+
+/// What a credential helper prints when it has no credentials for a server: the Docker CLI
+/// takes exactly this for "none" (and pulls anonymously), anything else for an error.
+pub const NOT_FOUND: &str = "credentials not found in native keychain";
+
+/// Asks the daemon for a registry's credentials (credential store `helper`), within
+/// `bound` all told, connecting included: the call runs in a thread of its own, left
+/// behind at the bound, so that a daemon that never accepts or answers cannot hold the
+/// Docker command that asked. `Err` says why not: [`NOT_FOUND`] when berth has nothing
+/// for that registry or does not answer, else in plain words.
+pub fn credentials(
+    socket: &Path,
+    server: &str,
+    bound: Duration,
+) -> Result<(Secret, Secret), String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (socket, server) = (socket.to_path_buf(), server.to_string());
+    std::thread::spawn(move || {
+        let answer = call(
+            &socket,
+            &Request::Credentials { server },
+            bound,
+            &mut |_, _| {},
+        );
+        let _ = tx.send(answer);
+    });
+    match rx.recv_timeout(bound) {
+        Ok(Ok(Answer::Credentials(user, secret))) => Ok((user, secret)),
+        Ok(Ok(Answer::Missing(reason) | Answer::Refused(reason))) => Err(reason),
+        _ => Err(NOT_FOUND.to_string()),
     }
 }
 

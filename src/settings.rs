@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::inject::HelperMode;
+use crate::inject::{CredentialStore, HelperMode};
 
 /// The options file the feature writes.
 pub const DEFAULT_OPTIONS_FILE: &str = "/usr/local/share/berth/options.env";
@@ -131,6 +131,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         "BERTH_CREDENTIAL_HELPER",
         "auto",
         "name berth as the credential helper of its registries: auto (when docker-credential-berth is installed), always, never",
+    ),
+    opt(
+        "credentialStore",
+        "BERTH_CREDENTIAL_STORE",
+        "file",
+        "where the remote user's Docker commands get berth's credentials: file (in config.json, as Codespaces writes them) or helper (nothing secret on disk: config.json names docker-credential-berth, which asks berth's daemon, and the daemon answers from memory)",
     ),
     opt(
         "mirrors",
@@ -313,6 +319,8 @@ pub struct Settings {
     pub fail_on_error: bool,
     /// Credential helper use.
     pub credential_helper: HelperMode,
+    /// Where the credentials live: in `config.json`, or only in the daemon's memory.
+    pub credential_store: CredentialStore,
     /// Pull-through caches, per registry.
     pub mirrors: Vec<crate::mirror::Mirrors>,
     /// Use a cache's image when its registry cannot vouch for its digest.
@@ -340,6 +348,17 @@ pub fn env_var(name: &str) -> Option<String> {
 }
 
 impl Settings {
+    /// How the daemon and the hooks write the remote user's config.
+    pub fn write_options(&self) -> crate::inject::WriteOptions {
+        crate::inject::WriteOptions {
+            dry_run: false,
+            helper: self.credential_helper,
+            prune: false,
+            store: self.credential_store,
+            lock_bound: crate::docker_config::LOCK_BOUND,
+        }
+    }
+
     /// Settings from the options file and the process environment.
     pub fn from_env() -> (Settings, Vec<String>) {
         Self::load(&env_var)
@@ -383,6 +402,14 @@ impl Settings {
                 _ => None,
             },
         );
+        let credential_store =
+            values.parse("BERTH_CREDENTIAL_STORE", "file or helper", |v| {
+                match v.trim().to_ascii_lowercase().as_str() {
+                    "file" | "" => Some(CredentialStore::File),
+                    "helper" => Some(CredentialStore::Helper),
+                    _ => None,
+                }
+            });
         let github_mode = values.parse("BERTH_GITHUB_REGISTRY", "auto or never", |v| {
             match v.trim().to_ascii_lowercase().as_str() {
                 "auto" | "" | "true" => Some(GithubMode::Auto),
@@ -457,6 +484,7 @@ impl Settings {
             log_level,
             fail_on_error: values.flag("BERTH_FAIL_ON_ERROR"),
             credential_helper,
+            credential_store,
             mirrors,
             mirrors_unverified: values.flag("BERTH_MIRRORS_UNVERIFIED"),
             github: GithubRegistry {

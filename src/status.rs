@@ -26,6 +26,11 @@ pub struct Status {
     /// berth's entries in the config whose secrets the last hook no longer had.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub without_secrets: Vec<Orphan>,
+    /// Registries whose credentials the daemon answers for (credential store `helper`)
+    /// but has not received since it started: the helper has nothing for them until a
+    /// lifecycle hook brings their secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awaiting_secrets: Vec<Orphan>,
     /// The container of the latest daemon start, to tell a new one made from a snapshot.
     #[serde(skip)]
     container: Option<String>,
@@ -113,6 +118,10 @@ pub struct RegistryStatus {
     /// The last error, if the latest attempt failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the registry said of the login when berth last checked it: `accepted`, or
+    /// why it refused and what to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<String>,
 }
 
 /// Where a pull stands.
@@ -417,6 +426,19 @@ impl Status {
                         config.display()
                     ),
                 );
+            }
+            Event::LoginChecked {
+                id,
+                server,
+                accepted,
+                found,
+                fix,
+            } => {
+                let verdict = login_verdict(*accepted, found, fix.as_deref());
+                let e = self.registry(id);
+                e.server.clone_from(server);
+                e.login = Some(verdict.clone());
+                self.say(at, None, format!("{id} ({server}): login {verdict}"));
             }
             Event::Renewed {
                 id,
@@ -741,6 +763,9 @@ impl Status {
             if let Some(at) = r.restored_at {
                 let _ = write!(what, ", restored {}", when(at));
             }
+            if let Some(l) = &r.login {
+                let _ = write!(what, "; login {l}");
+            }
             if let Some(e) = &r.error {
                 let _ = write!(what, "; last error: {e}");
             }
@@ -749,6 +774,15 @@ impl Status {
         if !self.without_secrets.is_empty() {
             out.push_str("\nentries whose secrets are gone (berth inject --prune removes them):\n");
             for o in &self.without_secrets {
+                let _ = writeln!(out, "  {}  {}", o.id, o.server);
+            }
+        }
+        if !self.awaiting_secrets.is_empty() {
+            out.push_str(
+                "\nwaiting for their secrets (the daemon restarted; the credential helper has \
+                 none for them until the next lifecycle hook brings them):\n",
+            );
+            for o in &self.awaiting_secrets {
                 let _ = writeln!(out, "  {}  {}", o.id, o.server);
             }
         }
@@ -1379,6 +1413,18 @@ mod tests {
         assert_eq!(human_bytes(999), "999 B");
         assert_eq!(human_bytes(1_500), "1.5 kB");
         assert_eq!(human_bytes(104_857_600), "104.9 MB");
+    }
+}
+
+/// A login check's result in words: `accepted`, or `refused: FOUND; FIX`.
+pub fn login_verdict(accepted: bool, found: &str, fix: Option<&str>) -> String {
+    if accepted {
+        "accepted".to_string()
+    } else {
+        match fix {
+            Some(fix) => format!("refused: {found}; {fix}"),
+            None => format!("refused: {found}"),
+        }
     }
 }
 

@@ -173,6 +173,12 @@ fn entries_another_writer_drops_are_put_back_and_its_own_kept() {
         .envs(registry_env("REG1", &reg1(), "someone", "else"))
         .uid_gid(REMOTE_UID));
     assert!(out.status.success(), "{}", text(&out));
+    // Once the daemon has seen their write (it says so in its log)...
+    wait_for_folder(&c.state(), |state| {
+        std::fs::read_to_string(state.join("berth.log"))
+            .ok()
+            .filter(|log| log.contains("another berth run changed these entries"))
+    });
     overwrite_as_remote_user(&c, &serde_json::json!({}));
     wait_for_config(&c, |v| {
         decoded_auth(v, &reg1()).as_deref() == Some("someone:else")

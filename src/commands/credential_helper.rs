@@ -1,18 +1,29 @@
 //! `docker-credential-berth`: the Docker credential helper protocol, answered from the
-//! `auths` entries berth wrote.
+//! `auths` entries berth wrote or, in credential store `helper`, by berth's daemon.
 //!
 //! berth names itself in `credHelpers` for its registries so that the Docker CLI uses its
 //! credentials even when a default `credsStore` is set. The Docker CLI then runs this
 //! program with `get` and the server on stdin, and expects JSON with `Username` and
-//! `Secret` on stdout. `store` is refused (the secrets are the source of truth), `erase`
-//! succeeds so that `docker logout` works, and `list` shows berth's registries.
+//! `Secret` on stdout. With `credentialStore: helper`, `config.json` holds no login: this
+//! program asks the daemon over its socket, as the user who runs it (the daemon answers
+//! that user's own registries only, from memory), and gives up after
+//! [`protocol::HELPER_BOUND`] all told, saying "credentials not found" (the Docker CLI
+//! then goes on without): a Docker command never hangs on berth. When the daemon knows the
+//! registry but has not received its secrets since it started, it says so, and the Docker
+//! CLI shows that.
+//! `store` is refused (the secrets are the source of truth), `erase` succeeds so that
+//! `docker logout` works, and `list` shows berth's registries.
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::docker_config::{DockerConfig, HELPER_PROGRAM, Location, Managed};
+use crate::inject::CredentialStore;
+use crate::protocol;
 use crate::registry::Server;
+use crate::secret::Secret;
+use crate::settings::Settings;
 
 /// The action, when this program was started as `docker-credential-berth ACTION`.
 pub fn invoked_as_helper() -> Option<String> {
@@ -65,27 +76,45 @@ fn location() -> Location {
 }
 
 fn get(location: &Location, server: &str) -> ExitCode {
-    let config = match DockerConfig::load(location) {
-        Ok(c) => c,
-        Err(e) => return fail(&e.to_string()),
+    let (settings, _) = Settings::from_env();
+    let from_file = || {
+        let config = DockerConfig::load(location).ok()?;
+        let key = if config.login(server).is_some() {
+            server.to_string()
+        } else {
+            Server::parse(server).ok()?.config_key().to_string()
+        };
+        config.login(&key)
     };
-    let key = if config.login(server).is_some() {
-        Some(server.to_string())
-    } else {
-        Server::parse(server)
-            .ok()
-            .map(|s| s.config_key().to_string())
+    let from_daemon = || {
+        let state = crate::state::StateDir::of_daemon(settings.state_dir.as_deref());
+        protocol::credentials(&state.socket(), server, protocol::HELPER_BOUND)
     };
-    let Some((user, secret)) = key.as_deref().and_then(|k| config.login(k)) else {
-        return not_found();
+    // The store in force answers first; the other is asked too, so that a switch of
+    // store, or another writer's login, still works.
+    let found = match settings.credential_store {
+        CredentialStore::File => from_file().ok_or(()).or_else(|()| from_daemon()),
+        CredentialStore::Helper => from_daemon().or_else(|why| from_file().ok_or(why)),
     };
-    let answer = serde_json::json!({
-        "ServerURL": server,
-        "Username": user.expose(),
-        "Secret": secret.expose(),
-    });
+    match found {
+        Ok((user, secret)) => answer(server, &user, &secret),
+        Err(why) if why == protocol::NOT_FOUND => not_found(),
+        // The Docker CLI shows what a helper prints when it fails: the user reads why.
+        Err(why) => fail(&why),
+    }
+}
+
+fn answer(server: &str, user: &Secret, secret: &Secret) -> ExitCode {
+    let answer = zeroize::Zeroizing::new(
+        serde_json::json!({
+            "ServerURL": server,
+            "Username": user.expose(),
+            "Secret": secret.expose(),
+        })
+        .to_string(),
+    );
     let mut out = std::io::stdout().lock();
-    if serde_json::to_writer(&mut out, &answer).is_err() || out.write_all(b"\n").is_err() {
+    if out.write_all(answer.as_bytes()).is_err() || out.write_all(b"\n").is_err() {
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
@@ -109,7 +138,7 @@ fn list(location: &Location) -> ExitCode {
 
 /// The message the Docker CLI recognises as "no credentials here".
 fn not_found() -> ExitCode {
-    println!("credentials not found in native keychain");
+    println!("{}", protocol::NOT_FOUND);
     ExitCode::FAILURE
 }
 

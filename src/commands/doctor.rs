@@ -28,13 +28,14 @@ pub async fn run(
     let mut discovery = Discovery::from_layers(&layers);
     discovery.add_github(&layers, &settings.github);
     let location_now = Location::of_environment();
+    let daemon = crate::state::StateDir::of_daemon(settings.state_dir.as_deref()).socket();
     let credentialed = |i: &crate::image::ImageRef| {
         let key = i.server().config_key().to_string();
         discovery
             .registries
             .iter()
             .any(|r| r.server.config_key() == key)
-            || crate::docker_config::lookup(&location_now, &key).is_some()
+            || crate::docker_config::lookup(&location_now, &key, &daemon).is_some()
     };
     let wanted = crate::pull::wanted_by_command(images, &settings, &credentialed);
     let target =

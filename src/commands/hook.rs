@@ -78,7 +78,7 @@ pub fn run(phase: Phase, settings: Settings) -> ExitCode {
     }
     let ok = match asked {
         Ok(Answer::Done(ok)) => ok,
-        Ok(Answer::Status(_)) => true,
+        Ok(Answer::Status(_) | Answer::Credentials(..) | Answer::Missing(_)) => true,
         Ok(Answer::Refused(reason)) => {
             println!("berth: {phase}: the daemon refused this hook: {reason}");
             false

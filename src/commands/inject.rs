@@ -46,10 +46,19 @@ pub async fn run(args: InjectArgs, settings: Settings) -> anyhow::Result<ExitCod
     let mut discovery = Discovery::from_layers(&layers);
     discovery.add_github(&layers, &settings.github);
     let client = EcrClient::new();
+    if settings.credential_store == crate::inject::CredentialStore::Helper {
+        anyhow::bail!(
+            "credentialStore is helper here: berth's daemon holds the credentials and config.json names its credential helper; a lifecycle hook hands them to the daemon (berth hook postStart), or run berth inject with BERTH_CREDENTIAL_STORE=file to write them into config.json"
+        );
+    }
     let opts = WriteOptions {
         dry_run: args.dry_run,
         helper: settings.credential_helper,
         prune: args.prune,
+        store: settings.credential_store,
+        // A person's command, or a script's: it waits for other berth writers longer than
+        // the daemon does (which tries again later).
+        lock_bound: std::time::Duration::from_secs(30),
     };
     let (report, _) = inject::inject(
         &discovery,

@@ -30,9 +30,10 @@ const LINE_EVERY: Duration = Duration::from_secs(5);
 pub async fn run(images: Vec<String>, settings: Settings) -> anyhow::Result<ExitCode> {
     let logins = logins_from_secrets(&settings).await;
     let location = Location::of_environment();
+    let daemon = crate::state::StateDir::of_daemon(settings.state_dir.as_deref()).socket();
     let credentialed = |i: &ImageRef| {
         logins.contains_key(i.server().config_key())
-            || docker_config::lookup(&location, i.server().config_key()).is_some()
+            || docker_config::lookup(&location, i.server().config_key(), &daemon).is_some()
     };
     let wanted = pull::wanted_by_command(images, &settings, &credentialed);
     for n in wanted.invalid.iter().chain(&wanted.notes) {
@@ -56,7 +57,7 @@ pub async fn run(images: Vec<String>, settings: Settings) -> anyhow::Result<Exit
                 Some((id, l)) => (Some(id.clone()), Some(l.clone())),
                 None => (
                     None,
-                    docker_config::lookup(&location, &key).map(|(user, password)| Login {
+                    docker_config::lookup(&location, &key, &daemon).map(|(user, password)| Login {
                         user,
                         password,
                         expires_at: None,
@@ -65,7 +66,7 @@ pub async fn run(images: Vec<String>, settings: Settings) -> anyhow::Result<Exit
             };
             let mirrors = crate::mirror::for_image(&image, &settings.mirrors, &|key| {
                 logins.get(key).cloned().or_else(|| {
-                    docker_config::lookup(&location, key).map(|(user, password)| {
+                    docker_config::lookup(&location, key, &daemon).map(|(user, password)| {
                         (
                             String::new(),
                             Login {

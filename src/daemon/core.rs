@@ -6,7 +6,7 @@
 //! renewer. A hook's request is handled here from start to end, with bounded waits.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -90,6 +90,32 @@ pub(super) struct Memory {
     /// use the current ECR token (which the renewer keeps fresh). An entry the user
     /// pruned, or whose secrets a later hook no longer has, is forgotten.
     pub(super) written: HashMap<String, crate::inject::KeptEntry>,
+    /// The logins checked with their registries since the daemon started, as keyed
+    /// hashes, by registry key: a login is checked once, when it is new.
+    checked: HashMap<String, u64>,
+    /// Login checks under way.
+    checks_running: usize,
+    /// What registries answered to login checks, not yet said by a hook: the next hook
+    /// says it.
+    untold: Vec<LoginChecked>,
+}
+
+/// How long a login check may take (a registry that does not answer).
+const CHECK_BOUND: Duration = Duration::from_secs(30);
+
+/// What a registry said of a login.
+#[derive(Clone, Debug)]
+pub struct LoginChecked {
+    /// The secret identifier.
+    pub id: String,
+    /// The registry key.
+    pub server: String,
+    /// Whether it accepted the login.
+    pub accepted: bool,
+    /// What the check found.
+    pub found: String,
+    /// What to do, for a refusal.
+    pub fix: Option<String>,
 }
 
 /// The daemon's shared state.
@@ -114,6 +140,7 @@ pub struct Core {
     pub guard: watch::Sender<Option<Target>>,
     pub(super) memory: Mutex<Memory>,
     hasher: std::collections::hash_map::RandomState,
+    checker: std::sync::OnceLock<reqwest::Client>,
 }
 
 impl Core {
@@ -135,6 +162,7 @@ impl Core {
             guard: watch::channel(None).0,
             memory: Mutex::new(Memory::default()),
             hasher: Default::default(),
+            checker: std::sync::OnceLock::new(),
         };
         core.catch_up();
         (core, Channels { renew, pulls })
@@ -240,6 +268,138 @@ impl Core {
                 ok = false;
             }
         }
+        ok &= self.say_checks(input.label(), sink);
+        ok
+    }
+
+    /// Starts the checks of the logins just written (or handed to the helper): each one
+    /// this daemon has not checked yet, as it is now, is asked of its registry as `docker
+    /// login` would ask ([`crate::doctor::check_login`]), all in parallel, each within
+    /// [`CHECK_BOUND`], beside the hook's own work (which never waits for them); ECR access
+    /// keys need no check (ECR's swap proved them). Each result is recorded and logged,
+    /// and said by the first hook that ends after it ([`Core::say_checks`]).
+    fn check_logins(self: &Arc<Self>, logins: &[(Registry, Login)]) {
+        for (registry, login) in logins {
+            let key = registry.server.config_key().to_string();
+            let print =
+                self.keyed_hash(&[Some(login.user.expose()), Some(login.password.expose())]);
+            {
+                let mut mem = self.memory.lock().expect("memory lock");
+                if mem.checked.get(&key) == Some(&print) {
+                    continue;
+                }
+                mem.checked.insert(key.clone(), print);
+                mem.checks_running += 1;
+            }
+            let (core, registry, login) = (self.clone(), registry.clone(), login.clone());
+            tokio::spawn(async move {
+                let checked = if matches!(registry.kind, RegistryKind::EcrAccessKeys(_)) {
+                    LoginChecked {
+                        id: registry.id.clone(),
+                        server: key,
+                        accepted: true,
+                        found: "ECR swapped its access keys for a registry token".into(),
+                        fix: None,
+                    }
+                } else {
+                    let answer = tokio::time::timeout(
+                        CHECK_BOUND,
+                        crate::doctor::check_login(core.checker(), &registry, &login),
+                    )
+                    .await;
+                    let (accepted, found, fix) = match answer {
+                        Ok(Ok(check)) => (true, check.found, None),
+                        Ok(Err(check)) => (false, check.found, check.fix),
+                        Err(_) => (
+                            false,
+                            format!(
+                                "the registry did not answer within {} s",
+                                CHECK_BOUND.as_secs()
+                            ),
+                            Some(
+                                "check that it is up and reachable from this container; berth doctor tells more"
+                                    .into(),
+                            ),
+                        ),
+                    };
+                    LoginChecked {
+                        id: registry.id.clone(),
+                        server: key,
+                        accepted,
+                        found,
+                        fix,
+                    }
+                };
+                if checked.accepted {
+                    tracing::info!(id = %checked.id, server = %checked.server, found = %checked.found, "login accepted");
+                } else {
+                    tracing::warn!(id = %checked.id, server = %checked.server, found = %checked.found, fix = ?checked.fix, "login refused");
+                }
+                core.life.record(Event::LoginChecked {
+                    id: checked.id.clone(),
+                    server: checked.server.clone(),
+                    accepted: checked.accepted,
+                    found: checked.found.clone(),
+                    fix: checked.fix.clone(),
+                });
+                let mut mem = core.memory.lock().expect("memory lock");
+                mem.checks_running -= 1;
+                mem.untold.push(checked);
+            });
+        }
+    }
+
+    /// The HTTP client of the login checks, made once (its roots are read once).
+    fn checker(&self) -> &reqwest::Client {
+        self.checker.get_or_init(|| {
+            crate::tls::http_client(CHECK_BOUND, CHECK_BOUND)
+                .unwrap_or_else(|_| reqwest::Client::new())
+        })
+    }
+
+    /// Says what registries answered to the login checks no hook has told yet, and how many
+    /// are still running; `false` when one refused.
+    fn say_checks(&self, label: &str, sink: Sink<'_>) -> bool {
+        let (told, running) = {
+            let mut mem = self.memory.lock().expect("memory lock");
+            (std::mem::take(&mut mem.untold), mem.checks_running)
+        };
+        let mut ok = true;
+        for c in told {
+            if c.accepted {
+                say(
+                    sink,
+                    Level::Info,
+                    format!(
+                        "berth: {label}: {} ({}): the registry accepts this login",
+                        c.id, c.server
+                    ),
+                );
+                continue;
+            }
+            ok = false;
+            let why = match &c.fix {
+                Some(fix) => format!("{}; {fix}", c.found),
+                None => c.found.clone(),
+            };
+            say(
+                sink,
+                Level::Error,
+                format!(
+                    "berth: {label}: {} ({}): the registry refused this login: {why}",
+                    c.id, c.server
+                ),
+            );
+        }
+        if running > 0 {
+            say(
+                sink,
+                Level::Info,
+                format!(
+                    "berth: {label}: {running} login check(s) under way (berth status, and the next phase, say what the registries answer)"
+                ),
+            );
+        }
         ok
     }
 
@@ -289,6 +449,7 @@ impl Core {
             );
             self.remember_unwritten(&injection.unwritten, &injection.target);
         }
+        self.check_logins(&injection.logins);
         let pending = std::mem::take(&mut injection.pending);
         let mut usable = injection.logins.clone();
         usable.extend(injection.unwritten.iter().cloned());
@@ -377,11 +538,7 @@ impl Core {
         pending: Vec<crate::inject::PendingLogin>,
     ) {
         let mut log_only = |_: Level, _: String| {};
-        let opts = crate::inject::WriteOptions {
-            dry_run: false,
-            helper: self.life.settings.credential_helper,
-            prune: false,
-        };
+        let opts = self.life.settings.write_options();
         let answers = futures_util::future::join_all(pending.into_iter().map(|p| async move {
             let result = p
                 .task
@@ -405,6 +562,7 @@ impl Core {
                         tracing::info!(id = %registry.id, server = %registry.server, "ECR answered late; its token is written");
                         let logins = vec![(registry, login)];
                         self.remember(&logins, &reports, &target, None);
+                        self.check_logins(&logins);
                         self.after_injection(&logins, &target, &endpoints).await;
                         self.request_pulls(&input, &by_key(&logins), &mut log_only)
                             .await;
@@ -590,15 +748,54 @@ impl Core {
 
     /// A keyed hash of a registry's access keys, known only to this process.
     fn fingerprint(&self, registry: &Registry) -> u64 {
-        let mut h = self.hasher.build_hasher();
-        registry.user.expose().hash(&mut h);
-        registry.password.expose().hash(&mut h);
-        registry
-            .session_token
+        self.keyed_hash(&[
+            Some(registry.user.expose()),
+            Some(registry.password.expose()),
+            registry.session_token.as_ref().map(|t| t.expose()),
+        ])
+    }
+
+    /// A hash of secret values with this process's own key: comparable within the
+    /// process, meaningless outside it.
+    fn keyed_hash(&self, parts: &[Option<&str>]) -> u64 {
+        self.hasher.hash_one(parts)
+    }
+
+    /// What the daemon answers `docker-credential-berth get` with (credential store
+    /// `helper`): the login berth holds for the registry `server` names, as it was written
+    /// (an ECR token as renewed), and only to the user it was written for. Otherwise why
+    /// not, in plain words; "credentials not found in native keychain" (what the Docker CLI
+    /// takes for "none") when berth has nothing for that registry.
+    pub fn credentials_for(&self, uid: u32, server: &str) -> Result<Login, String> {
+        let account = self
+            .guard
+            .borrow()
             .as_ref()
-            .map(|t| t.expose())
-            .hash(&mut h);
-        h.finish()
+            .map(|t| t.account.clone())
+            .unwrap_or_else(|| self.life.remote.clone());
+        if uid != account.uid.as_raw() {
+            return Err(format!(
+                "berth keeps registry credentials for {} only; uid {uid} gets none from it",
+                account.name
+            ));
+        }
+        let key = crate::registry::Server::parse(server)
+            .map(|s| s.config_key().to_string())
+            .unwrap_or_else(|_| server.to_string());
+        if let Some(w) = self.memory.lock().expect("memory lock").written.get(&key) {
+            return Ok(w.login.clone());
+        }
+        let written_before = self
+            .life
+            .records()
+            .iter()
+            .any(|r| matches!(&r.event, Event::Injected { server: s, .. } if *s == key));
+        if written_before {
+            return Err(format!(
+                "berth has not received the secrets for {key} since its daemon started; the next lifecycle hook brings them (so do Codespaces' secret files and the secrets file, when there are)"
+            ));
+        }
+        Err("credentials not found in native keychain".into())
     }
 
     /// The current login of a registry berth wrote (an ECR token, as renewed).
@@ -797,6 +994,25 @@ impl Core {
         .await
         {
             status.without_secrets = crate::status::without_secrets(&records, &managed);
+        }
+        if self.life.settings.credential_store == crate::inject::CredentialStore::Helper {
+            let held: Vec<String> = self
+                .memory
+                .lock()
+                .expect("memory lock")
+                .written
+                .keys()
+                .cloned()
+                .collect();
+            status.awaiting_secrets = status
+                .registries
+                .iter()
+                .filter(|r| r.injected_at.is_some() && !held.contains(&r.server))
+                .map(|r| crate::status::Orphan {
+                    id: r.id.clone(),
+                    server: r.server.clone(),
+                })
+                .collect();
         }
         status.daemon = Some(DaemonInfo {
             pid: std::process::id(),

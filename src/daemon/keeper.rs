@@ -181,13 +181,8 @@ impl Core {
             return Kept::Done;
         }
         let _writer = self.inject_lock.lock().await;
-        match inject::keep_entries(
-            target,
-            written,
-            self.life.settings.credential_helper,
-            watched,
-        )
-        .await
+        match inject::keep_entries(target, written, self.life.settings.write_options(), watched)
+            .await
         {
             Ok(kept) if kept.folder_gone => Kept::FolderGone,
             Ok(kept) => {

@@ -227,6 +227,16 @@ async fn serve(core: Arc<Core>, stream: UnixStream) -> Result<(), ConnectionErro
             let work = async move { core.handle_hook(input, &mut to(tx)).await };
             streamed(write, rx, work).await
         }
+        Request::Credentials { server } => {
+            let answer = match core.credentials_for(uid, &server) {
+                Ok(login) => Response::Credentials {
+                    username: login.user,
+                    secret: login.password,
+                },
+                Err(reason) => Response::Missing { reason },
+            };
+            send(&mut write, &answer).await
+        }
         Request::Wait { seconds } => {
             let bound = Duration::from_secs(seconds).min(MAX_WAIT);
             let (tx, rx) = mpsc::unbounded_channel();

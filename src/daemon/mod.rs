@@ -134,6 +134,7 @@ pub fn run(settings: Settings, warnings: &[String]) -> Result<(), DaemonError> {
     if let Err(e) = nix::sys::prctl::set_dumpable(false) {
         eprintln!("berth: cannot make the daemon undumpable: {e}");
     }
+    let locked = lock_memory();
     let life = Lifecycle::for_daemon(settings)?;
     let state = life
         .state
@@ -161,6 +162,12 @@ pub fn run(settings: Settings, warnings: &[String]) -> Result<(), DaemonError> {
     });
     for w in warnings {
         tracing::warn!(problem = %w, "setting ignored");
+    }
+    match locked {
+        Ok(()) => tracing::debug!("memory locked: no secret is swapped out"),
+        Err(why) => {
+            tracing::info!(reason = %why, "memory not locked: the kernel may swap secrets out")
+        }
     }
     let runtime = crate::runtime().map_err(DaemonError::Runtime)?;
     let result = runtime.block_on(supervise(life, ready));
@@ -277,6 +284,47 @@ impl Workers {
                 Some(DaemonError::Panicked { worker })
             }
         })
+    }
+}
+
+/// Keeps the daemon's memory, and so the secrets in it, out of swap (`mlockall`, pages
+/// locked as they are first touched), where the kernel lets it lock as much as it needs:
+/// with `CAP_IPC_LOCK`, or no limit on locked memory. Under a limit, locking all future
+/// memory would make allocations fail once it is reached; then nothing is locked, and the
+/// reason is given.
+fn lock_memory() -> Result<(), String> {
+    use nix::libc;
+    const CAP_IPC_LOCK: u32 = 14;
+    let capable = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_IPC_LOCK) != 0);
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given.
+    let unlimited = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } == 0
+        && limit.rlim_cur == libc::RLIM_INFINITY;
+    if !capable && !unlimited {
+        return Err(format!(
+            "locked memory is limited to {} KB here (RLIMIT_MEMLOCK, and no CAP_IPC_LOCK); run the container with --cap-add=IPC_LOCK or --ulimit memlock=-1 to keep secrets out of swap",
+            limit.rlim_cur / 1024
+        ));
+    }
+    // SAFETY: mlockall takes flags only.
+    let r = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE | libc::MCL_ONFAULT) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(format!("mlockall: {}", std::io::Error::last_os_error()))
     }
 }
 

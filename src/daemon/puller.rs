@@ -433,21 +433,38 @@ impl Core {
         if claimed.is_empty() {
             return;
         }
-        let names: Vec<String> = claimed.iter().map(|s| s.image.to_string()).collect();
+        // Images this container pulled before are checked, not pulled, while the engine
+        // still holds them (after a restart, say): the line says which is which.
+        let (known, new): (Vec<String>, Vec<String>) = claimed
+            .iter()
+            .map(|s| s.image.to_string())
+            .partition(|i| self.recorded_digest(i).is_some());
         let early = input.phase.is_some_and(|p| !self.life.injects(p));
-        say(
-            sink,
-            Level::Info,
-            format!(
-                "berth: {label}: pre-pulling {}{}",
-                names.join(", "),
-                if early {
-                    " now (pullAt=early: each registry's credentials go to the engine with the pull; config.json is not written before postCreate)"
-                } else {
-                    ""
-                }
-            ),
-        );
+        if !new.is_empty() {
+            say(
+                sink,
+                Level::Info,
+                format!(
+                    "berth: {label}: pre-pulling {}{}",
+                    new.join(", "),
+                    if early {
+                        " now (pullAt=early: each registry's credentials go to the engine with the pull; config.json is not written before postCreate)"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
+        if !known.is_empty() {
+            say(
+                sink,
+                Level::Info,
+                format!(
+                    "berth: {label}: checking that the engine still holds {} (pulled before: only what it lost is pulled again; berth status shows each as already present, or its pull)",
+                    known.join(", ")
+                ),
+            );
+        }
         let _ = self.pull_tx.send(claimed).await;
     }
 

@@ -15,7 +15,7 @@ use super::core::RenewJob;
 use super::{Core, Fatal};
 use crate::clock::SystemClock;
 use crate::ecr::renewal::{self, Renewal, Schedule};
-use crate::inject::{self, Entry, Login, WriteOptions};
+use crate::inject::{self, Entry, Login};
 use crate::registry::RegistryKind;
 use crate::state::{Event, millis};
 
@@ -105,11 +105,20 @@ async fn write_renewed(
         key: key.clone(),
         login: login.clone(),
     };
-    let opts = WriteOptions {
-        dry_run: false,
-        helper: core.life.settings.credential_helper,
-        prune: false,
-    };
+    let opts = core.life.settings.write_options();
+    if opts.store == inject::CredentialStore::Helper {
+        // Nothing on disk holds the token: the one in memory is replaced, and the helper
+        // answers with it from now on.
+        let stamp = core.stamp_of(&key);
+        core.renewed(&registry, &login, stamp);
+        core.life.record(Event::Renewed {
+            id: registry.id.clone(),
+            server: key,
+            expires_at: login.expires_at.map(millis),
+        });
+        tracing::info!(id = %registry.id, "token renewed (in memory: credentialStore is helper)");
+        return;
+    }
     let written = {
         let _writer = core.inject_lock.lock().await;
         inject::write_entries(&target, vec![entry], opts).await

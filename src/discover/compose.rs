@@ -1,24 +1,26 @@
 //! The `services.<name>.image` values of a Compose file, with the line of each.
 //!
 //! The YAML is loaded by [`saphyr`] into its [`MarkedYaml`] tree, which keeps each node's
-//! position and resolves aliases by copying their anchor, within [`ALIAS_BUDGET`] nodes (a
-//! "billion laughs" file, nested aliases that would copy without end, fails to load and is
-//! noted like any invalid YAML). Scalars are kept as written (`early_parse` off), so an image
+//! position and resolves aliases by copying their anchor, within [`ALIAS_BUDGET`] nodes and,
+//! counting what saphyr's budget leaves out (text, keys, the anchors' own copies), within
+//! [`COPY_BUDGET`] bytes; collections nest at most [`MAX_NESTING`] deep. A file past a bound
+//! (a "billion laughs" file, nested aliases that would copy without end) fails to load and
+//! is noted like any invalid YAML. Scalars are kept as written (`early_parse` off), so an image
 //! or a service name is the text of the file, and only unquoted `null` or `~` mean nothing.
 //! No YAML crate applies merge keys (`<<: *base`) to a tree that keeps positions:
 //! `yaml-merge-keys` works on saphyr's position-less [`saphyr::Yaml`] only, so the few lines
 //! of [`merged`] are hand-written here. They run in time linear in the loaded tree, since
 //! every alias is already a copy.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use saphyr::{MarkedYaml, ScalarStyle, ScanError, YamlData, YamlLoader};
 use saphyr_parser::Parser;
 
-use super::Mention;
 use super::interpolate::{Dialect, Vars, expand};
+use super::{Mention, Problems, quoted};
 
-/// How many nodes the aliases of one file may copy, altogether.
+/// How many nodes the aliases of one file may copy, altogether (saphyr's own budget).
 const ALIAS_BUDGET: usize = 100_000;
 
 /// The node of saphyr's tree that keeps positions.
@@ -102,36 +104,98 @@ fn get<'a, 'b>(map: &'a Node<'b>, key: &str) -> Option<&'a Node<'b>> {
         .find_map(|(k, v)| (k == key).then_some(v))
 }
 
-/// Problems found in a file that parsed: (line, what is wrong).
-type Problems = Vec<(usize, String)>;
-
 /// How deep collections may nest. saphyr's scanner bounds flow collections (`[[[...`) but
 /// not block ones (`- - - ...`), and a tree that deep would overflow the stack when it is
 /// built, walked or dropped; a Compose file needs fewer than ten levels.
 const MAX_NESTING: usize = 128;
 
-/// Passes events on to the loader until collections nest deeper than [`MAX_NESTING`], and
-/// remembers where they did.
-struct Nesting<'l, 'input> {
+/// How much the anchors and aliases of one file may copy, altogether: each node counts as
+/// its size in memory ([`NODE_COST`]), each scalar its text besides. saphyr copies an
+/// anchor's tree when the anchor is defined and again for every alias to it; its own
+/// budget ([`ALIAS_BUDGET`]) counts only the nodes aliases copy, not their text, not what
+/// keys hold and not the anchors' own copies, so a long scalar aliased a hundred thousand
+/// times, anchors nested in anchors, or aliases in keys would copy gigabytes out of a
+/// 1 MiB file. The anchors of a large real Compose file (`x-` blocks of a few dozen nodes,
+/// each merged into a few dozen services) copy a few hundred KiB: 32 MiB is a hundred
+/// times that, and a bound the daemon can afford for any file.
+const COPY_BUDGET: usize = 32 * 1024 * 1024;
+
+/// What one node of the tree costs in memory, before its text.
+const NODE_COST: usize = std::mem::size_of::<Node<'static>>();
+
+/// A collection being read: its cost so far, its anchor (0 for none) and where it starts.
+type Open = (usize, usize, saphyr_parser::Marker);
+
+/// Passes events on to the loader while they stay within bounds (collections nested at
+/// most [`MAX_NESTING`] deep, anchors and aliases copying at most [`COPY_BUDGET`]), and
+/// remembers where and why they stopped.
+struct Bounds<'l, 'input> {
+    /// The loader the events go to.
     loader: &'l mut YamlLoader<'input, Node<'input>>,
-    depth: usize,
-    too_deep: Option<saphyr_parser::Marker>,
+    /// The collections open, innermost last.
+    open: Vec<Open>,
+    /// The cost of each anchor's tree, by the parser's anchor id.
+    anchors: HashMap<usize, usize>,
+    /// What anchors and aliases have copied so far.
+    copied: usize,
+    /// Where and why the events stopped.
+    stopped: Option<(saphyr_parser::Marker, String)>,
 }
 
-impl<'input> saphyr_parser::SpannedEventReceiver<'input> for Nesting<'_, 'input> {
+impl<'input> saphyr_parser::SpannedEventReceiver<'input> for Bounds<'_, 'input> {
     fn on_event(&mut self, ev: saphyr_parser::Event<'input>, span: saphyr_parser::Span) {
         use saphyr_parser::Event;
-        match ev {
-            Event::SequenceStart(..) | Event::MappingStart(..) => self.depth += 1,
-            Event::SequenceEnd | Event::MappingEnd => self.depth = self.depth.saturating_sub(1),
-            _ => {}
+        if self.stopped.is_some() {
+            return;
         }
-        if self.depth > MAX_NESTING && self.too_deep.is_none() {
-            self.too_deep = Some(span.start);
+        // The node this event completes: its cost, its anchor, and what copying it costs.
+        let done = match &ev {
+            Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
+                if self.open.len() == MAX_NESTING {
+                    let why = format!("collections nest deeper than {MAX_NESTING} levels");
+                    self.stopped = Some((span.start, why));
+                    return;
+                }
+                self.open.push((NODE_COST, *anchor, span.start));
+                None
+            }
+            Event::SequenceEnd | Event::MappingEnd => self
+                .open
+                .pop()
+                .map(|(cost, anchor, start)| (cost, anchor, start, 0)),
+            Event::Scalar(text, _, anchor, _) => {
+                Some((NODE_COST + text.len(), *anchor, span.start, 0))
+            }
+            Event::Alias(id) => {
+                let cost = self.anchors.get(id).copied().unwrap_or(NODE_COST);
+                Some((cost, 0, span.start, cost))
+            }
+            _ => None,
+        };
+        if let Some((cost, anchor, start, alias_copy)) = done {
+            let anchor_copy = if anchor > 0 { cost } else { 0 };
+            let copied = self
+                .copied
+                .saturating_add(anchor_copy)
+                .saturating_add(alias_copy);
+            if copied > COPY_BUDGET {
+                let why = format!(
+                    "anchors and aliases would copy more than {} MiB (possible \
+                     billion-laughs attack)",
+                    COPY_BUDGET >> 20
+                );
+                self.stopped = Some((start, why));
+                return;
+            }
+            self.copied = copied;
+            if anchor > 0 {
+                self.anchors.insert(anchor, cost);
+            }
+            if let Some((parent, _, _)) = self.open.last_mut() {
+                *parent = parent.saturating_add(cost);
+            }
         }
-        if self.too_deep.is_none() {
-            self.loader.on_event(ev, span);
-        }
+        self.loader.on_event(ev, span);
     }
 }
 
@@ -140,25 +204,24 @@ fn load(text: &str) -> Result<Vec<Node<'_>>, ScanError> {
     let mut loader = YamlLoader::<Node<'_>>::default();
     loader.early_parse(false);
     loader.alias_limit(ALIAS_BUDGET);
-    let mut nesting = Nesting {
+    let mut bounds = Bounds {
         loader: &mut loader,
-        depth: 0,
-        too_deep: None,
+        open: Vec::new(),
+        anchors: HashMap::new(),
+        copied: 0,
+        stopped: None,
     };
     // The events are driven here, one by one: the parser's own `load` recurses once per
     // level, and would overflow the stack before any bound could stop it.
     for event in Parser::new_from_str(text) {
         let (event, span) = event?;
-        saphyr_parser::SpannedEventReceiver::on_event(&mut nesting, event, span);
-        if nesting.too_deep.is_some() {
+        saphyr_parser::SpannedEventReceiver::on_event(&mut bounds, event, span);
+        if bounds.stopped.is_some() || bounds.loader.error().is_some() {
             break;
         }
     }
-    if let Some(at) = nesting.too_deep {
-        return Err(ScanError::new(
-            at,
-            format!("collections nest deeper than {MAX_NESTING} levels"),
-        ));
+    if let Some((at, why)) = bounds.stopped {
+        return Err(ScanError::new(at, why));
     }
     if let Some(e) = loader.error() {
         return Err(e.clone());
@@ -189,7 +252,7 @@ pub(super) fn mentions(text: &str) -> Result<(Vec<Mention>, Problems), ScanError
             let Some(image) = get(service, "image") else {
                 continue;
             };
-            let place = format!("service {name:?}");
+            let place = format!("service {:?}", quoted(name));
             match (&image.data, scalar(image)) {
                 (YamlData::Representation(..), Some(written)) => mentions.push(Mention {
                     line: line(image),
@@ -491,5 +554,89 @@ mod tests {
                  skipped"
             ]
         );
+    }
+
+    /// The note a file gets when its anchors and aliases pass [`COPY_BUDGET`].
+    fn over_budget(line: usize) -> Vec<String> {
+        vec![format!(
+            "compose.yaml:{line}: not valid YAML (anchors and aliases would copy more than 32 \
+             MiB (possible billion-laughs attack)); its images were skipped"
+        )]
+    }
+
+    #[test]
+    fn a_long_scalar_aliased_many_times_is_noted_not_copied() {
+        // 10,000 aliases of a 50 KB scalar (one saphyr owns, as it has escapes): 500 MB of
+        // copies, which saphyr's budget (in nodes: one each) lets through.
+        let mut yaml = format!("x: &long \"{}\"\n", "ab\\n".repeat(12_500));
+        yaml.push_str(&format!("y: [{}]\n", "*long, ".repeat(10_000)));
+        yaml.push_str("services:\n  s:\n    image: x\n");
+        let (images, notes) = images_in(Kind::Compose, &yaml, "compose.yaml");
+        assert!(images.is_empty());
+        assert_eq!(notes, over_budget(2));
+    }
+
+    #[test]
+    fn aliases_in_keys_are_counted() {
+        // Each level's keys hold nine copies of the level before: saphyr's budget counts a
+        // key as one node whatever it holds.
+        let mut yaml = String::from("l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..6 {
+            let keys: Vec<String> = (0..9)
+                .map(|k| format!("? [*l{}, {k}] : {k}", i - 1))
+                .collect();
+            yaml.push_str(&format!("l{i}: &l{i} {{{}}}\n", keys.join(", ")));
+        }
+        yaml.push_str("services:\n  s:\n    image: x\n");
+        let (images, notes) = images_in(Kind::Compose, &yaml, "compose.yaml");
+        assert!(images.is_empty());
+        assert_eq!(notes, over_budget(6));
+    }
+
+    #[test]
+    fn anchors_nested_in_anchors_are_counted() {
+        // saphyr copies each anchored collection's tree when it ends: a hundred anchors
+        // around 20,000 scalars would be a hundred copies of them.
+        let yaml = format!(
+            "x: {}{}{}\nservices:\n  s:\n    image: x\n",
+            (0..100).map(|i| format!("&a{i} [")).collect::<String>(),
+            "a, ".repeat(20_000),
+            "]".repeat(100),
+        );
+        let (images, notes) = images_in(Kind::Compose, &yaml, "compose.yaml");
+        assert!(images.is_empty());
+        assert_eq!(notes, over_budget(1));
+    }
+
+    #[test]
+    fn anchors_of_a_real_file_stay_well_within_the_budget() {
+        // A shared block of 50 settings, merged into 200 services.
+        let mut yaml = String::from("x-common: &common\n");
+        for i in 0..50 {
+            yaml.push_str(&format!("  SETTING_{i}: a-value-of-some-length-{i}\n"));
+        }
+        yaml.push_str("services:\n");
+        for i in 0..200 {
+            yaml.push_str(&format!(
+                "  s{i}:\n    <<: *common\n    image: ghcr.io/acme/s{i}:1\n"
+            ));
+        }
+        let (images, notes) = images_in(Kind::Compose, &yaml, "compose.yaml");
+        assert_eq!(images.len(), 200);
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn long_service_names_are_quoted_short() {
+        // A plain key may be up to 1,024 characters long.
+        let name = "s".repeat(1_000);
+        let yaml = format!("services:\n  {name}:\n    image: ${{X}}\n");
+        let (_, notes) = images_in(Kind::Compose, &yaml, "compose.yaml");
+        let expected = format!(
+            "compose.yaml:3: service \"{}…\": image \"${{X}}\" skipped: ${{X}} has no default in \
+             the file, and berth does not read the environment",
+            "s".repeat(crate::discover::MAX_QUOTED)
+        );
+        assert_eq!(notes, vec![expected]);
     }
 }

@@ -7,11 +7,25 @@
 //! resolved here, with [`super::interpolate`]. A Dockerfile it rejects is noted with the
 //! crate's line and message, as BuildKit would refuse to build it. Other crates were looked at
 //! and not taken: `dockerfile-parser` (pest) knows no `# escape=` directive and no heredocs.
+//!
+//! The work is linear in the file (the parser's is too, over at most
+//! [`super::MAX_FILE_SIZE`] bytes): lines are counted once, stages are looked up in a set,
+//! every value is at most [`super::interpolate::MAX_VALUE_LEN`] bytes and at most
+//! [`MAX_ARGS`] `ARG`s are kept.
+
+use std::collections::HashSet;
 
 use parse_dockerfile::{FromInstruction, Instruction};
 
-use super::Mention;
-use super::interpolate::{Dialect, Vars, expand};
+use super::interpolate::{Dialect, Var, Vars, expand};
+use super::{Mention, Problems};
+
+/// How many `ARG` names before the first `FROM` are kept; later ones are noted and not
+/// read. BuildKit keeps them all, but a real Dockerfile declares a few before its first
+/// `FROM` and a large one a few dozen; a thousand, each at most
+/// [`super::interpolate::MAX_VALUE_LEN`] bytes, keep the table within 2 MiB whatever the
+/// file declares.
+const MAX_ARGS: usize = 1_000;
 
 /// Why a Dockerfile cannot be read, and the 1-based line where it goes wrong (`None` when
 /// the fault is the whole file's, such as having no `FROM`).
@@ -23,8 +37,9 @@ pub(super) struct Invalid {
     pub(super) why: String,
 }
 
-/// The images of a Dockerfile's `FROM` instructions, except `scratch` and earlier stages.
-pub(super) fn mentions(text: &str) -> Result<Vec<Mention>, Invalid> {
+/// The images of a Dockerfile's `FROM` instructions, except `scratch` and earlier stages,
+/// with the problems found on the way.
+pub(super) fn mentions(text: &str) -> Result<(Vec<Mention>, Problems), Invalid> {
     let dockerfile = parse_dockerfile::parse(text).map_err(|e| Invalid {
         line: Some(e.line()).filter(|&l| l > 0),
         why: format!("{e:#}"),
@@ -35,41 +50,90 @@ pub(super) fn mentions(text: &str) -> Result<Vec<Mention>, Invalid> {
         .as_ref()
         .map_or('\\', |d| d.value.value);
     let dialect = Dialect::Dockerfile { escape };
+    let mut lines = Lines::new(text);
+    let mut problems = Vec::new();
     let mut args = Vars::new();
     for arg in dockerfile.global_args() {
-        declare_args(&arg.arguments.value, &mut args, dialect);
+        let not_kept = declare_args(&arg.arguments.value, &mut args, dialect);
+        if let Some(name) = not_kept
+            && problems.is_empty()
+        {
+            problems.push((
+                lines.at(arg.arg.span.start),
+                format!(
+                    "ARG {} and the new names after it: past the {MAX_ARGS} ARGs berth reads \
+                     before the first FROM",
+                    super::plain(name.chars(), super::MAX_QUOTED)
+                ),
+            ));
+        }
     }
-    let mut stages: Vec<String> = Vec::new();
+    let mut stages = HashSet::new();
     let mut mentions = Vec::new();
     for instruction in &dockerfile.instructions {
         if let Instruction::From(from) = instruction {
-            let line = line_of(text, from.from.span.start);
+            let line = lines.at(from.from.span.start);
             from_mention(from, line, &args, dialect, &mut stages, &mut mentions);
         }
     }
-    Ok(mentions)
+    Ok((mentions, problems))
 }
 
-/// The 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+/// The 1-based lines of byte offsets in a text, counted on from the last offset asked (the
+/// instructions come in order), so that the whole file is counted once.
+struct Lines<'t> {
+    /// The text.
+    text: &'t str,
+    /// The last offset asked.
+    offset: usize,
+    /// Its line.
+    line: usize,
 }
 
-/// Records `ARG NAME[=default] ...`, resolving each default with the ARGs before it.
-fn declare_args(rest: &str, args: &mut Vars, dialect: Dialect) {
-    for word in split_words(rest) {
-        let (name, value) = match word.split_once('=') {
-            Some((name, value)) => (name, expand(value, args, dialect).ok()),
-            None => (word.as_str(), None),
-        };
-        if !name.is_empty() {
-            args.insert(name.to_string(), value);
+impl<'t> Lines<'t> {
+    /// Lines of `text`.
+    fn new(text: &'t str) -> Self {
+        Lines {
+            text,
+            offset: 0,
+            line: 1,
         }
     }
+
+    /// The line of `offset`.
+    fn at(&mut self, offset: usize) -> usize {
+        if offset < self.offset {
+            *self = Lines::new(self.text);
+        }
+        let bytes = &self.text.as_bytes()[self.offset..offset];
+        self.line += bytes.iter().filter(|&&b| b == b'\n').count();
+        self.offset = offset;
+        self.line
+    }
+}
+
+/// Records `ARG NAME[=default] ...`, resolving each default with the ARGs before it; the
+/// first name not kept, past [`MAX_ARGS`] names.
+fn declare_args(rest: &str, args: &mut Vars, dialect: Dialect) -> Option<String> {
+    let mut not_kept = None;
+    for word in split_words(rest) {
+        let (name, var) = match word.split_once('=') {
+            Some((name, value)) => match expand(value, args, dialect) {
+                Ok(value) => (name, Var::Value(value)),
+                Err(why) => (name, Var::Unresolved(why)),
+            },
+            None => (word.as_str(), Var::NoDefault),
+        };
+        if name.is_empty() {
+            continue;
+        }
+        if args.len() >= MAX_ARGS && !args.contains_key(name) {
+            not_kept.get_or_insert_with(|| name.to_string());
+            continue;
+        }
+        args.insert(name.to_string(), var);
+    }
+    not_kept
 }
 
 /// Splits at blanks outside quotes, keeping the quotes for [`expand`] to remove.
@@ -104,7 +168,7 @@ fn from_mention(
     line: usize,
     args: &Vars,
     dialect: Dialect,
-    stages: &mut Vec<String>,
+    stages: &mut HashSet<String>,
     mentions: &mut Vec<Mention>,
 ) {
     let written = &from.image.value;
@@ -125,7 +189,7 @@ fn from_mention(
         });
     }
     if let Some((_, name)) = &from.as_ {
-        stages.push(name.value.to_lowercase());
+        stages.insert(name.value.to_lowercase());
     }
 }
 
@@ -151,7 +215,7 @@ mod tests {
         assert_eq!(e("x:${EMPTY:+v}").unwrap(), "x:");
         assert_eq!(e("x\\$TAG").unwrap(), "x$TAG");
         assert_eq!(e("'$TAG'").unwrap(), "$TAG");
-        let err = |s: &str| e(s).unwrap_err();
+        let err = |s: &str| e(s).unwrap_err().to_string();
         assert!(err("x:$NODEF").contains("ARG NODEF has no default"));
         assert!(err("x:$NOPE").contains("${NOPE} is not an ARG"));
         assert!(err("x:${NODEF:+v}").contains("only a --build-arg"));
@@ -242,8 +306,12 @@ mod tests {
 
     /// The images of a Dockerfile's text: (line, resolved image) per `FROM` kept.
     fn froms(lines: &[&str]) -> Vec<(usize, Result<String, String>)> {
-        let mentions = mentions(&text(lines)).expect("a valid Dockerfile");
-        mentions.into_iter().map(|m| (m.line, m.resolved)).collect()
+        let (mentions, problems) = mentions(&text(lines)).expect("a valid Dockerfile");
+        assert!(problems.is_empty(), "{problems:?}");
+        mentions
+            .into_iter()
+            .map(|m| (m.line, m.resolved.map_err(|e| e.to_string())))
+            .collect()
     }
 
     /// BuildKit's cases for `ARG` before `FROM` (`dockerfile2llb` and the frontend's
@@ -389,6 +457,20 @@ mod tests {
                  were skipped"
             ]
         );
+        // The parser's message quotes the file: a note says it on one line.
+        assert_eq!(
+            notes(&["FROM alpine", "RUN <<'E", "OF' cat"]),
+            vec![
+                "Dockerfile:4: not a valid Dockerfile (expected end of here-document (E\\nOF), \
+                 but reached eof); its images were skipped"
+            ]
+        );
+        // ... and at most MAX_PARSER_MESSAGE characters of it.
+        let long = "X".repeat(1_000);
+        let note = &notes(&["FROM alpine", &long])[0];
+        assert!(note.starts_with("Dockerfile:2: not a valid Dockerfile (unknown instruction 'XXX"));
+        assert!(note.ends_with("XXX…); its images were skipped"), "{note}");
+        assert!(note.chars().count() < 500, "{note}");
         // An unclosed heredoc is found where the file ends, after its last line.
         assert_eq!(
             notes(&["FROM alpine", "RUN <<EOF", "echo"]),
@@ -396,6 +478,78 @@ mod tests {
                 "Dockerfile:4: not a valid Dockerfile (expected end of here-document (EOF), but \
                  reached eof); its images were skipped"
             ]
+        );
+    }
+
+    #[test]
+    fn arg_values_past_the_bound_are_not_resolved() {
+        // Each ARG ten times the one before: 100 bytes, then 1 KB, then 10 KB (past the
+        // bound), and on to gigabytes if nothing stopped it.
+        let mut lines = vec![format!("ARG A0={}", "a".repeat(100))];
+        for i in 1..10 {
+            lines.push(format!(
+                "ARG A{i}={}",
+                format!("${{A{}}}", i - 1).repeat(10)
+            ));
+        }
+        lines.push("FROM ${A1}".to_string());
+        lines.push("FROM $A9".to_string());
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let froms = froms(&lines);
+        assert_eq!(froms[0], (11, Ok("a".repeat(1_000))));
+        assert_eq!(
+            froms[1],
+            (
+                12,
+                Err(
+                    "ARG A9's default is not resolved: it resolves to more than 2048 bytes, \
+                     longer than any image reference"
+                        .to_string()
+                )
+            )
+        );
+    }
+
+    #[test]
+    fn args_past_the_bound_are_noted_and_not_read() {
+        let mut lines: Vec<String> = (0..=MAX_ARGS).map(|i| format!("ARG A{i}=x{i}")).collect();
+        lines.push("ARG A0=again".to_string());
+        lines.push(format!("FROM $A0:${{A{}}}", MAX_ARGS - 1));
+        lines.push(format!("FROM $A{MAX_ARGS}"));
+        let (images, notes) = images_in(Kind::Dockerfile, &lines.join("\n"), "Dockerfile");
+        let images: Vec<String> = images.iter().map(|(_, i)| i.canonical()).collect();
+        assert_eq!(images, ["docker.io/library/again:x999"]);
+        assert_eq!(
+            notes,
+            [
+                "Dockerfile:1001: ARG A1000 and the new names after it: past the 1000 ARGs \
+                 berth reads before the first FROM; skipped",
+                "Dockerfile:1004: FROM: image \"$A1000\" skipped: ${A1000} is not an ARG with a \
+                 default before the first FROM",
+            ]
+        );
+    }
+
+    #[test]
+    fn sixty_thousand_stages_are_read_with_their_lines() {
+        // Each FROM names the stage before it: only the first is an image. Lines are
+        // counted once for the whole file, stages looked up in a set.
+        let mut lines = vec!["FROM alpine AS s0".to_string()];
+        for i in 1..60_000 {
+            lines.push(format!("FROM s{} AS s{i}", i - 1));
+        }
+        lines.push("FROM busybox".to_string());
+        let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let ok = |line: usize, image: &str| (line, Ok(image.to_string()));
+        assert_eq!(froms(&lines), vec![ok(1, "alpine"), ok(60_001, "busybox")]);
+    }
+
+    #[test]
+    fn lines_are_counted_on_and_back() {
+        let mut lines = Lines::new("a\nb\n\nc");
+        assert_eq!(
+            [0, 2, 4, 5, 6, 2, 0].map(|offset| lines.at(offset)),
+            [1, 2, 3, 4, 4, 2, 1]
         );
     }
 }

@@ -2,12 +2,16 @@
 //! (their [`Kind`]), and how a file is read. The walk follows no symbolic link, skips
 //! dependency, build and hidden folders (except `.devcontainer`), goes at most [`MAX_DEPTH`]
 //! levels down, looks at no more than [`MAX_ENTRIES`] files and folders, and reads no file over
-//! [`MAX_FILE_SIZE`]; what it stops at or cannot read becomes a note.
+//! [`MAX_FILE_SIZE`]; what it stops at or cannot read becomes a note. Files are read through
+//! [`crate::bounded`], which never waits: a FIFO, a device or a socket with a Compose file's
+//! or a Dockerfile's name (or one put in a file's place after the folder was listed) is
+//! noted and skipped, never opened for reading.
 
 use std::collections::VecDeque;
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
+
+use crate::bounded::{self, FileError, Limit, Links};
 
 use super::Kind;
 
@@ -15,8 +19,8 @@ use super::Kind;
 pub const MAX_DEPTH: usize = 6;
 /// How many files and folders the walk looks at before it stops.
 pub const MAX_ENTRIES: usize = 20_000;
-/// The largest file that is read.
-pub const MAX_FILE_SIZE: u64 = 1024 * 1024;
+/// The largest file that is read: [`Limit::WORKSPACE_FILE`].
+pub const MAX_FILE_SIZE: u64 = Limit::WORKSPACE_FILE.0;
 
 /// Folders never entered: dependencies, build output, virtual environments.
 const SKIPPED_DIRS: &[&str] = &[
@@ -94,9 +98,11 @@ pub(super) fn walk(
                 if depth + 1 < limits.depth && enters(name) {
                     queue.push_back((entry.path(), depth + 1));
                 }
-            } else if file_type.is_file()
+            } else if !file_type.is_symlink()
                 && let Some(kind) = kind_of(name)
             {
+                // Regular files, and FIFOs, devices and sockets by those names, which
+                // `read` refuses with a note.
                 files.push((entry.path(), kind));
             }
         }
@@ -140,17 +146,28 @@ fn kind_of(name: &str) -> Option<Kind> {
     None
 }
 
-/// Reads a file as text, or `None` when it is larger than `max` bytes.
-pub(super) fn read_capped(path: &Path, max: u64) -> std::io::Result<Option<String>> {
-    let mut bytes = Vec::new();
-    fs::File::open(path)?
-        .take(max + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Ok(None);
-    }
+/// Reads a regular file of at most `max` bytes as text, without waiting (see
+/// [`bounded::read`]) and without following a link (the walk follows none).
+pub(super) fn read(path: &Path, max: u64) -> Result<String, FileError> {
+    let bytes = bounded::read(path, Limit(max), Links::Refuse)?;
     let text = String::from_utf8_lossy(&bytes);
-    Ok(Some(text.trim_start_matches('\u{feff}').to_string()))
+    Ok(text.trim_start_matches('\u{feff}').to_string())
+}
+
+/// The note for a file [`read`] refused, which `shown` names.
+pub(super) fn unread(shown: &str, e: &FileError) -> String {
+    match e {
+        FileError::TooLarge { limit, .. } => {
+            format!("{shown}: larger than {} KiB; skipped", limit / 1024)
+        }
+        FileError::NotRegular { kind, .. } => {
+            format!("{shown}: is {kind}, not a regular file; skipped")
+        }
+        FileError::Missing { .. } => {
+            format!("{shown}: was removed while the workspace was searched; skipped")
+        }
+        FileError::Io { cause, .. } => format!("{shown}: cannot be read ({cause}); skipped"),
+    }
 }
 
 #[cfg(test)]
@@ -257,6 +274,48 @@ mod tests {
             d.notes[0].contains("cannot list the folder"),
             "{}",
             d.notes[0]
+        );
+    }
+
+    #[test]
+    fn fifos_are_noted_not_waited_on() {
+        let dir = workspace(&[("sub/Dockerfile", "FROM kept\n")]);
+        let mode = nix::sys::stat::Mode::from_bits_truncate(0o644);
+        for name in ["compose.yaml", "Dockerfile"] {
+            nix::unistd::mkfifo(&dir.path().join(name), mode).unwrap();
+        }
+        // No one ever writes to them: a blocking open or read would wait here for ever.
+        let d = discover(dir.path());
+        assert_eq!(names(&d), vec!["docker.io/library/kept:latest"]);
+        assert_eq!(
+            d.notes,
+            vec![
+                "Dockerfile: is a FIFO, not a regular file; skipped",
+                "compose.yaml: is a FIFO, not a regular file; skipped",
+            ]
+        );
+    }
+
+    #[test]
+    fn files_that_change_after_the_listing_are_noted() {
+        let dir = workspace(&[]);
+        let shown_as = |path: &Path| unread("Dockerfile", &read(path, MAX_FILE_SIZE).unwrap_err());
+        let fifo = dir.path().join("fifo");
+        let mode = nix::sys::stat::Mode::from_bits_truncate(0o644);
+        nix::unistd::mkfifo(&fifo, mode).unwrap();
+        assert_eq!(
+            shown_as(&fifo),
+            "Dockerfile: is a FIFO, not a regular file; skipped"
+        );
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/dev/null", &link).unwrap();
+        assert_eq!(
+            shown_as(&link),
+            "Dockerfile: is a symbolic link, not a regular file; skipped"
+        );
+        assert_eq!(
+            shown_as(&dir.path().join("gone")),
+            "Dockerfile: was removed while the workspace was searched; skipped"
         );
     }
 }

@@ -119,6 +119,21 @@ pub enum Event {
         /// Why.
         error: String,
     },
+    /// The registry was asked whether it accepts a login berth wrote (or holds for its
+    /// helper), as `docker login` would ask.
+    LoginChecked {
+        /// The secret identifier.
+        id: String,
+        /// The registry key.
+        server: String,
+        /// Whether the registry accepted it.
+        accepted: bool,
+        /// What the check found, in words (doctor's).
+        found: String,
+        /// What to do, for a refusal.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fix: Option<String>,
+    },
     /// An ECR token was renewed.
     Renewed {
         /// The secret identifier.
