@@ -1056,17 +1056,17 @@ fn the_lifecycle_on_a_current_engine_with_the_containerd_image_store() {
     let said = text(&up);
     assert!(up.status.success(), "{said}");
     assert_lifecycle_result(&ws, &said, "dev");
-    // The engine inside is the current one, as Docker 29 sets it up.
+    // The engine inside is the current one (forky's docker.io is 28.5, API 1.51, as this is
+    // written), set up as Docker 29 sets up a new install.
     let version = ws.exec_ok(&[
         "docker",
         "version",
         "-f",
-        "{{.Server.Version}} {{.Server.APIVersion}} {{.Server.MinAPIVersion}}",
+        "{{.Server.APIVersion}} {{.Server.MinAPIVersion}}",
     ]);
-    assert!(
-        version.starts_with("28.5.") && version.trim().ends_with(" 1.51 1.44"),
-        "{version}"
-    );
+    let (api, min) = version.trim().split_once(' ').unwrap();
+    let minor = |v: &str| v.strip_prefix("1.").and_then(|m| m.parse::<u32>().ok());
+    assert!(minor(api) >= Some(44) && min == "1.44", "{version}");
     let store = ws.exec_ok(&["docker", "info", "-f", "{{.DriverStatus}}"]);
     assert!(store.contains("io.containerd.snapshotter.v1"), "{store}");
     // berth says the platform it pulled and what it downloaded, which this store's progress
@@ -1085,7 +1085,7 @@ fn the_lifecycle_on_a_current_engine_with_the_containerd_image_store() {
     );
     let status: serde_json::Value =
         serde_json::from_str(&ws.exec_ok(&["berth", "status", "--json"])).unwrap();
-    assert_eq!(status["engine"]["api_version"], "1.51", "{status:#}");
+    assert_eq!(status["engine"]["api_version"], api, "{status:#}");
     for image in [one, two] {
         let p = status["pulls"]
             .as_array()

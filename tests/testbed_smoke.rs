@@ -76,16 +76,13 @@ async fn the_current_engines_answer_in_both_image_stores_and_refuse_clients_olde
             .negotiate_version()
             .await
             .unwrap_or_else(|e| panic!("{host}: {e}"));
-        assert_eq!(docker.client_version().to_string(), "1.51", "{host}");
-        let version = docker.version().await.unwrap();
+        // A current engine (forky's docker.io is 28.5, API 1.51, as this is written).
+        let api = docker.client_version();
         assert!(
-            version
-                .version
-                .as_deref()
-                .unwrap_or_default()
-                .starts_with("28.5."),
-            "{host}: {version:?}"
+            (api.major_version, api.minor_version) >= (1, 44),
+            "{host}: API {api}"
         );
+        let version = docker.version().await.unwrap();
         assert_eq!(version.min_api_version.as_deref(), Some("1.44"), "{host}");
         let info = docker.info().await.unwrap();
         let store = format!("{:?}", info.driver_status);
