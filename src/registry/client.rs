@@ -14,6 +14,12 @@
 //! lists) are asked over plain HTTP from the start; every other registry over HTTPS only,
 //! never over plain HTTP after TLS failed. The login goes only to a token service the
 //! realm rule allows ([`super::realm`]); bodies are read within limits ([`super::body`]).
+//!
+//! For an image the engine will pull, berth then reads what the name stands for
+//! ([`RegistryClient::describe`], with the probe's authorization): the manifest by the
+//! digest the `HEAD` gave, and for an index the image of the platform wanted, each checked
+//! against its digest ([`super::manifest`]): the platforms the name has, and every layer's
+//! size.
 
 use std::time::{Duration, SystemTime};
 
