@@ -195,6 +195,9 @@ pub struct Inputs<'a> {
     pub github_host: &'a str,
     /// Pull-through caches, per registry.
     pub mirrors: &'a [crate::mirror::Mirrors],
+    /// The platform asked for (the `platform` option): an image without one for it would
+    /// be refused.
+    pub platform: Option<&'a crate::platform::Platform>,
 }
 
 /// Runs every check.
@@ -311,6 +314,7 @@ pub async fn explain_failed_pull(
         insecure: &insecure,
         github_host,
         mirrors: &[],
+        platform: None,
     };
     let d = tokio::time::timeout(Duration::from_secs(20), diagnose(&inputs))
         .await
@@ -715,12 +719,24 @@ impl Ctx<'_> {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("(no digest given)")
                 .to_string();
-            checks.push(Check::ok(
-                Step::Image,
-                format!(
-                    "{path}:{reference} exists ({digest}) and may be pulled with these credentials"
-                ),
-            ));
+            let exists = format!(
+                "{path}:{reference} exists ({digest}) and may be pulled with these credentials"
+            );
+            checks.push(match self.inputs.platform {
+                None => Check::ok(Step::Image, exists),
+                Some(asked) => {
+                    let repository = format!("{}/v2/{path}", endpoint.base);
+                    let digest = Some(digest.as_str()).filter(|d| d.contains(':'));
+                    self.platform_check(
+                        asked,
+                        &repository,
+                        digest,
+                        authorization.as_deref(),
+                        exists,
+                    )
+                    .await
+                }
+            });
         } else {
             // A HEAD has no body: ask again with GET for the registry's error code (a
             // manifest, should it answer with one, within a manifest's limit).
@@ -804,6 +820,74 @@ impl Ctx<'_> {
             ));
         }
         checks
+    }
+
+    /// Whether the image has an image for the platform asked (its index's entries, or a
+    /// single image's configuration), as a pull with that platform would check it:
+    /// `repository` is `BASE/v2/PATH`, `digest` the manifest's, `exists` what the manifest
+    /// request found.
+    async fn platform_check(
+        &self,
+        asked: &crate::platform::Platform,
+        repository: &str,
+        digest: Option<&str>,
+        authorization: Option<&str>,
+        exists: String,
+    ) -> Check {
+        use crate::registry::manifest::{self, Manifest};
+        let get = |u: String| {
+            let mut r = self.http.get(u).header(reqwest::header::ACCEPT, ACCEPT);
+            if let Some(a) = authorization {
+                r = r.header(reqwest::header::AUTHORIZATION, a);
+            }
+            async move {
+                let response = r.send().await.ok()?;
+                if !response.status().is_success() {
+                    return None;
+                }
+                body::read(response, body::MANIFEST_LIMIT, "a manifest")
+                    .await
+                    .ok()
+            }
+        };
+        let unread = || {
+            Check::note(
+                Step::Image,
+                format!("{exists}; berth could not read its manifest to see its platforms"),
+            )
+        };
+        let Some(digest) = digest else {
+            return unread();
+        };
+        let body = match get(format!("{repository}/manifests/{digest}")).await {
+            Some(b) if manifest::digest_matches(digest, &b) => b,
+            _ => return unread(),
+        };
+        let has: Vec<crate::platform::Platform> = match Manifest::parse(&body) {
+            Manifest::Index(entries) => entries.into_iter().map(|e| e.platform).collect(),
+            Manifest::Image { config, .. } => {
+                match get(format!("{repository}/blobs/{config}")).await {
+                    Some(c) if manifest::digest_matches(&config, &c) => {
+                        manifest::config_platform(&c).into_iter().collect()
+                    }
+                    _ => return unread(),
+                }
+            }
+            Manifest::Other => return unread(),
+        };
+        if has.iter().any(|p| asked.matches(p)) {
+            return Check::ok(Step::Image, format!("{exists}, for {asked}"));
+        }
+        Check::problem(
+            Step::Image,
+            format!(
+                "{exists}, but has no {asked} image (it has {})",
+                crate::platform::list(&has)
+            ),
+            format!(
+                "set the platform option to one it has, or leave it unset for the engine's own; or publish a {asked} image under this name"
+            ),
+        )
     }
 
     /// A pull token for `path` from the token service: with the login only where the

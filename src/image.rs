@@ -290,6 +290,19 @@ impl ImageRef {
         format!("{}/{}", self.domain, self.path)
     }
 
+    /// The repository as the engine's image filters match it: Docker Hub's without its
+    /// registry (and `library/`), `ubuntu`, `owner/app`; any other's with it.
+    pub fn familiar_name(&self) -> String {
+        if self.server.is_docker_hub() {
+            return self
+                .path
+                .strip_prefix("library/")
+                .unwrap_or(&self.path)
+                .to_string();
+        }
+        self.repository()
+    }
+
     /// The Engine API's `tag` parameter: the digest if there is one, else the tag. Never
     /// empty, since an empty tag would pull every tag of the repository.
     pub fn pull_tag(&self) -> String {

@@ -13,7 +13,8 @@
 //!   these together;
 //! - phases are in [`phase`], tracked in [`state`], handled in [`lifecycle`] by the
 //!   [`daemon`] or, without one, by the hook itself ([`commands::hook`]); the daemon speaks [`protocol`];
-//! - the Docker engine is found and awaited in [`engine`]; [`status`] tells what happened;
+//! - the Docker engine is found and awaited in [`engine`]; images are pulled in [`pull`], for
+//!   the [`platform`] asked; [`status`] tells what happened;
 //! - what berth knows of its container (who runs it, since when) is in [`container`];
 //! - every option is in [`settings`]; the command line in [`cli`] and [`commands`];
 //!   shell-quoted values are read by [`shell`].
@@ -38,6 +39,7 @@ pub mod lifecycle;
 pub mod logging;
 pub mod mirror;
 pub mod phase;
+pub mod platform;
 pub mod privilege;
 pub mod protocol;
 pub mod pull;

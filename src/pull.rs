@@ -12,8 +12,17 @@
 //! own deadline, and every sum of what the engine reports saturates: nothing a registry or
 //! cache sends can make the arithmetic overflow. A pull-through cache is used only when its
 //! registry vouches for what it serves (`through_caches`).
+//!
+//! The platform asked for (the `platform` option) is the platform pulled: before the pull
+//! berth reads the registry's manifest (or index) and refuses, in plain words, a name that
+//! has no image for it; an image the engine holds counts as held only for the platforms
+//! the engine has it for; after the pull the engine's own image is checked again. The
+//! manifest also gives every layer's size, so that what berth reports is the real amount
+//! whatever the engine's progress messages say (the containerd image store often says
+//! only "Download complete"). Without `platform` the engine pulls its own platform as it
+//! always did, and berth says which one it got.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
@@ -24,7 +33,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::image::ImageRef;
 use crate::inject::Login;
-use crate::registry::client::{EngineRegistryConfig, Probe, ProbeError, RegistryClient};
+use crate::platform::{self, Platform};
+use crate::registry::client::{
+    Description, EngineRegistryConfig, Probe, ProbeError, RegistryClient,
+};
 
 /// One image to pull.
 #[derive(Clone, Debug)]
@@ -43,7 +55,7 @@ pub struct PullSpec {
 #[derive(Clone, Debug)]
 pub struct PullConfig {
     /// Platform to pull (`linux/arm64`); the engine's own when `None`.
-    pub platform: Option<String>,
+    pub platform: Option<Platform>,
     /// A pull that reports nothing for this long is abandoned (and retried).
     pub idle_timeout: Duration,
     /// The most one image may take, retries included.
@@ -156,20 +168,22 @@ pub struct Pulled {
     pub via: Option<String>,
     /// It came from a cache without the origin's word for its digest (`mirrorsUnverified`).
     pub unverified: bool,
+    /// The platform of the image the engine holds now, when it says.
+    pub platform: Option<Platform>,
 }
 
 /// Why an image was not pulled.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PullError {
     /// A failure that retrying will not mend.
-    #[error("pull of {image} failed: {reason}; {hint}")]
+    #[error("pull of {image} failed: {reason}{}", hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default())]
     Permanent {
         /// The image.
         image: String,
-        /// The engine's words.
+        /// The engine's (or berth's) words.
         reason: String,
-        /// What to check.
-        hint: String,
+        /// What to check, when berth knows.
+        hint: Option<String>,
     },
     /// Transient failures until the attempts or the deadline ran out.
     #[error("pull of {image} failed after {attempts} attempts: {reason}")]
@@ -235,8 +249,18 @@ pub fn classify(message: &str) -> Kind {
     Kind::Transient
 }
 
-/// What to check for a permanent failure.
-fn hint(spec: &PullSpec, reason: &str) -> String {
+/// What to check for a permanent failure, when berth knows: the secrets for a refusal,
+/// the image's name for an image the registry does not have, the platform for a name
+/// without an image of the platform wanted (the one `asked`, else the `engine`'s own;
+/// `described`: what the registry said, if it was asked). Nothing for the rest: a hint
+/// that is not true is worse than none.
+fn hint(
+    spec: &PullSpec,
+    reason: &str,
+    asked: Option<&Platform>,
+    engine: Option<&Platform>,
+    described: Option<&Description>,
+) -> Option<String> {
     let registry = spec.image.server();
     let m = reason.to_ascii_lowercase();
     let auth = [
@@ -247,16 +271,40 @@ fn hint(spec: &PullSpec, reason: &str) -> String {
         "forbidden",
     ];
     if auth.iter().any(|p| m.contains(p)) {
-        return match &spec.id {
+        return Some(match &spec.id {
             Some(id) => format!(
                 "check the secrets {id}_CONTAINER_REGISTRY_USER and {id}_CONTAINER_REGISTRY_PASSWORD for {registry}, and that this user may pull the image"
             ),
             None => format!(
                 "berth has no credentials for {registry}: add <ID>_CONTAINER_REGISTRY_SERVER, _USER and _PASSWORD secrets for it"
             ),
-        };
+        });
     }
-    format!("check that {} exists on {registry}", spec.image)
+    if m.contains("no matching manifest") || m.contains("does not provide the specified platform") {
+        let has = described
+            .filter(|d| !d.platforms.is_empty())
+            .map(|d| format!(" (it has {})", platform::list(&d.platforms)))
+            .unwrap_or_default();
+        let what = match (asked, engine) {
+            (Some(p), _) => p.to_string(),
+            (None, Some(p)) => format!("the engine's platform, {p}"),
+            (None, None) => "the engine's platform".to_string(),
+        };
+        return Some(format!(
+            "{} exists on {registry} but has no image for {what}{has}: set the platform option to one it has",
+            spec.image
+        ));
+    }
+    let unknown = [
+        "manifest unknown",
+        "not found",
+        "name unknown",
+        "does not exist",
+    ];
+    unknown
+        .iter()
+        .any(|p| m.contains(p))
+        .then(|| format!("check that {} exists on {registry}", spec.image))
 }
 
 /// The engine's credentials for a login.
@@ -269,8 +317,8 @@ fn credentials(spec: &PullSpec) -> Option<DockerCredentials> {
     })
 }
 
-/// What pulls into one engine share: the engine, a client to ask registries, and which
-/// registries the engine treats as insecure.
+/// What pulls into one engine share: the engine, a client to ask registries, which
+/// registries the engine treats as insecure, and the engine's own platform.
 #[derive(Clone, Debug)]
 pub struct Puller {
     /// The engine.
@@ -279,6 +327,8 @@ pub struct Puller {
     pub registry: Option<RegistryClient>,
     /// The engine's word on insecure registries.
     pub insecure: EngineRegistryConfig,
+    /// The engine's own platform (what it pulls without `platform`), when it says.
+    pub platform: Option<Platform>,
 }
 
 impl Puller {
@@ -286,7 +336,14 @@ impl Puller {
     /// the system's root certificates, is made meanwhile).
     pub async fn new(docker: Docker) -> Puller {
         let client = tokio::task::spawn_blocking(RegistryClient::new);
-        let insecure = EngineRegistryConfig::of(&docker).await;
+        let info = docker.info().await.ok();
+        let insecure = info.as_ref().map_or_else(
+            EngineRegistryConfig::loopback,
+            EngineRegistryConfig::from_info,
+        );
+        let platform = info
+            .as_ref()
+            .and_then(|i| Platform::of(i.os_type.as_deref(), i.architecture.as_deref(), None));
         let registry = client
             .await
             .map_err(|e| e.to_string())
@@ -297,6 +354,7 @@ impl Puller {
             docker,
             registry,
             insecure,
+            platform,
         }
     }
 }
@@ -305,9 +363,12 @@ impl Puller {
 /// itself first (a manifest `HEAD`); a refusal that no retry mends (unauthorized, denied,
 /// unknown) fails at once; `429` waits as long as its `Retry-After` says, a registry that
 /// is down or failing is asked again with backoff; an image the engine already holds with
-/// the registry's digest is not pulled. Then the engine pulls, once: it retries each layer
-/// itself, so a failure after any layer started downloading is reported, not multiplied;
-/// only a failure before any download sends berth back to asking the registry.
+/// the registry's digest (for the platform asked, when one is) is not pulled. Then berth
+/// reads what the registry has under the name (the manifest or index: the platforms, the
+/// layers' sizes) and refuses a platform it has no image for. Then the engine pulls, once:
+/// it retries each layer itself, so a failure after any layer started downloading is
+/// reported, not multiplied; only a failure before any download sends berth back to
+/// asking the registry. Last, the engine's image is checked to be of the platform asked.
 pub async fn pull(
     puller: &Puller,
     spec: &PullSpec,
@@ -319,19 +380,12 @@ pub async fn pull(
     let deadline = later(started, cfg.deadline);
     let image = spec.image.to_string();
     let insecure = crate::registry::client::insecure(&spec.image.server(), &puller.insecure);
+    let wanted = cfg.platform.as_ref();
     // An image named by digest that the engine holds costs no request at all.
     if let Some(d) = spec.image.digest()
-        && holds(&puller.docker, &spec.image, d).await
+        && let Some(held) = holds(&puller.docker, &spec.image, d, wanted).await
     {
-        return Ok(Pulled {
-            digest: Some(d.to_string()),
-            bytes: 0,
-            seconds: started.elapsed().as_secs_f64(),
-            already_present: true,
-            attempts: 0,
-            via: None,
-            unverified: false,
-        });
+        return Ok(Pulled::held(d, started, 0, held));
     }
     if !spec.mirrors.is_empty()
         && let Some(mut pulled) = through_caches(puller, spec, cfg, cancel, deadline, on).await?
@@ -358,9 +412,11 @@ pub async fn pull(
             }
             None => None,
         };
+        let mut probed = None;
         let failure = match asked {
             Some(Ok(probe)) => {
-                digest = probe.digest;
+                digest = probe.digest.clone();
+                probed = Some(probe);
                 None
             }
             Some(Err(e)) if e.is_permanent() => return Err(refused(spec, &e)),
@@ -383,22 +439,27 @@ pub async fn pull(
             Some(reason) => reason,
             None => {
                 if let Some(d) = &digest
-                    && holds(&puller.docker, &spec.image, d).await
+                    && let Some(held) = holds(&puller.docker, &spec.image, d, wanted).await
                 {
-                    return Ok(Pulled {
-                        digest,
-                        bytes: 0,
-                        seconds: started.elapsed().as_secs_f64(),
-                        already_present: true,
-                        attempts: attempt,
-                        via: None,
-                        unverified: false,
-                    });
+                    return Ok(Pulled::held(d, started, attempt, held));
                 }
+                let expected = match &probed {
+                    Some(probe) => {
+                        let asked = expect(puller, probe, &spec.image, spec, cfg);
+                        tokio::select! {
+                            _ = cancel.cancelled() => return Err(PullError::Cancelled { image }),
+                            r = tokio::time::timeout_at(deadline.into(), asked) => match r {
+                                Ok(expected) => expected?,
+                                Err(_) => Expected::default(),
+                            },
+                        }
+                    }
+                    None => Expected::default(),
+                };
                 let left = deadline.saturating_duration_since(Instant::now());
                 let result = tokio::select! {
                     _ = cancel.cancelled() => return Err(PullError::Cancelled { image }),
-                    r = tokio::time::timeout(left, attempt_once(&puller.docker, spec, cfg, on)) => {
+                    r = tokio::time::timeout(left, attempt_once(&puller.docker, spec, cfg, &expected, on)) => {
                         r.unwrap_or_else(|_| Err(Failed {
                             kind: Kind::Transient,
                             reason: format!("the {} s deadline passed", cfg.deadline.as_secs()),
@@ -408,6 +469,8 @@ pub async fn pull(
                 };
                 match result {
                     Ok(mut pulled) => {
+                        pulled.platform =
+                            platform_pulled(&puller.docker, spec, &spec.image, wanted).await?;
                         pulled.seconds = started.elapsed().as_secs_f64();
                         pulled.attempts = attempt;
                         pulled.digest = pulled.digest.or(digest);
@@ -418,7 +481,13 @@ pub async fn pull(
                         reason,
                         ..
                     }) => {
-                        let hint = hint(spec, &reason);
+                        let hint = hint(
+                            spec,
+                            &reason,
+                            wanted,
+                            puller.platform.as_ref(),
+                            expected.described.as_ref(),
+                        );
                         return Err(PullError::Permanent {
                             image,
                             reason,
@@ -504,6 +573,9 @@ enum Vouch {
 /// the cache by that digest (so the engine checks the content), then tagged under its
 /// original name. `Ok(None)` when no cache served it: the caller pulls from the origin.
 ///
+/// An image the engine holds with the digest the origin names (for the platform asked)
+/// is not asked of any cache, as a direct pull asks its registry nothing more.
+///
 /// A cache is never taken on its own word: when the origin says the tag does not exist
 /// (404), the pull fails with that answer; when the origin cannot give a digest (down,
 /// refusing, no `Docker-Content-Digest`), every cache is passed over, saying why, unless
@@ -516,7 +588,6 @@ async fn through_caches(
     deadline: Instant,
     on: &mut (dyn FnMut(PullEvent<'_>) + Send),
 ) -> Result<Option<Pulled>, PullError> {
-    const ASK: Duration = Duration::from_secs(15);
     let ask = |image: &ImageRef, login: Option<&Login>| {
         let insecure = crate::registry::client::insecure(&image.server(), &puller.insecure);
         let (image, login) = (image.clone(), login.cloned());
@@ -537,8 +608,19 @@ async fn through_caches(
     let vouch = match spec.image.digest() {
         Some(d) => Vouch::Digest(d.to_string()),
         None => match ask(&spec.image, spec.login.as_ref()).await {
-            Some(Ok(Probe { digest: Some(d) })) => Vouch::Digest(d),
-            Some(Ok(Probe { digest: None })) => Vouch::Cannot(format!(
+            Some(Ok(Probe {
+                digest: Some(d), ..
+            })) => {
+                // What the engine holds with the digest the origin names costs no cache a
+                // request, as a direct pull costs its registry none.
+                if let Some(held) =
+                    holds(&puller.docker, &spec.image, &d, cfg.platform.as_ref()).await
+                {
+                    return Ok(Some(Pulled::held(&d, Instant::now(), 1, held)));
+                }
+                Vouch::Digest(d)
+            }
+            Some(Ok(Probe { digest: None, .. })) => Vouch::Cannot(format!(
                 "{origin} answered for {} without its digest (no Docker-Content-Digest)",
                 spec.image
             )),
@@ -584,13 +666,13 @@ async fn through_caches(
             }
             Vouch::Cannot(why) => (None, Some(why)),
         };
-        let served = match ask(&m.image, m.login.as_ref()).await {
-            Some(Ok(p)) => p.digest,
+        let (served, probe) = match ask(&m.image, m.login.as_ref()).await {
+            Some(Ok(p)) => (p.digest.clone(), Some(p)),
             Some(Err(e)) => {
                 skip(e.to_string());
                 continue;
             }
-            None => None,
+            None => (None, None),
         };
         if let (Some(w), Some(s)) = (&wanted, &served)
             && w != s
@@ -627,13 +709,34 @@ async fn through_caches(
                 "pulling through the cache unverified: the registry does not vouch for its digest (mirrorsUnverified)"
             );
         }
+        // What the cache has under the digest: the platforms and the layers' sizes.
+        let expected = match &probe {
+            Some(probe) => {
+                let asked = expect(puller, probe, &m.image, spec, cfg);
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(None),
+                    r = tokio::time::timeout_at(deadline.into(), asked) => match r {
+                        Ok(expected) => expected?,
+                        Err(_) => Expected::default(),
+                    },
+                }
+            }
+            None => Expected::default(),
+        };
         let left = deadline.saturating_duration_since(Instant::now());
         let result = tokio::select! {
             _ = cancel.cancelled() => return Ok(None),
-            r = tokio::time::timeout(left, attempt_once(&puller.docker, &from_cache, cfg, on)) => r,
+            r = tokio::time::timeout(left, attempt_once(&puller.docker, &from_cache, cfg, &expected, on)) => r,
         };
         match result {
             Ok(Ok(mut pulled)) => {
+                pulled.platform = platform_pulled(
+                    &puller.docker,
+                    spec,
+                    &from_cache.image,
+                    cfg.platform.as_ref(),
+                )
+                .await?;
                 if let Err(e) = tag_as(&puller.docker, &from_cache.image, &spec.image).await {
                     on(PullEvent::Cache {
                         cache: &m.cache,
@@ -668,11 +771,11 @@ async fn through_caches(
 fn refused(spec: &PullSpec, e: &ProbeError) -> PullError {
     let reason = e.to_string();
     let hint = match e {
-        ProbeError::RealmRefused(r) => format!(
+        ProbeError::RealmRefused(r) => Some(format!(
             "berth sent nothing there; ask the operator of {} to name a token service over https on its own host or domain",
             r.registry
-        ),
-        _ => hint(spec, &reason),
+        )),
+        _ => hint(spec, &reason, None, None, None),
     };
     PullError::Permanent {
         image: spec.image.to_string(),
@@ -707,16 +810,242 @@ async fn tag_as(docker: &Docker, pulled: &ImageRef, original: &ImageRef) -> Resu
         .map_err(|e| engine_error_message(&e))
 }
 
-/// Whether the engine holds the image with this digest (a local question, no registry).
-pub async fn holds(docker: &Docker, image: &ImageRef, digest: &str) -> bool {
-    match docker.inspect_image(&image.canonical()).await {
-        Ok(i) => i
-            .repo_digests
-            .unwrap_or_default()
-            .iter()
-            .any(|d| d.ends_with(&format!("@{digest}"))),
-        Err(_) => false,
+/// How long berth waits for a registry's answer to one question about an image, beyond
+/// the pull's own deadline.
+const ASK: Duration = Duration::from_secs(15);
+
+impl Pulled {
+    /// An image the engine holds already: nothing pulled, nothing measured.
+    fn held(digest: &str, started: Instant, attempts: u32, held: Held) -> Pulled {
+        Pulled {
+            digest: Some(digest.to_string()),
+            bytes: 0,
+            seconds: started.elapsed().as_secs_f64(),
+            already_present: true,
+            attempts,
+            via: None,
+            unverified: false,
+            platform: held.platform,
+        }
     }
+}
+
+/// An image the engine holds with the digest asked about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// The platform asked for (which the engine holds it for), or without one the platform
+    /// the engine would run it as; `None` when the engine does not say.
+    pub platform: Option<Platform>,
+}
+
+/// Whether the engine holds the image with this digest, for `wanted` when a platform is
+/// asked (a local question, no registry): the digest it was pulled by must be the one
+/// given, and with a platform asked, the engine must have it for that platform.
+pub async fn holds(
+    docker: &Docker,
+    image: &ImageRef,
+    digest: &str,
+    wanted: Option<&Platform>,
+) -> Option<Held> {
+    let held = engine_image(docker, image).await?;
+    if !held
+        .repo_digests
+        .iter()
+        .any(|d| d.ends_with(&format!("@{digest}")))
+    {
+        return None;
+    }
+    match wanted {
+        None => Some(Held {
+            platform: held.default,
+        }),
+        Some(w) => held.platforms.iter().any(|p| w.matches(p)).then(|| Held {
+            platform: Some(w.clone()),
+        }),
+    }
+}
+
+/// What the engine holds under an image's name.
+struct EngineImage {
+    /// The names with digests it was pulled by (`repo@sha256:...`).
+    repo_digests: Vec<String>,
+    /// The platforms it holds it for.
+    platforms: Vec<Platform>,
+    /// The platform `docker run` would use, when the engine says.
+    default: Option<Platform>,
+}
+
+/// What the engine holds under `image`'s name, `None` when it holds nothing. The classic
+/// image store keeps one image (one platform) per name; the containerd image store keeps
+/// an index's images under its name, one per platform pulled, and says so in its image
+/// list (`manifests`, API 1.47), which berth reads when the image is of that store (its
+/// inspection has a descriptor).
+async fn engine_image(docker: &Docker, image: &ImageRef) -> Option<EngineImage> {
+    let i = docker.inspect_image(&image.canonical()).await.ok()?;
+    let default = Platform::of(
+        i.os.as_deref(),
+        i.architecture.as_deref(),
+        i.variant.as_deref(),
+    );
+    let mut platforms: Vec<Platform> = default.iter().cloned().collect();
+    if i.descriptor.is_some()
+        && let Some(id) = &i.id
+    {
+        let filters = HashMap::from([("reference".to_string(), vec![image.familiar_name()])]);
+        let options = bollard::query_parameters::ListImagesOptionsBuilder::default()
+            .filters(&filters)
+            .manifests(true)
+            .build();
+        if let Ok(list) = docker.list_images(Some(options)).await
+            && let Some(manifests) = list
+                .into_iter()
+                .find(|summary| &summary.id == id)
+                .and_then(|summary| summary.manifests)
+        {
+            platforms = manifests
+                .iter()
+                .filter(|m| {
+                    m.available
+                        && m.kind == Some(bollard::models::ImageManifestSummaryKindEnum::IMAGE)
+                })
+                .filter_map(|m| {
+                    let p = &m.image_data.as_ref()?.platform;
+                    Platform::of(
+                        p.os.as_deref(),
+                        p.architecture.as_deref(),
+                        p.variant.as_deref(),
+                    )
+                })
+                .collect();
+        }
+    }
+    Some(EngineImage {
+        repo_digests: i.repo_digests.unwrap_or_default(),
+        platforms,
+        default,
+    })
+}
+
+/// The platform of the image the engine holds under `at` after a pull of `spec`: with a
+/// platform asked, that one, or a refusal naming what the engine got instead (the classic
+/// image store takes a single image of another platform with a mere warning, the
+/// containerd store without one); without, the engine's word. `None` when the engine does
+/// not say.
+async fn platform_pulled(
+    docker: &Docker,
+    spec: &PullSpec,
+    at: &ImageRef,
+    wanted: Option<&Platform>,
+) -> Result<Option<Platform>, PullError> {
+    let Some(held) = engine_image(docker, at).await else {
+        return Ok(None);
+    };
+    let Some(w) = wanted else {
+        return Ok(held.default);
+    };
+    if held.platforms.iter().any(|p| w.matches(p)) {
+        return Ok(Some(w.clone()));
+    }
+    let got = platform::list(&held.platforms);
+    Err(PullError::Permanent {
+        image: spec.image.to_string(),
+        reason: format!(
+            "the engine pulled it for {got}, not for {w}: {} serves no {w} image under this name",
+            spec.image.server()
+        ),
+        hint: Some(format!(
+            "set the platform option to {got}, or leave it unset; or publish a {w} image under this name"
+        )),
+    })
+}
+
+/// What berth expects the engine to pull, from the registry's word.
+#[derive(Default)]
+struct Expected {
+    /// What the registry said, when berth asked.
+    described: Option<Description>,
+    /// The layers' sizes, by the names the engine gives them in its progress messages.
+    sizes: HashMap<String, u64>,
+}
+
+/// Reads what the registry has under the name (`probe`d at `at`: the image's own registry,
+/// or a cache serving the digest its registry names) and refuses, with a plain message, a
+/// platform asked that it has no image for. Without a platform asked, a registry that
+/// counts reading a manifest as a pull (Docker Hub) is not read: sizes are not worth a
+/// user's pull limit. What berth cannot read (an error, another kind of manifest), the
+/// engine decides.
+async fn expect(
+    puller: &Puller,
+    probe: &Probe,
+    at: &ImageRef,
+    spec: &PullSpec,
+    cfg: &PullConfig,
+) -> Result<Expected, PullError> {
+    let Some(rc) = &puller.registry else {
+        return Ok(Expected::default());
+    };
+    let asked = cfg.platform.as_ref();
+    if asked.is_none() && at.server().is_docker_hub() {
+        return Ok(Expected::default());
+    }
+    let wanted = asked.or(puller.platform.as_ref());
+    let described = match tokio::time::timeout(ASK, rc.describe(probe, at, wanted, asked.is_some()))
+        .await
+    {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => {
+            tracing::warn!(image = %spec.image, reason = %e, "cannot read the image's manifest; the engine pulls it without berth knowing its platforms and sizes");
+            return Ok(Expected::default());
+        }
+        Err(_) => {
+            tracing::warn!(image = %spec.image, seconds = ASK.as_secs(), "no manifest in time; the engine pulls it without berth knowing its platforms and sizes");
+            return Ok(Expected::default());
+        }
+    };
+    if let Some(asked) = asked {
+        let refuse = |reason: String, hint: String| PullError::Permanent {
+            image: spec.image.to_string(),
+            reason,
+            hint: Some(hint),
+        };
+        match &described.image {
+            None if described.index => {
+                return Err(refuse(
+                    format!(
+                        "{} has no {asked} image of it: its index has {}",
+                        spec.image.server(),
+                        platform::list(&described.platforms)
+                    ),
+                    format!(
+                        "set the platform option to one of those, or leave it unset for the engine's own; or publish a {asked} image under this name"
+                    ),
+                ));
+            }
+            Some(chosen) => {
+                if let Some(p) = chosen.platform.as_ref().filter(|p| !asked.matches(p)) {
+                    return Err(refuse(
+                        format!(
+                            "it is an image for {p} alone (not an index of images for several platforms), and the platform option asks for {asked}"
+                        ),
+                        format!(
+                            "set the platform option to {p}, or leave it unset; or publish an index with a {asked} image under this name"
+                        ),
+                    ));
+                }
+            }
+            None => {}
+        }
+    }
+    let sizes = described
+        .image
+        .iter()
+        .flat_map(|c| &c.layers)
+        .map(|l| (l.short_id().to_string(), l.size))
+        .collect();
+    Ok(Expected {
+        described: Some(described),
+        sizes,
+    })
 }
 
 /// How one engine pull failed.
@@ -732,17 +1061,19 @@ async fn attempt_once(
     docker: &Docker,
     spec: &PullSpec,
     cfg: &PullConfig,
+    expected: &Expected,
     on: &mut (dyn FnMut(PullEvent<'_>) + Send),
 ) -> Result<Pulled, Failed> {
     let mut opts = CreateImageOptionsBuilder::default()
         .from_image(&spec.image.repository())
         .tag(&spec.image.pull_tag());
-    if let Some(p) = &cfg.platform {
+    let platform = cfg.platform.as_ref().map(Platform::to_string);
+    if let Some(p) = &platform {
         opts = opts.platform(p);
     }
     let stream = docker.create_image(Some(opts.build()), None, credentials(spec));
     let mut stream = std::pin::pin!(stream);
-    let mut tracker = Tracker::new();
+    let mut tracker = Tracker::new(expected.sizes.clone());
     loop {
         let next = tokio::time::timeout(cfg.idle_timeout, stream.next()).await;
         let item = match next {
@@ -805,6 +1136,7 @@ async fn attempt_once(
         attempts: 0,
         via: None,
         unverified: false,
+        platform: None,
     })
 }
 
@@ -819,15 +1151,39 @@ fn engine_error_message(e: &bollard::errors::Error) -> String {
 /// One layer's download.
 #[derive(Clone, Copy, Debug, Default)]
 struct Layer {
+    /// Its size, from the manifest, when berth read it.
+    size: Option<u64>,
     current: u64,
     total: u64,
+    /// Its download started (or, as far as the engine said, happened).
     downloaded: bool,
+    /// Its download is complete.
+    complete: bool,
+    /// The engine had it already.
+    exists: bool,
     done: bool,
 }
 
-/// Follows the engine's progress messages for one pull.
+impl Layer {
+    /// Its whole size: the manifest's, else the largest the engine said.
+    fn whole(&self) -> u64 {
+        self.size.unwrap_or(self.total.max(self.current))
+    }
+
+    /// The download is complete: all of it came, whatever the engine said of it (the
+    /// containerd image store sends `Download complete` without counts).
+    fn completed(&mut self) {
+        self.downloaded = true;
+        self.complete = true;
+        self.current = self.whole().max(self.current);
+    }
+}
+
+/// Follows the engine's progress messages for one pull, with the layers' sizes from the
+/// manifest when berth read it.
 struct Tracker {
     layers: BTreeMap<String, Layer>,
+    sizes: HashMap<String, u64>,
     started: Instant,
     last: Option<Instant>,
     digest: Option<String>,
@@ -835,9 +1191,10 @@ struct Tracker {
 }
 
 impl Tracker {
-    fn new() -> Self {
+    fn new(sizes: HashMap<String, u64>) -> Self {
         Tracker {
             layers: BTreeMap::new(),
+            sizes,
             started: Instant::now(),
             last: None,
             digest: None,
@@ -864,7 +1221,11 @@ impl Tracker {
         if status.starts_with("Pulling from") || status.starts_with("Status:") {
             return;
         }
-        let layer = self.layers.entry(id.to_string()).or_default();
+        let size = self.sizes.get(id).copied();
+        let layer = self.layers.entry(id.to_string()).or_insert_with(|| Layer {
+            size,
+            ..Layer::default()
+        });
         let num = |v: Option<i64>| v.and_then(|n| u64::try_from(n).ok());
         match status {
             "Downloading" => {
@@ -873,13 +1234,17 @@ impl Tracker {
                     layer.total = num(d.total).unwrap_or(layer.total);
                 }
                 layer.downloaded = true;
+                layer.complete = false;
             }
-            "Download complete" | "Verifying Checksum" => {
-                layer.current = layer.total.max(layer.current);
-                layer.downloaded = true;
+            "Download complete" | "Verifying Checksum" | "Extracting" => layer.completed(),
+            "Pull complete" => {
+                if !layer.exists {
+                    layer.completed();
+                }
+                layer.done = true;
             }
-            "Pull complete" | "Already exists" => {
-                layer.current = layer.total.max(layer.current);
+            "Already exists" => {
+                layer.exists = true;
                 layer.done = true;
             }
             _ => {}
@@ -888,23 +1253,26 @@ impl Tracker {
 
     /// Whether any layer started downloading.
     fn downloading(&self) -> bool {
-        self.layers.values().any(|l| l.downloaded)
+        self.layers.values().any(|l| l.downloaded && !l.exists)
     }
 
     fn progress(&self) -> Progress {
-        let downloaded: Vec<&Layer> = self.layers.values().filter(|l| l.downloaded).collect();
+        let fetched = || self.layers.values().filter(|l| !l.exists);
         // What the engine reports comes from the registry's manifests: sums saturate.
-        let bytes = downloaded
-            .iter()
+        let bytes = fetched()
+            .filter(|l| l.downloaded)
             .fold(0u64, |sum, l| sum.saturating_add(l.current));
+        // The whole of every layer to fetch, once its size is known (from the manifest,
+        // from the start).
+        let total = fetched()
+            .filter(|l| l.downloaded || l.size.is_some())
+            .fold(0u64, |sum, l| sum.saturating_add(l.whole()));
         let secs = self.started.elapsed().as_secs_f64().max(0.001);
         Progress {
             layers_done: self.layers.values().filter(|l| l.done).count() as u32,
             layers: self.layers.len() as u32,
             bytes,
-            total: downloaded
-                .iter()
-                .fold(0u64, |sum, l| sum.saturating_add(l.total.max(l.current))),
+            total,
             rate: bytes as f64 / secs,
         }
     }
@@ -1045,7 +1413,7 @@ mod tests {
 
     #[test]
     fn a_layer_downloaded_again_counts_once() {
-        let mut t = Tracker::new();
+        let mut t = Tracker::new(HashMap::new());
         let d = |c| bollard::models::ProgressDetail {
             current: Some(c),
             total: Some(1000),
@@ -1060,8 +1428,113 @@ mod tests {
     }
 
     #[test]
+    fn sizes_come_from_the_manifest_whatever_the_engine_says() {
+        // The containerd image store sends a small layer's "Download complete" without
+        // counts, and may say nothing of a layer but that its pull is complete.
+        let sizes = HashMap::from([
+            ("aaa".to_string(), 4_096),
+            ("bbb".to_string(), 1_000_000),
+            ("ccc".to_string(), 50),
+        ]);
+        let mut t = Tracker::new(sizes);
+        for id in ["aaa", "bbb", "ccc"] {
+            t.update(Some(id), Some("Pulling fs layer"), None);
+        }
+        t.update(Some("ccc"), Some("Already exists"), None);
+        let p = t.progress();
+        assert_eq!(
+            (p.bytes, p.total, p.layers_done, p.layers),
+            (0, 1_004_096, 1, 3),
+            "the whole amount is known before a byte arrives"
+        );
+        let no_counts = bollard::models::ProgressDetail {
+            current: None,
+            total: None,
+        };
+        t.update(Some("aaa"), Some("Download complete"), Some(&no_counts));
+        assert_eq!(t.progress().bytes, 4_096);
+        t.update(Some("bbb"), Some("Pull complete"), Some(&no_counts));
+        t.update(Some("aaa"), Some("Pull complete"), Some(&no_counts));
+        let p = t.progress();
+        assert_eq!((p.bytes, p.total, p.layers_done), (1_004_096, 1_004_096, 3));
+        assert!(t.downloading());
+    }
+
+    #[test]
+    fn a_layer_the_engine_has_is_not_downloaded() {
+        let mut t = Tracker::new(HashMap::from([("aaa".to_string(), 4_096)]));
+        t.update(Some("aaa"), Some("Already exists"), None);
+        t.update(Some("aaa"), Some("Pull complete"), None);
+        let p = t.progress();
+        assert_eq!((p.bytes, p.total, p.layers_done), (0, 0, 1));
+        assert!(!t.downloading());
+    }
+
+    #[test]
+    fn hints_only_when_true() {
+        let spec = PullSpec {
+            image: ImageRef::parse("reg.example/team/app:1").unwrap(),
+            login: None,
+            id: Some("TEAM".into()),
+            mirrors: Vec::new(),
+        };
+        let amd64 = Platform::parse("linux/amd64").unwrap();
+        assert_eq!(
+            hint(
+                &spec,
+                "manifest unknown: manifest unknown",
+                None,
+                None,
+                None
+            )
+            .as_deref(),
+            Some("check that reg.example/team/app:1 exists on reg.example")
+        );
+        assert!(
+            hint(
+                &spec,
+                "unauthorized: authentication required",
+                None,
+                None,
+                None
+            )
+            .unwrap()
+            .contains("check the secrets TEAM_CONTAINER_REGISTRY_USER")
+        );
+        let described = Description {
+            index: true,
+            platforms: vec![Platform::parse("linux/arm64").unwrap()],
+            image: None,
+        };
+        assert_eq!(
+            hint(
+                &spec,
+                "no matching manifest for linux/amd64 in the manifest list entries",
+                None,
+                Some(&amd64),
+                Some(&described)
+            )
+            .as_deref(),
+            Some(
+                "reg.example/team/app:1 exists on reg.example but has no image for the engine's platform, linux/amd64 (it has linux/arm64): set the platform option to one it has"
+            )
+        );
+        // What berth cannot explain, it does not pretend to.
+        assert_eq!(
+            hint(&spec, "invalid reference format", None, None, None),
+            None
+        );
+        let e = PullError::Permanent {
+            image: "x".into(),
+            reason: "invalid reference format".into(),
+            hint: None,
+        };
+        assert_eq!(e.to_string(), "pull of x failed: invalid reference format");
+    }
+
+    #[test]
     fn progress_counts_downloaded_layers_only() {
-        let mut t = Tracker::new();
+        let mut t = Tracker::new(HashMap::new());
         let d = |c, t| bollard::models::ProgressDetail {
             current: Some(c),
             total: Some(t),

@@ -100,7 +100,7 @@ pub const OPTIONS: &[OptionSpec] = &[
         "platform",
         "BERTH_PLATFORM",
         "",
-        "platform to pull, such as linux/arm64 (default: the engine's own)",
+        "platform to pull, such as linux/arm64: an image without one for it is refused, plainly (default: the engine's own)",
     ),
     opt(
         "discover",
@@ -307,8 +307,8 @@ pub struct Settings {
     pub pull_timeout: Duration,
     /// Images pulled at once.
     pub pull_concurrency: usize,
-    /// Platform to pull.
-    pub platform: Option<String>,
+    /// Platform to pull; the engine's own when `None`.
+    pub platform: Option<crate::platform::Platform>,
     /// Search the workspace for images.
     pub discover: bool,
     /// Keep discovered images of registries without credentials.
@@ -438,6 +438,14 @@ impl Settings {
                     .ok()
                     .filter(|n| (1..=32).contains(n))
             });
+        let platform = values.parse(
+            "BERTH_PLATFORM",
+            "OS/ARCHITECTURE or OS/ARCHITECTURE/VARIANT, like linux/arm64",
+            |v| match v.trim() {
+                "" => Some(None),
+                v => crate::platform::Platform::parse(v).ok().map(Some),
+            },
+        );
         let log_level = values.parse(
             "BERTH_LOG_LEVEL",
             "error, warn, info, debug or trace",
@@ -470,7 +478,7 @@ impl Settings {
             wait_for_pulls: values.flag("BERTH_WAIT_FOR_PULLS"),
             pull_timeout: values.seconds("BERTH_PULL_TIMEOUT"),
             pull_concurrency,
-            platform: values.optional("BERTH_PLATFORM"),
+            platform,
             discover: values.flag("BERTH_DISCOVER"),
             discover_public: values.flag("BERTH_DISCOVER_PUBLIC"),
             log_level,
@@ -528,9 +536,12 @@ impl Values {
             Some(Some((_, origin))) => origin.clone(),
             _ => env.to_string(),
         };
+        let instead = match spec.default {
+            "" => "leaving it unset".to_string(),
+            default => format!("using the default {default}"),
+        };
         self.warnings.push(format!(
-            "{origin} is not understood (expected {expected}); using the default {}",
-            spec.default
+            "{origin} is not understood (expected {expected}); {instead}"
         ));
         f(spec.default).expect("defaults parse")
     }
@@ -858,5 +869,26 @@ mod tests {
         assert_eq!(s.inject_at, InjectAt::PostCreate);
         assert_eq!(s.pull_concurrency, 4);
         assert!(s.wait_for_docker);
+    }
+
+    #[test]
+    fn a_platform_is_read_normalised_and_a_bad_one_named() {
+        let (s, w) = load(&[
+            ("BERTH_OPTIONS_FILE", "/nonexistent"),
+            ("BERTH_PLATFORM", "linux/aarch64"),
+        ]);
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!(s.platform.unwrap().to_string(), "linux/arm64");
+        let (s, w) = load(&[
+            ("BERTH_OPTIONS_FILE", "/nonexistent"),
+            ("BERTH_PLATFORM", "arm64"),
+        ]);
+        assert_eq!(s.platform, None);
+        assert_eq!(
+            w,
+            [
+                "BERTH_PLATFORM is not understood (expected OS/ARCHITECTURE or OS/ARCHITECTURE/VARIANT, like linux/arm64); leaving it unset"
+            ]
+        );
     }
 }

@@ -179,6 +179,35 @@ pub struct PullStatus {
     /// (`mirrorsUnverified`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unverified: bool,
+    /// The platform of the image the engine holds (`linux/arm64`), when done and known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
+/// What a finished pull's line says after the image: `(linux/arm64, 1.2 kB in 0.5 s,
+/// through the cache C)`, the platform when known.
+pub fn pulled_words(
+    platform: Option<&str>,
+    bytes: u64,
+    seconds: f64,
+    via: Option<&str>,
+    unverified: bool,
+) -> String {
+    let platform = platform.map(|p| format!("{p}, ")).unwrap_or_default();
+    format!(
+        "({platform}{} in {seconds:.1} s{})",
+        human_bytes(bytes),
+        through(via, unverified)
+    )
+}
+
+/// What the line of an image found held says after the image: `already present
+/// (checked)`, with the platform when known: `already present (checked, linux/arm64)`.
+pub fn present_words(platform: Option<&str>) -> String {
+    match platform {
+        Some(p) => format!("already present (checked, {p})"),
+        None => "already present (checked)".to_string(),
+    }
 }
 
 /// Where a pulled image came from, as the end of a line says it: nothing for its registry,
@@ -209,6 +238,7 @@ impl PullStatus {
             via: None,
             checked: false,
             unverified: false,
+            platform: None,
         }
     }
 }
@@ -257,6 +287,8 @@ pub enum PullChange {
         already_present: bool,
         /// It came from the cache unverified.
         unverified: bool,
+        /// The platform of the image the engine holds, when known.
+        platform: Option<String>,
     },
     /// Failed for good.
     Failed {
@@ -303,8 +335,10 @@ impl PullStatus {
                 via,
                 already_present,
                 unverified,
+                platform,
             } => {
                 self.state = PullState::Done;
+                self.platform.clone_from(platform);
                 self.digest.clone_from(digest);
                 self.checked = *already_present;
                 self.bytes = if *already_present { 0 } else { *bytes };
@@ -449,15 +483,19 @@ impl Status {
                 already_present,
                 via,
                 unverified,
+                platform,
             } => self.pull_done(
                 at,
                 image,
-                digest,
-                *bytes,
-                *seconds,
-                *already_present,
-                via,
-                *unverified,
+                PullChange::Done {
+                    digest: digest.clone(),
+                    bytes: *bytes,
+                    seconds: *seconds,
+                    via: via.clone(),
+                    already_present: *already_present,
+                    unverified: *unverified,
+                    platform: platform.clone(),
+                },
             ),
             Event::PullFailed {
                 image,
@@ -572,34 +610,22 @@ impl Status {
         self.written(at, config, unchanged, item);
     }
 
-    /// A pre-pull finished.
-    #[allow(clippy::too_many_arguments)]
-    fn pull_done(
-        &mut self,
-        at: u64,
-        image: &str,
-        digest: &Option<String>,
-        bytes: u64,
-        seconds: f64,
-        already_present: bool,
-        via: &Option<String>,
-        unverified: bool,
-    ) {
-        self.pull(image).apply(&PullChange::Done {
-            digest: digest.clone(),
-            bytes,
-            seconds,
-            via: via.clone(),
-            already_present,
-            unverified,
-        });
-        let what = if already_present {
-            format!("{image} already present (checked)")
+    /// A pre-pull finished (`done` is a [`PullChange::Done`]).
+    fn pull_done(&mut self, at: u64, image: &str, done: PullChange) {
+        let p = self.pull(image);
+        p.apply(&done);
+        let what = if p.checked {
+            format!("{image} {}", present_words(p.platform.as_deref()))
         } else {
             format!(
-                "pulled {image} ({} in {seconds:.1} s{})",
-                human_bytes(bytes),
-                through(via.as_deref(), unverified)
+                "pulled {image} {}",
+                pulled_words(
+                    p.platform.as_deref(),
+                    p.bytes,
+                    p.seconds.unwrap_or_default(),
+                    p.via.as_deref(),
+                    p.unverified
+                )
             )
         };
         self.say(at, None, what);
@@ -775,11 +801,17 @@ impl Status {
                     if let Some(d) = &p.digest {
                         let _ = write!(what, "  {}", short_digest(d));
                     }
+                    if let Some(platform) = &p.platform {
+                        let _ = write!(what, "  for {platform}");
+                    }
                     let _ = write!(what, "  already present (checked)");
                 }
                 PullState::Done => {
                     if let Some(d) = &p.digest {
                         let _ = write!(what, "  {}", short_digest(d));
+                    }
+                    if let Some(platform) = &p.platform {
+                        let _ = write!(what, "  for {platform}");
                     }
                     if let Some(s) = p.seconds {
                         let _ = write!(what, "  {} in {s:.1} s", human_bytes(p.bytes));
@@ -927,6 +959,7 @@ mod tests {
                     already_present: false,
                     via: None,
                     unverified: false,
+                    platform: Some("linux/arm64".into()),
                 },
             ),
         ];
@@ -941,6 +974,15 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("2.5 MB in 1.5 s"), "{text}");
+        // The platform pulled is said, on the timeline and in the pull's line.
+        assert!(
+            text.contains("pulled a.io/x:1 (linux/arm64, 2.5 MB in 1.5 s)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("a.io/x:1  done  sha256:abc  for linux/arm64  2.5 MB in 1.5 s"),
+            "{text}"
+        );
     }
 
     fn rec(at: u64, event: Event) -> Record {
@@ -980,6 +1022,7 @@ mod tests {
             already_present,
             via: via.map(str::to_string),
             unverified: false,
+            platform: None,
         }
     }
 

@@ -3,20 +3,31 @@
 //! `credsStore` that hides berth's entry, an engine the remote user cannot open), or, where
 //! no real part produces it on demand, by a loopback proxy in front of the real registry (a
 //! user denied one repository, a used-up rate limit). Each diagnosis is asserted.
+//!
+//! Issue 24: what doctor asks of the engine (whether it answers, whether the remote user
+//! can open it, what the hook says of a failed pull) is checked on every engine set-up
+//! (docker.io 20.10, and 28.5 with either image store); what it asks of registries alone,
+//! on 20.10.
 
 mod support;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
+use support::engine::Setup;
 use support::fault_proxy::{Fault, FaultProxy};
 use support::*;
 
 /// `berth doctor ARGS` with these secrets, against the test bed's engine.
 fn doctor(root: &Path, secrets: &[(String, String)], args: &[&str]) -> Output {
+    doctor_on(Setup::Old, root, secrets, args)
+}
+
+/// `berth doctor ARGS` with these secrets, against the test bed's engine of `setup`.
+fn doctor_on(setup: Setup, root: &Path, secrets: &[(String, String)], args: &[&str]) -> Output {
     let tb = testbed();
     let mut cmd = berth(root);
-    cmd.env("DOCKER_HOST", tb.get("BERTH_TB_DOCKER_HOST"))
+    cmd.env("DOCKER_HOST", setup.testbed_host())
         .env("AWS_ENDPOINT_URL_ECR", tb.get("BERTH_TB_ECR_ENDPOINT"))
         .envs(secrets.iter().map(|(k, v)| (k, v)))
         .arg("doctor")
@@ -30,9 +41,19 @@ fn doctor_json(
     secrets: &[(String, String)],
     images: &[&str],
 ) -> (i32, serde_json::Value) {
+    doctor_json_on(Setup::Old, root, secrets, images)
+}
+
+/// `doctor --json` against the test bed's engine of `setup`, parsed, with its exit code.
+fn doctor_json_on(
+    setup: Setup,
+    root: &Path,
+    secrets: &[(String, String)],
+    images: &[&str],
+) -> (i32, serde_json::Value) {
     let mut args = vec!["--json"];
     args.extend(images);
-    let out = doctor(root, secrets, &args);
+    let out = doctor_on(setup, root, secrets, &args);
     let json =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
     (out.status.code().unwrap(), json)
@@ -96,42 +117,45 @@ fn reg1_with_password(password: &str) -> Vec<(String, String)> {
     )
 }
 
-#[test]
-fn everything_in_order_exits_0_and_says_what_it_checked() {
-    let root = scratch();
-    let tb = testbed();
-    let image = tb.get("BERTH_TB_REG1_TINY");
-    let (code, d) = doctor_json(
-        root.path(),
-        &reg1_with_password(tb.get("BERTH_TB_REG1_PASSWORD")),
-        &[image],
-    );
-    assert_eq!(code, 0, "{d:#}");
-    assert_eq!(d["problems"], 0);
-    let all = checks(&d, tb.get("BERTH_TB_REG1"));
-    let steps: Vec<&str> = all.iter().map(|c| c.0.as_str()).collect();
-    for step in ["secrets", "server", "login", "image", "docker"] {
-        assert!(steps.contains(&step), "{step} in {steps:?}");
+crate::on_every_engine! {
+    fn everything_in_order_exits_0_and_says_what_it_checked(setup) {
+        let root = scratch();
+        let tb = testbed();
+        let image = tb.get("BERTH_TB_REG1_TINY");
+        let (code, d) = doctor_json_on(
+                setup,
+            root.path(),
+            &reg1_with_password(tb.get("BERTH_TB_REG1_PASSWORD")),
+            &[image],
+        );
+        assert_eq!(code, 0, "{d:#}");
+        assert_eq!(d["problems"], 0);
+        let all = checks(&d, tb.get("BERTH_TB_REG1"));
+        let steps: Vec<&str> = all.iter().map(|c| c.0.as_str()).collect();
+        for step in ["secrets", "server", "login", "image", "docker"] {
+            assert!(steps.contains(&step), "{step} in {steps:?}");
+        }
+        assert!(
+            all.iter()
+                .any(|c| c.0 == "login" && c.2.contains("accepts alice's login")),
+            "{all:?}"
+        );
+        assert!(
+            all.iter()
+                .any(|c| c.0 == "image" && c.2.contains("exists (sha256:")),
+            "{all:?}"
+        );
+        // The human form says the same, and never a secret.
+        let out = doctor_on(
+                setup,
+            root.path(),
+            &reg1_with_password(tb.get("BERTH_TB_REG1_PASSWORD")),
+            &[image],
+        );
+        let said = text(&out);
+        assert!(said.contains("doctor: no problem found"), "{said}");
+        assert!(!said.contains(tb.get("BERTH_TB_REG1_PASSWORD")), "{said}");
     }
-    assert!(
-        all.iter()
-            .any(|c| c.0 == "login" && c.2.contains("accepts alice's login")),
-        "{all:?}"
-    );
-    assert!(
-        all.iter()
-            .any(|c| c.0 == "image" && c.2.contains("exists (sha256:")),
-        "{all:?}"
-    );
-    // The human form says the same, and never a secret.
-    let out = doctor(
-        root.path(),
-        &reg1_with_password(tb.get("BERTH_TB_REG1_PASSWORD")),
-        &[image],
-    );
-    let said = text(&out);
-    assert!(said.contains("doctor: no problem found"), "{said}");
-    assert!(!said.contains(tb.get("BERTH_TB_REG1_PASSWORD")), "{said}");
 }
 
 #[test]
@@ -266,24 +290,26 @@ fn a_default_creds_store_that_hides_berths_entry_is_a_problem() {
     assert!(fix.contains("credHelpers"), "{fix}");
 }
 
-#[test]
-fn an_engine_the_remote_user_cannot_open_is_named() {
-    let root = scratch();
-    let tb = testbed();
-    // The test bed's engine socket is root's; nobody may not open it.
-    let (code, d) = doctor_json(
-        root.path(),
-        &reg1_with_password(tb.get("BERTH_TB_REG1_PASSWORD")),
-        &["--user", "nobody"],
-    );
-    assert_eq!(code, 1);
-    let (step, found, fix) = the_problem(&d, tb.get("BERTH_TB_REG1"));
-    assert_eq!(step, "docker");
-    assert!(
-        found.contains("user nobody cannot open the Docker engine's socket"),
-        "{found}"
-    );
-    assert!(!fix.is_empty());
+crate::on_every_engine! {
+    fn an_engine_the_remote_user_cannot_open_is_named(setup) {
+        let root = scratch();
+        let tb = testbed();
+        // The test bed's engine socket is root's; nobody may not open it.
+        let (code, d) = doctor_json_on(
+                setup,
+            root.path(),
+            &reg1_with_password(tb.get("BERTH_TB_REG1_PASSWORD")),
+            &["--user", "nobody"],
+        );
+        assert_eq!(code, 1);
+        let (step, found, fix) = the_problem(&d, tb.get("BERTH_TB_REG1"));
+        assert_eq!(step, "docker");
+        assert!(
+            found.contains("user nobody cannot open the Docker engine's socket"),
+            "{found}"
+        );
+        assert!(!fix.is_empty());
+    }
 }
 
 #[test]
@@ -413,34 +439,35 @@ fn an_untrusted_certificate_is_named_at_the_server_step() {
     );
 }
 
-#[test]
-fn the_post_create_hook_prints_the_diagnosis_of_a_failed_pull() {
-    use support::engine::TestEngine;
-    use support::lifecycle::Container;
-    let tb = testbed();
-    let engine = TestEngine::start();
-    let missing = format!("{}/team/tiny:no-such-tag", tb.get("BERTH_TB_REG1"));
-    let c = Container::new(&[
-        ("BERTH_IMAGES", &missing),
-        ("BERTH_WAIT_FOR_PULLS", "true"),
-        ("BERTH_WAIT_FOR_DOCKER", "true"),
-    ]);
-    c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
-    let out = c.hook("postCreate", &both_registries());
-    let said = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        said.contains(
-            "doctor: image: repository team/tiny has no no-such-tag (MANIFEST_UNKNOWN: manifest unknown); check the tag or digest"
-        ),
-        "{said}"
-    );
-    // berth status keeps the same words.
-    let status = run(c.berth().arg("status"));
-    assert!(
-        text(&status).contains("doctor: image: repository team/tiny has no no-such-tag"),
-        "{}",
-        text(&status)
-    );
+crate::on_every_engine! {
+    fn the_post_create_hook_prints_the_diagnosis_of_a_failed_pull(setup) {
+        use support::engine::TestEngine;
+        use support::lifecycle::Container;
+        let tb = testbed();
+        let engine = TestEngine::start_on(setup);
+        let missing = format!("{}/team/tiny:no-such-tag", tb.get("BERTH_TB_REG1"));
+        let c = Container::new(&[
+            ("BERTH_IMAGES", &missing),
+            ("BERTH_WAIT_FOR_PULLS", "true"),
+            ("BERTH_WAIT_FOR_DOCKER", "true"),
+        ]);
+        c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
+        let out = c.hook("postCreate", &both_registries());
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            said.contains(
+                "doctor: image: repository team/tiny has no no-such-tag (MANIFEST_UNKNOWN: manifest unknown); check the tag or digest"
+            ),
+            "{said}"
+        );
+        // berth status keeps the same words.
+        let status = run(c.berth().arg("status"));
+        assert!(
+            text(&status).contains("doctor: image: repository team/tiny has no no-such-tag"),
+            "{}",
+            text(&status)
+        );
+    }
 }
 
 #[test]
@@ -494,4 +521,40 @@ fn with_discover_the_workspaces_images_are_checked_too() {
     let (step, found, _) = the_problem(&d, tb.get("BERTH_TB_REG1"));
     assert_eq!(step, "image");
     assert!(found.contains("has no no-such-tag"), "{found}");
+}
+
+#[test]
+fn an_image_without_the_platform_asked_is_named_at_the_image_step() {
+    // Issue 24: a pull with `platform` refuses a name with no image for it; doctor says so.
+    let root = scratch();
+    let tb = testbed();
+    let multi = tb.get("BERTH_TB_REG1_MULTI");
+    let mut vars = reg1_with_password(tb.get("BERTH_TB_REG1_PASSWORD"));
+    vars.push(("BERTH_PLATFORM".into(), "linux/riscv64".into()));
+    let (code, d) = doctor_json(root.path(), &vars, &[multi]);
+    assert_eq!(code, 1, "{d:#}");
+    let (step, found, fix) = the_problem(&d, tb.get("BERTH_TB_REG1"));
+    assert_eq!(step, "image");
+    assert!(
+        found.contains("team/multi:1 exists (sha256:")
+            && found.ends_with("but has no linux/riscv64 image (it has linux/amd64, linux/arm64)"),
+        "{found}"
+    );
+    assert!(
+        fix.contains("set the platform option to one it has"),
+        "{fix}"
+    );
+    // For a platform it has, and for a single image of it, nothing stands in the way.
+    vars.pop();
+    vars.push(("BERTH_PLATFORM".into(), "linux/arm64".into()));
+    let (code, d) = doctor_json(root.path(), &vars, &[multi, tb.get("BERTH_TB_REG1_ARM")]);
+    assert_eq!(code, 0, "{d:#}");
+    let images: Vec<_> = checks(&d, tb.get("BERTH_TB_REG1"))
+        .into_iter()
+        .filter(|c| c.0 == "image")
+        .collect();
+    assert!(
+        images.len() == 2 && images.iter().all(|c| c.2.ends_with(", for linux/arm64")),
+        "{images:?}"
+    );
 }

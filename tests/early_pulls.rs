@@ -3,6 +3,10 @@
 //! credentials with the pull and writing nothing before `injectAt`; `pullAt=postCreate`
 //! keeps the old order; what the engine holds costs no layer request, and an image named
 //! by digest that it holds costs no request at all.
+//!
+//! Issue 24: the early pulls and the held checks run on every engine set-up (docker.io
+//! 20.10, and 28.5 with either image store); the rest of the daemon's pull timing, which
+//! does not depend on the engine, on 20.10.
 
 mod support;
 
@@ -24,43 +28,44 @@ fn pull_events(c: &Container) -> Vec<serde_json::Value> {
         .collect()
 }
 
-#[test]
-fn early_pulls_start_at_on_create_and_nothing_is_written_before_post_create() {
-    let engine = TestEngine::start();
-    let images = format!("{} {}", reg(1, "_TINY"), reg(2, "_TINY"));
-    let c = Container::new(&[("BERTH_IMAGES", &images)]);
-    c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
-    let out = c.hook("onCreate", &both_registries());
-    assert!(out.status.success(), "{}", text(&out));
-    let said = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        said.contains("pre-pulling") && said.contains("pullAt=early"),
-        "{said}"
-    );
-    // The images arrive while onCreate's commands would run...
-    wait_for_events(&c, |e| {
-        e.iter().filter(|e| e["event"] == "pull-done").count() == 2
-    });
-    for i in [reg(1, "_TINY"), reg(2, "_TINY")] {
-        assert!(engine.repo_digests(&i).is_some(), "{i}");
+crate::on_every_engine! {
+    fn early_pulls_start_at_on_create_and_nothing_is_written_before_post_create(setup) {
+        let engine = TestEngine::start_on(setup);
+        let images = format!("{} {}", reg(1, "_TINY"), reg(2, "_TINY"));
+        let c = Container::new(&[("BERTH_IMAGES", &images)]);
+        c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
+        let out = c.hook("onCreate", &both_registries());
+        assert!(out.status.success(), "{}", text(&out));
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.contains("pre-pulling") && said.contains("pullAt=early"),
+            "{said}"
+        );
+        // The images arrive while onCreate's commands would run...
+        wait_for_events(&c, |e| {
+            e.iter().filter(|e| e["event"] == "pull-done").count() == 2
+        });
+        for i in [reg(1, "_TINY"), reg(2, "_TINY")] {
+            assert!(engine.repo_digests(&i).is_some(), "{i}");
+        }
+        // ...and the remote user's config holds no credential yet.
+        assert!(!c.has_login(&reg(1, "")) && !c.has_login(&reg(2, "")));
+        let out = c.hook("updateContent", &both_registries());
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(!c.has_login(&reg(1, "")));
+        // postCreate writes the credentials; the images need nothing more.
+        let out = c.hook("postCreate", &both_registries());
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(c.has_login(&reg(1, "")) && c.has_login(&reg(2, "")));
+        assert_eq!(
+            pull_events(&c)
+                .iter()
+                .filter(|e| e["event"] == "pull-started")
+                .count(),
+            2,
+            "each image pulled once"
+        );
     }
-    // ...and the remote user's config holds no credential yet.
-    assert!(!c.has_login(&reg(1, "")) && !c.has_login(&reg(2, "")));
-    let out = c.hook("updateContent", &both_registries());
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(!c.has_login(&reg(1, "")));
-    // postCreate writes the credentials; the images need nothing more.
-    let out = c.hook("postCreate", &both_registries());
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(c.has_login(&reg(1, "")) && c.has_login(&reg(2, "")));
-    assert_eq!(
-        pull_events(&c)
-            .iter()
-            .filter(|e| e["event"] == "pull-started")
-            .count(),
-        2,
-        "each image pulled once"
-    );
 }
 
 #[test]
@@ -102,54 +107,55 @@ fn pull_at_post_create_pulls_once_the_credentials_are_written() {
     assert!(first_pull > post_create, "{events:#?}");
 }
 
-#[test]
-fn an_image_the_engine_holds_costs_no_layer_and_one_named_by_digest_no_request() {
-    let tb = testbed();
-    let proxy = FaultProxy::start(tb.get("BERTH_TB_REG1"), |_, _| Fault::Pass);
-    let engine = TestEngine::start();
-    let by_tag = format!("{}/team/tiny:1", proxy.addr);
-    let secrets = registry_env(
-        "TEAM",
-        &proxy.addr,
-        tb.get("BERTH_TB_REG1_USER"),
-        tb.get("BERTH_TB_REG1_PASSWORD"),
-    );
-    let dir = scratch();
-    let pull = |image: &str| {
-        let mut cmd = berth(dir.path());
-        cmd.args(["pull", image])
-            .env("DOCKER_HOST", engine.host())
-            .envs(secrets.iter().cloned());
-        run(&mut cmd)
-    };
-    let out = pull(&by_tag);
-    assert!(out.status.success(), "{}", text(&out));
-    let digest = engine.repo_digests(&by_tag).unwrap();
-    let digest = digest
-        .split('@')
-        .nth(1)
-        .unwrap()
-        .trim_end_matches(['"', ']'])
-        .to_string();
-    // Again by tag: one manifest question, no layer.
-    let before = proxy.seen().len();
-    let out = pull(&by_tag);
-    assert!(out.status.success(), "{}", text(&out));
-    let asked: Vec<_> = proxy.seen()[before..].to_vec();
-    assert!(
-        asked
-            .iter()
-            .filter(|s| s.path.contains("/manifests/"))
-            .count()
-            <= 1
-            && !asked.iter().any(|s| s.path.contains("/blobs/")),
-        "{asked:?}"
-    );
-    // By digest: nothing at all.
-    let before = proxy.seen().len();
-    let out = pull(&format!("{}/team/tiny@{digest}", proxy.addr));
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(proxy.seen().len(), before, "{:?}", &proxy.seen()[before..]);
+crate::on_every_engine! {
+    fn an_image_the_engine_holds_costs_no_layer_and_one_named_by_digest_no_request(setup) {
+        let tb = testbed();
+        let proxy = FaultProxy::start(tb.get("BERTH_TB_REG1"), |_, _| Fault::Pass);
+        let engine = TestEngine::start_on(setup);
+        let by_tag = format!("{}/team/tiny:1", proxy.addr);
+        let secrets = registry_env(
+            "TEAM",
+            &proxy.addr,
+            tb.get("BERTH_TB_REG1_USER"),
+            tb.get("BERTH_TB_REG1_PASSWORD"),
+        );
+        let dir = scratch();
+        let pull = |image: &str| {
+            let mut cmd = berth(dir.path());
+            cmd.args(["pull", image])
+                .env("DOCKER_HOST", engine.host())
+                .envs(secrets.iter().cloned());
+            run(&mut cmd)
+        };
+        let out = pull(&by_tag);
+        assert!(out.status.success(), "{}", text(&out));
+        let digest = engine.repo_digests(&by_tag).unwrap();
+        let digest = digest
+            .split('@')
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(['"', ']'])
+            .to_string();
+        // Again by tag: one manifest question, no layer.
+        let before = proxy.seen().len();
+        let out = pull(&by_tag);
+        assert!(out.status.success(), "{}", text(&out));
+        let asked: Vec<_> = proxy.seen()[before..].to_vec();
+        assert!(
+            asked
+                .iter()
+                .filter(|s| s.path.contains("/manifests/"))
+                .count()
+                <= 1
+                && !asked.iter().any(|s| s.path.contains("/blobs/")),
+            "{asked:?}"
+        );
+        // By digest: nothing at all.
+        let before = proxy.seen().len();
+        let out = pull(&format!("{}/team/tiny@{digest}", proxy.addr));
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(proxy.seen().len(), before, "{:?}", &proxy.seen()[before..]);
+    }
 }
 
 #[test]
@@ -240,72 +246,79 @@ fn status_wait_names_what_is_still_running_when_its_time_runs_out() {
     assert!(said.contains("still running after 1 s"), "{said}");
 }
 
-#[test]
-fn each_registry_is_asked_for_its_scheme_once_however_many_images_are_checked_at_once() {
-    // Four images of one registry, checked at the same moment: one `/v2/` question from
-    // berth (the first probe asks, the others wait for its answer), then one manifest
-    // request each; the same again after the daemon has pulled them.
-    let tb = testbed();
-    let proxy = FaultProxy::start(tb.get("BERTH_TB_REG1"), |_, _| Fault::Pass);
-    let engine = TestEngine::start();
-    let images: Vec<String> = [
-        "team/tiny:1",
-        "team/app:1.0",
-        "team/app:1.1",
-        "team/base:bookworm",
-    ]
-    .iter()
-    .map(|i| format!("{}/{i}", proxy.addr))
-    .collect();
-    let c = Container::new(&[("BERTH_IMAGES", &images.join(" "))]);
-    c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
-    let secrets = registry_env(
-        "TEAM",
-        &proxy.addr,
-        tb.get("BERTH_TB_REG1_USER"),
-        tb.get("BERTH_TB_REG1_PASSWORD"),
-    );
-    let out = c.hook("onCreate", &secrets);
-    assert!(out.status.success(), "{}", text(&out));
-    let out = c.status_wait();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let berths = |part: &str| {
-        proxy
-            .seen()
-            .into_iter()
-            .filter(|s| s.agent.starts_with("berth/") && s.path.ends_with(part))
-            .count()
-    };
-    assert_eq!(berths("/v2/"), 1, "{:#?}", proxy.seen());
-    assert_eq!(
-        proxy
-            .seen()
-            .iter()
-            .filter(|s| s.agent.starts_with("berth/") && s.path.contains("/manifests/"))
-            .count(),
-        images.len(),
-        "{:#?}",
-        proxy.seen()
-    );
-    // `berth pull` in a process of its own: the same, one question and one manifest
-    // request each, and no layer (the engine holds them all).
-    let before = proxy.seen().len();
-    let out = run(c
-        .berth()
-        .arg("pull")
-        .args(&images)
-        .env("DOCKER_HOST", engine.host())
-        .envs(secrets.iter().cloned()));
-    assert!(out.status.success(), "{}", text(&out));
-    let asked = proxy.seen()[before..].to_vec();
-    assert_eq!(
-        asked.iter().filter(|s| s.path.ends_with("/v2/")).count(),
-        1,
-        "{asked:#?}"
-    );
-    assert_eq!(asked.len(), 1 + images.len(), "{asked:#?}");
-    assert!(
-        !asked.iter().any(|s| s.path.contains("/blobs/")),
-        "{asked:#?}"
-    );
+crate::on_every_engine! {
+    fn each_registry_is_asked_for_its_scheme_once_however_many_images_are_checked_at_once(setup) {
+        // Four images of one registry, checked at the same moment: one `/v2/` question from
+        // berth (the first probe asks, the others wait for its answer), then a manifest
+        // `HEAD` each and, for an image the engine lacks, that manifest once by its digest
+        // (its layers' sizes); after the daemon has pulled them, one `HEAD` each.
+        let tb = testbed();
+        let proxy = FaultProxy::start(tb.get("BERTH_TB_REG1"), |_, _| Fault::Pass);
+        let engine = TestEngine::start_on(setup);
+        let images: Vec<String> = [
+            "team/tiny:1",
+            "team/app:1.0",
+            "team/app:1.1",
+            "team/base:bookworm",
+        ]
+        .iter()
+        .map(|i| format!("{}/{i}", proxy.addr))
+        .collect();
+        let c = Container::new(&[("BERTH_IMAGES", &images.join(" "))]);
+        c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
+        let secrets = registry_env(
+            "TEAM",
+            &proxy.addr,
+            tb.get("BERTH_TB_REG1_USER"),
+            tb.get("BERTH_TB_REG1_PASSWORD"),
+        );
+        let out = c.hook("onCreate", &secrets);
+        assert!(out.status.success(), "{}", text(&out));
+        let out = c.status_wait();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let berths = |part: &str| {
+            proxy
+                .seen()
+                .into_iter()
+                .filter(|s| s.agent.starts_with("berth/") && s.path.ends_with(part))
+                .count()
+        };
+        assert_eq!(berths("/v2/"), 1, "{:#?}", proxy.seen());
+        let manifests = |method: &str, by_digest: bool| {
+            proxy
+                .seen()
+                .iter()
+                .filter(|s| {
+                    s.agent.starts_with("berth/")
+                        && s.method == method
+                        && s.path.contains("/manifests/")
+                        && s.path.contains("/manifests/sha256:") == by_digest
+                })
+                .count()
+        };
+        assert_eq!(manifests("HEAD", false), images.len(), "{:#?}", proxy.seen());
+        assert_eq!(manifests("GET", true), images.len(), "{:#?}", proxy.seen());
+        assert_eq!(manifests("GET", false), 0, "{:#?}", proxy.seen());
+        // `berth pull` in a process of its own: the same, one question and one manifest
+        // request each, and no layer (the engine holds them all).
+        let before = proxy.seen().len();
+        let out = run(c
+            .berth()
+            .arg("pull")
+            .args(&images)
+            .env("DOCKER_HOST", engine.host())
+            .envs(secrets.iter().cloned()));
+        assert!(out.status.success(), "{}", text(&out));
+        let asked = proxy.seen()[before..].to_vec();
+        assert_eq!(
+            asked.iter().filter(|s| s.path.ends_with("/v2/")).count(),
+            1,
+            "{asked:#?}"
+        );
+        assert_eq!(asked.len(), 1 + images.len(), "{asked:#?}");
+        assert!(
+            !asked.iter().any(|s| s.path.contains("/blobs/")),
+            "{asked:#?}"
+        );
+    }
 }

@@ -1288,3 +1288,63 @@ fn a_slow_engine_holds_up_no_hook_and_the_images_still_arrive_early() {
         "{before}"
     );
 }
+
+/// Issue 24: the Docker-in-Docker stand-in with a current engine, set up as Docker 29 sets
+/// up a new install: Debian forky's docker.io with the containerd image store, refusing API
+/// versions below 1.44.
+#[test]
+fn the_lifecycle_on_a_current_engine_with_the_containerd_image_store() {
+    let tb = testbed();
+    let (one, two) = (tb.get("BERTH_TB_REG1_TINY"), tb.get("BERTH_TB_REG2_TINY"));
+    let ws = Workspace::custom(
+        serde_json::json!({"images": format!("{one} {two}"), "waitForPulls": true}),
+        serde_json::json!({"imageStore": "containerd", "minApiVersion": "1.44"}),
+        |config| config["image"] = tb.get("BERTH_TB_IMAGE_DIND_MODERN").into(),
+    );
+    let up = ws.up(&[], true);
+    let said = text(&up);
+    assert!(up.status.success(), "{said}");
+    assert_lifecycle_result(&ws, &said, "dev");
+    // The engine inside is the current one (forky's docker.io is 28.5, API 1.51, as this is
+    // written), set up as Docker 29 sets up a new install.
+    let version = ws.exec_ok(&[
+        "docker",
+        "version",
+        "-f",
+        "{{.Server.APIVersion}} {{.Server.MinAPIVersion}}",
+    ]);
+    let (api, min) = version.trim().split_once(' ').unwrap();
+    let minor = |v: &str| v.strip_prefix("1.").and_then(|m| m.parse::<u32>().ok());
+    assert!(minor(api) >= Some(44) && min == "1.44", "{version}");
+    let store = ws.exec_ok(&["docker", "info", "-f", "{{.DriverStatus}}"]);
+    assert!(store.contains("io.containerd.snapshotter.v1"), "{store}");
+    // berth says the platform it pulled and what it downloaded, which this store's progress
+    // messages leave out for small layers (the CLI masks the registries, secrets' values, in
+    // its log).
+    let pulled: Vec<&str> = said
+        .lines()
+        .filter(|l| l.contains("berth: postCreate: pulled "))
+        .collect();
+    assert!(
+        pulled.len() == 2
+            && pulled
+                .iter()
+                .all(|l| l.contains(" (linux/amd64, ") && !l.contains(" (linux/amd64, 0 B ")),
+        "{said}"
+    );
+    let status: serde_json::Value =
+        serde_json::from_str(&ws.exec_ok(&["berth", "status", "--json"])).unwrap();
+    assert_eq!(status["engine"]["api_version"], api, "{status:#}");
+    for image in [one, two] {
+        let p = status["pulls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["image"] == image)
+            .unwrap_or_else(|| panic!("{image}: {status:#}"));
+        assert!(
+            p["platform"] == "linux/amd64" && p["bytes"].as_u64().unwrap() > 4096,
+            "{p:#}"
+        );
+    }
+}

@@ -9,6 +9,11 @@
 //! files them under the token realm), and the test registries use basic auth: a loopback
 //! shim between the cache and the origin adds the origin's login to the cache's requests,
 //! as the cache itself would with a token service.
+//!
+//! Issue 24: the pulls through a cache, the daemon's and doctor's run on every engine
+//! set-up (docker.io 20.10, and 28.5 with either image store), and an image the engine
+//! holds costs its cache no request; the fallbacks and refusals, which are berth's alone, on
+//! 20.10.
 
 mod support;
 
@@ -146,31 +151,32 @@ fn origin_secrets(server: &str) -> Vec<(String, String)> {
     )
 }
 
-#[test]
-fn pulls_go_through_the_cache_and_keep_their_original_name() {
-    let root = scratch();
-    let cached = &Cached::start(None);
-    let Cached { origin, cache, .. } = cached;
-    let engine = TestEngine::start();
-    let image = format!("{}/team/tiny:1", origin.addr);
-    pull_through(root.path(), &engine, cached, &origin_secrets(&origin.addr));
-    // In the engine under its original name, from the cache.
-    let digests = engine.repo_digests(&image).expect("the original name");
-    assert!(
-        digests.contains(&format!("{}/team/tiny@sha256:", cache.addr)),
-        "{digests}"
-    );
-    // The cache fetched the layers from the origin; the engine asked the origin for none.
-    let engine_blobs = origin
-        .seen_of("/blobs/")
-        .into_iter()
-        .filter(|s| s.agent.starts_with("docker/"))
-        .count();
-    assert_eq!(engine_blobs, 0, "{:?}", origin.seen());
-    assert!(
-        !origin.seen_of("/blobs/").is_empty(),
-        "the cache fetched them"
-    );
+crate::on_every_engine! {
+    fn pulls_go_through_the_cache_and_keep_their_original_name(setup) {
+        let root = scratch();
+        let cached = &Cached::start(None);
+        let Cached { origin, cache, .. } = cached;
+        let engine = TestEngine::start_on(setup);
+        let image = format!("{}/team/tiny:1", origin.addr);
+        pull_through(root.path(), &engine, cached, &origin_secrets(&origin.addr));
+        // In the engine under its original name, from the cache.
+        let digests = engine.repo_digests(&image).expect("the original name");
+        assert!(
+            digests.contains(&format!("{}/team/tiny@sha256:", cache.addr)),
+            "{digests}"
+        );
+        // The cache fetched the layers from the origin; the engine asked the origin for none.
+        let engine_blobs = origin
+            .seen_of("/blobs/")
+            .into_iter()
+            .filter(|s| s.agent.starts_with("docker/"))
+            .count();
+        assert_eq!(engine_blobs, 0, "{:?}", origin.seen());
+        assert!(
+            !origin.seen_of("/blobs/").is_empty(),
+            "the cache fetched them"
+        );
+    }
 }
 
 #[test]
@@ -299,65 +305,109 @@ fn the_caches_and_the_origins_credentials_are_never_mixed_up() {
     );
 }
 
-#[test]
-fn the_daemons_pre_pulls_go_through_the_cache_and_status_says_where_each_came_from() {
-    use support::lifecycle::Container;
-    let tb = testbed();
-    let Cached { origin, cache, .. } = &Cached::start(None);
-    let engine = TestEngine::start();
-    let cached = format!("{}/team/tiny:1", origin.addr);
-    let direct = tb.get("BERTH_TB_REG2_TINY");
-    let c = Container::new(&[
-        ("BERTH_IMAGES", &format!("{cached} {direct}")),
-        ("BERTH_MIRRORS", &format!("{}={}", origin.addr, cache.addr)),
-        ("BERTH_WAIT_FOR_PULLS", "true"),
-        ("BERTH_WAIT_FOR_DOCKER", "true"),
-    ]);
-    c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
-    let mut secrets = origin_secrets(&origin.addr);
-    secrets.extend(both_registries());
-    let out = c.hook("postCreate", &secrets);
-    let said = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        said.contains(&format!("pulled {cached} ("))
-            && said.contains(&format!("through the cache {})", cache.addr)),
-        "{said}"
-    );
-    let status = text(&run(c.berth().arg("status")));
-    assert!(
-        status.contains(&format!("from the cache {}", cache.addr)),
-        "{status}"
-    );
-    assert!(status.contains("from its registry"), "{status}");
-    assert!(engine.repo_digests(&cached).is_some());
+crate::on_every_engine! {
+    fn the_daemons_pre_pulls_go_through_the_cache_and_status_says_where_each_came_from(setup) {
+        use support::lifecycle::Container;
+        let tb = testbed();
+        let Cached { origin, cache, .. } = &Cached::start(None);
+        let engine = TestEngine::start_on(setup);
+        let cached = format!("{}/team/tiny:1", origin.addr);
+        let direct = tb.get("BERTH_TB_REG2_TINY");
+        let c = Container::new(&[
+            ("BERTH_IMAGES", &format!("{cached} {direct}")),
+            ("BERTH_MIRRORS", &format!("{}={}", origin.addr, cache.addr)),
+            ("BERTH_WAIT_FOR_PULLS", "true"),
+            ("BERTH_WAIT_FOR_DOCKER", "true"),
+        ]);
+        c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
+        let mut secrets = origin_secrets(&origin.addr);
+        secrets.extend(both_registries());
+        let out = c.hook("postCreate", &secrets);
+        let said = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            said.contains(&format!("pulled {cached} ("))
+                && said.contains(&format!("through the cache {})", cache.addr)),
+            "{said}"
+        );
+        let status = text(&run(c.berth().arg("status")));
+        assert!(
+            status.contains(&format!("from the cache {}", cache.addr)),
+            "{status}"
+        );
+        assert!(status.contains("from its registry"), "{status}");
+        assert!(engine.repo_digests(&cached).is_some());
+    }
 }
 
-#[test]
-fn doctor_names_the_caches_and_where_an_image_came_from() {
-    let root = scratch();
-    let cached = &Cached::start(None);
-    let Cached { origin, cache, .. } = cached;
-    let engine = TestEngine::start();
-    let image = format!("{}/team/tiny:1", origin.addr);
-    let mirrors = format!("{}={}", origin.addr, cache.addr);
-    let secrets = origin_secrets(&origin.addr);
-    pull_through(root.path(), &engine, cached, &secrets);
-    let out = run(berth(root.path())
-        .env("DOCKER_HOST", engine.host())
-        .env("BERTH_MIRRORS", &mirrors)
-        .envs(secrets.iter().map(|(k, v)| (k, v)))
-        .args(["doctor", &image]));
-    let said = text(&out);
-    assert!(out.status.success(), "{said}");
-    assert!(
-        said.contains(&format!(
-            "its images are pulled through {} first (mirrors), then from it",
-            cache.addr
-        )),
-        "{said}"
-    );
-    assert!(
-        said.contains(&format!("pulled as {}/team/tiny (a cache)", cache.addr)),
-        "{said}"
-    );
+crate::on_every_engine! {
+    fn doctor_names_the_caches_and_where_an_image_came_from(setup) {
+        let root = scratch();
+        let cached = &Cached::start(None);
+        let Cached { origin, cache, .. } = cached;
+        let engine = TestEngine::start_on(setup);
+        let image = format!("{}/team/tiny:1", origin.addr);
+        let mirrors = format!("{}={}", origin.addr, cache.addr);
+        let secrets = origin_secrets(&origin.addr);
+        pull_through(root.path(), &engine, cached, &secrets);
+        let out = run(berth(root.path())
+            .env("DOCKER_HOST", engine.host())
+            .env("BERTH_MIRRORS", &mirrors)
+            .envs(secrets.iter().map(|(k, v)| (k, v)))
+            .args(["doctor", &image]));
+        let said = text(&out);
+        assert!(out.status.success(), "{said}");
+        assert!(
+            said.contains(&format!(
+                "its images are pulled through {} first (mirrors), then from it",
+                cache.addr
+            )),
+            "{said}"
+        );
+        assert!(
+            said.contains(&format!("pulled as {}/team/tiny (a cache)", cache.addr)),
+            "{said}"
+        );
+    }
+}
+
+crate::on_every_engine! {
+    /// As a direct pull asks its registry nothing more for an image the engine holds, a
+    /// pull through a cache asks the origin for the tag's digest and no cache at all.
+    fn an_image_the_engine_holds_costs_its_cache_no_request(setup) {
+        let root = scratch();
+        let cached = &Cached::start(None);
+        let watched = FaultProxy::start(&cached.cache.addr, |_, _| Fault::Pass);
+        let engine = TestEngine::start_on(setup);
+        let image = format!("{}/team/tiny:1", cached.origin.addr);
+        let mirrors = format!("{}={}", cached.origin.addr, watched.addr);
+        let secrets = origin_secrets(&cached.origin.addr);
+        let out = pull(root.path(), &engine, &secrets, &mirrors, &image);
+        assert!(
+            out.status.success() && text(&out).contains(&format!("through the cache {}", watched.addr)),
+            "{}",
+            text(&out)
+        );
+        let (cache_before, origin_before) = (watched.seen().len(), cached.origin.seen().len());
+        let out = pull(root.path(), &engine, &secrets, &mirrors, &image);
+        let said = text(&out);
+        assert!(out.status.success(), "{said}");
+        assert!(!said.contains("through the cache"), "{said}");
+        assert_eq!(
+            watched.seen().len(),
+            cache_before,
+            "the cache was asked: {:#?}",
+            &watched.seen()[cache_before..]
+        );
+        let asked: Vec<_> = cached.origin.seen()[origin_before..]
+            .iter()
+            .filter(|s| s.agent.starts_with("berth/"))
+            .map(|s| format!("{} {}", s.method, s.path))
+            .collect();
+        assert_eq!(
+            asked.iter().filter(|a| a.contains("/manifests/")).count(),
+            1,
+            "one question for the tag's digest: {asked:?}"
+        );
+        assert!(!asked.iter().any(|a| a.contains("/blobs/")), "{asked:?}");
+    }
 }

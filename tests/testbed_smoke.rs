@@ -64,6 +64,53 @@ async fn engine_answers_and_negotiates_api_1_41() {
 }
 
 #[tokio::test]
+async fn the_current_engines_answer_in_both_image_stores_and_refuse_clients_older_than_1_44() {
+    let tb = testbed();
+    for (var, containerd) in [
+        ("BERTH_TB_MODERN_DOCKER_HOST", false),
+        ("BERTH_TB_MODERN_CONTAINERD_DOCKER_HOST", true),
+    ] {
+        let host = tb.get(var);
+        let docker = Docker::connect_with_unix(host, 60, bollard::API_DEFAULT_VERSION)
+            .unwrap()
+            .negotiate_version()
+            .await
+            .unwrap_or_else(|e| panic!("{host}: {e}"));
+        // A current engine (forky's docker.io is 28.5, API 1.51, as this is written).
+        let api = docker.client_version();
+        assert!(
+            (api.major_version, api.minor_version) >= (1, 44),
+            "{host}: API {api}"
+        );
+        let version = docker.version().await.unwrap();
+        assert_eq!(version.min_api_version.as_deref(), Some("1.44"), "{host}");
+        let info = docker.info().await.unwrap();
+        let store = format!("{:?}", info.driver_status);
+        assert_eq!(
+            store.contains("io.containerd.snapshotter.v1"),
+            containerd,
+            "{host}: {:?} {store}",
+            info.driver
+        );
+        // As Docker 29 does: a request of API 1.41 (Docker 20.10's CLI) is refused.
+        let answer = {
+            use std::io::{Read, Write};
+            let path = host.trim_start_matches("unix://");
+            let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
+            s.write_all(b"GET /v1.41/info HTTP/1.0\r\nHost: docker\r\n\r\n")
+                .unwrap();
+            let mut answer = String::new();
+            s.read_to_string(&mut answer).unwrap();
+            answer
+        };
+        assert!(
+            answer.starts_with("HTTP/1.0 400") && answer.contains("client version 1.41 is too old"),
+            "{host}: {answer}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn each_registry_demands_its_own_credentials() {
     let tb = testbed();
     let docker = engine().negotiate_version().await.unwrap();

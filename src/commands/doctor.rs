@@ -68,6 +68,7 @@ pub async fn run(
         insecure: &insecure,
         github_host: &settings.github.host,
         mirrors: &settings.mirrors,
+        platform: settings.platform.as_ref(),
     })
     .await;
     let invalid = wanted.invalid.len();

@@ -22,7 +22,6 @@ use crate::inject::{Login, obtain_login};
 use crate::pull::{self, PullConfig, PullEvent, PullSpec};
 use crate::secrets::{self, Discovery};
 use crate::settings::Settings;
-use crate::status::human_bytes;
 
 /// How often a plain progress line is printed per image.
 const LINE_EVERY: Duration = Duration::from_secs(5);
@@ -223,18 +222,25 @@ async fn pull_one(
     };
     let result = pull::pull(puller, spec, cfg, cancel, &mut on).await;
     let line = match &result {
-        Ok(p) => format!(
-            "pulled {image} {} ({} in {:.1} s{}{})",
-            p.digest.as_deref().unwrap_or("?"),
-            human_bytes(p.bytes),
-            p.seconds,
-            crate::status::through(p.via.as_deref(), p.unverified),
-            if p.attempts > 1 {
-                format!(", {} attempts", p.attempts)
+        Ok(p) => {
+            let words = crate::status::pulled_words(
+                p.platform.as_ref().map(|p| p.to_string()).as_deref(),
+                p.bytes,
+                p.seconds,
+                p.via.as_deref(),
+                p.unverified,
+            );
+            let attempts = if p.attempts > 1 {
+                format!(", {} attempts)", p.attempts)
             } else {
-                String::new()
-            }
-        ),
+                ")".to_string()
+            };
+            format!(
+                "pulled {image} {} {}{attempts}",
+                p.digest.as_deref().unwrap_or("?"),
+                words.strip_suffix(')').unwrap_or(&words)
+            )
+        }
         Err(e) => format!("berth: {e}"),
     };
     match &bar {

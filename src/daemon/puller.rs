@@ -68,10 +68,13 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
         _ = core.cancel.cancelled() => return,
         slot = slots.acquire() => match slot { Ok(s) => s, Err(_) => return },
     };
+    let platform = core.life.settings.platform.clone();
     if let Some(digest) = core.recorded_digest(&image)
-        && pull::holds(&engine.docker, &spec.image, &digest).await
+        && let Some(held) =
+            pull::holds(&engine.docker, &spec.image, &digest, platform.as_ref()).await
     {
         tracing::info!(image = %image, digest = %digest, "already pulled earlier; the engine still has it");
+        let platform = held.platform.map(|p| p.to_string());
         core.update_pull(
             &image,
             &PullChange::Done {
@@ -81,6 +84,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
                 via: None,
                 already_present: true,
                 unverified: false,
+                platform: platform.clone(),
             },
         );
         core.life.record(Event::PullDone {
@@ -91,6 +95,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
             already_present: true,
             via: None,
             unverified: false,
+            platform,
         });
         return;
     }
@@ -105,7 +110,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
         }
     }
     let cfg = PullConfig {
-        platform: core.life.settings.platform.clone(),
+        platform,
         deadline: core.life.settings.pull_timeout,
         mirrors_unverified: core.life.settings.mirrors_unverified,
         ..PullConfig::default()
@@ -157,9 +162,11 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
     let puller = core.puller_for(&engine).await;
     match pull::pull(&puller, &spec, &cfg, &core.cancel, &mut on).await {
         Ok(done) => {
+            let platform = done.platform.as_ref().map(|p| p.to_string());
             tracing::info!(
                 image = %image,
                 digest = done.digest.as_deref().unwrap_or("?"),
+                platform = platform.as_deref().unwrap_or("?"),
                 downloaded = %human_bytes(done.bytes),
                 seconds = %format!("{:.1}", done.seconds),
                 attempts = done.attempts,
@@ -176,6 +183,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
                     via: done.via.clone(),
                     already_present: done.already_present,
                     unverified: done.unverified,
+                    platform: platform.clone(),
                 },
             );
             core.life.record(Event::PullDone {
@@ -186,6 +194,7 @@ async fn pull_one(core: Arc<Core>, mut spec: PullSpec, slots: Arc<Semaphore>) {
                 already_present: done.already_present,
                 via: done.via.clone(),
                 unverified: done.unverified,
+                platform,
             });
         }
         Err(pull::PullError::Cancelled { .. }) => {}
@@ -525,20 +534,25 @@ impl Core {
                     PullState::Done if p.checked => say(
                         sink,
                         Level::Info,
-                        format!("berth: {label}: {image} already present (checked)"),
+                        format!(
+                            "berth: {label}: {image} {}",
+                            crate::status::present_words(p.platform.as_deref())
+                        ),
                     ),
-                    PullState::Done => {
-                        let secs = p.seconds.unwrap_or_default();
-                        say(
-                            sink,
-                            Level::Info,
-                            format!(
-                                "berth: {label}: pulled {image} ({} in {secs:.1} s{})",
-                                crate::status::human_bytes(p.bytes),
-                                crate::status::through(p.via.as_deref(), p.unverified)
-                            ),
-                        );
-                    }
+                    PullState::Done => say(
+                        sink,
+                        Level::Info,
+                        format!(
+                            "berth: {label}: pulled {image} {}",
+                            crate::status::pulled_words(
+                                p.platform.as_deref(),
+                                p.bytes,
+                                p.seconds.unwrap_or_default(),
+                                p.via.as_deref(),
+                                p.unverified
+                            )
+                        ),
+                    ),
                     PullState::Failed => say(
                         sink,
                         Level::Error,

@@ -14,15 +14,23 @@
 //! lists) are asked over plain HTTP from the start; every other registry over HTTPS only,
 //! never over plain HTTP after TLS failed. The login goes only to a token service the
 //! realm rule allows ([`super::realm`]); bodies are read within limits ([`super::body`]).
+//!
+//! For an image the engine will pull, berth then reads what the name stands for
+//! ([`RegistryClient::describe`], with the probe's authorization): the manifest by the
+//! digest the `HEAD` gave, and for an index the image of the platform wanted, each checked
+//! against its digest ([`super::manifest`]): the platforms the name has, and every layer's
+//! size.
 
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 
 use super::body::{self, BodyError};
+use super::manifest::{self, Layer, Manifest};
 use super::realm::{self, RealmRefused};
 use crate::image::ImageRef;
 use crate::inject::Login;
+use crate::platform::Platform;
 
 /// The manifest types berth accepts, as the engine asks for them.
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -31,10 +39,43 @@ const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.docker.distribution.manifest.v2+json";
 
 /// What the registry said about an image.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Probe {
     /// The manifest's digest, when the registry sent it.
     pub digest: Option<String>,
+    /// How to ask the same registry more of the same repository ([`RegistryClient::describe`]).
+    access: Access,
+}
+
+/// Where a probed repository's manifests and blobs are, and the `Authorization` that
+/// opened it (a token or the login itself: a secret).
+#[derive(Clone, Debug)]
+struct Access {
+    /// `http(s)://host/v2/PATH`.
+    repository: String,
+    authorization: Option<crate::secret::Secret>,
+}
+
+/// What the registry says of the image berth is about to pull, for one platform.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Description {
+    /// Whether the name stands for an index (one image per platform).
+    pub index: bool,
+    /// The platforms it has images for: an index's entries; a single image's own when its
+    /// configuration was read; empty when not known.
+    pub platforms: Vec<Platform>,
+    /// The image for the platform wanted (an index's entry for it, or the single image),
+    /// with its layers; `None` when an index has no image for it.
+    pub image: Option<Chosen>,
+}
+
+/// The image of a [`Description`] that the engine will pull.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chosen {
+    /// Its platform, when known.
+    pub platform: Option<Platform>,
+    /// Its layers, with their sizes.
+    pub layers: Vec<Layer>,
 }
 
 /// Why the registry did not describe the image.
@@ -82,6 +123,14 @@ pub enum ProbeError {
     /// An answer larger than berth reads, or cut short.
     #[error(transparent)]
     Body(#[from] BodyError),
+    /// A manifest or configuration that is not what its digest says.
+    #[error("the registry sent a {what} for {digest} that does not match that digest")]
+    Mismatch {
+        /// What was read ("manifest", "image configuration").
+        what: &'static str,
+        /// The digest it was asked by.
+        digest: String,
+    },
 }
 
 fn retry_note(after: &Option<Duration>) -> String {
@@ -180,15 +229,130 @@ impl RegistryClient {
             image.pull_tag()
         );
         let head = || self.http.head(&url).header(reqwest::header::ACCEPT, ACCEPT);
+        let mut access = Access {
+            repository: format!("{}/v2/{}", endpoint.base, image.path()),
+            authorization: None,
+        };
         let challenge = match &endpoint.scheme {
-            Scheme::Open => return answer(send(head()).await?),
+            Scheme::Open => return answer(send(head()).await?, access),
             Scheme::Challenge(c) => c,
         };
         let plain_http = endpoint.plain_http;
         let Some(authorization) = self.authorize(challenge, image, login, plain_http).await? else {
             return Err(ProbeError::Unauthorized { status: 401 });
         };
-        answer(send(head().header(reqwest::header::AUTHORIZATION, authorization)).await?)
+        let response = send(head().header(reqwest::header::AUTHORIZATION, &authorization)).await?;
+        access.authorization = Some(authorization.into());
+        answer(response, access)
+    }
+
+    /// What the registry's manifests say of a probed image, for the platform `wanted`:
+    /// the manifest (by the digest the probe gave, else by its tag), and for an index the
+    /// entry for that platform's manifest. A single image's configuration, which names its
+    /// platform, is read only with `read_config`. Everything read by digest is checked
+    /// against it. Costs one to three requests; a registry that counts manifest requests
+    /// as pulls (Docker Hub) counts them.
+    pub async fn describe(
+        &self,
+        probe: &Probe,
+        image: &ImageRef,
+        wanted: Option<&Platform>,
+        read_config: bool,
+    ) -> Result<Description, ProbeError> {
+        let reference = probe.digest.clone().unwrap_or_else(|| image.pull_tag());
+        let first = self.manifest(&probe.access, &reference).await?;
+        let (index, platforms, chosen) = match first {
+            Manifest::Index(entries) => {
+                let platforms: Vec<Platform> = entries.iter().map(|e| e.platform.clone()).collect();
+                let entry = wanted.and_then(|w| entries.iter().find(|e| w.matches(&e.platform)));
+                let chosen = match entry {
+                    Some(e) => match self.manifest(&probe.access, &e.digest).await? {
+                        Manifest::Image { layers, .. } => Some(Chosen {
+                            platform: Some(e.platform.clone()),
+                            layers,
+                        }),
+                        _ => None,
+                    },
+                    None => None,
+                };
+                (true, platforms, chosen)
+            }
+            Manifest::Image { config, layers } => {
+                let platform = if read_config {
+                    self.config_platform(&probe.access, &config).await?
+                } else {
+                    None
+                };
+                (
+                    false,
+                    platform.iter().cloned().collect(),
+                    Some(Chosen { platform, layers }),
+                )
+            }
+            Manifest::Other => (false, Vec::new(), None),
+        };
+        Ok(Description {
+            index,
+            platforms,
+            image: chosen,
+        })
+    }
+
+    /// A manifest of the repository, by tag or digest (checked against a digest), within
+    /// a manifest's limit.
+    async fn manifest(&self, access: &Access, reference: &str) -> Result<Manifest, ProbeError> {
+        let url = format!("{}/manifests/{reference}", access.repository);
+        let body = self
+            .read(access, &url, "a manifest", body::MANIFEST_LIMIT)
+            .await?;
+        if reference.contains(':') && !manifest::digest_matches(reference, &body) {
+            return Err(ProbeError::Mismatch {
+                what: "manifest",
+                digest: reference.to_string(),
+            });
+        }
+        Ok(Manifest::parse(&body))
+    }
+
+    /// The platform an image's configuration blob names (checked against its digest).
+    async fn config_platform(
+        &self,
+        access: &Access,
+        digest: &str,
+    ) -> Result<Option<Platform>, ProbeError> {
+        let url = format!("{}/blobs/{digest}", access.repository);
+        let body = self
+            .read(access, &url, "an image configuration", body::MANIFEST_LIMIT)
+            .await?;
+        if !manifest::digest_matches(digest, &body) {
+            return Err(ProbeError::Mismatch {
+                what: "image configuration",
+                digest: digest.to_string(),
+            });
+        }
+        Ok(manifest::config_platform(&body))
+    }
+
+    /// A `GET` with the probe's authorization; the body within `limit`, or why not.
+    async fn read(
+        &self,
+        access: &Access,
+        url: &str,
+        what: &'static str,
+        limit: usize,
+    ) -> Result<Vec<u8>, ProbeError> {
+        let mut request = self.http.get(url).header(reqwest::header::ACCEPT, ACCEPT);
+        if let Some(a) = &access.authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, a.expose());
+        }
+        let response = send(request).await?;
+        let status = response.status().as_u16();
+        if !response.status().is_success() {
+            return Err(answer(response, access.clone())
+                .err()
+                .unwrap_or(ProbeError::Unexpected { status }));
+        }
+        Ok(body::read(response, limit, what).await?)
     }
 
     /// The registry's endpoint: its `/v2/` over HTTPS, or over plain HTTP from the start
@@ -370,7 +534,7 @@ async fn send(request: reqwest::RequestBuilder) -> Result<reqwest::Response, Pro
 }
 
 /// What a manifest request's answer means.
-fn answer(response: reqwest::Response) -> Result<Probe, ProbeError> {
+fn answer(response: reqwest::Response, access: Access) -> Result<Probe, ProbeError> {
     let status = response.status().as_u16();
     match status {
         200..=299 => Ok(Probe {
@@ -379,6 +543,7 @@ fn answer(response: reqwest::Response) -> Result<Probe, ProbeError> {
                 .get("docker-content-digest")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
+            access,
         }),
         401 => Err(ProbeError::Unauthorized { status }),
         403 => Err(ProbeError::Denied),
@@ -445,10 +610,15 @@ pub struct EngineRegistryConfig {
 impl EngineRegistryConfig {
     /// The engine's own words (`docker info`'s `RegistryConfig`).
     pub async fn of(docker: &bollard::Docker) -> EngineRegistryConfig {
-        let Ok(info) = docker.info().await else {
-            return EngineRegistryConfig::loopback();
-        };
-        let Some(rc) = info.registry_config else {
+        match docker.info().await {
+            Ok(info) => EngineRegistryConfig::from_info(&info),
+            Err(_) => EngineRegistryConfig::loopback(),
+        }
+    }
+
+    /// What an `info` answer says of it.
+    pub fn from_info(info: &bollard::models::SystemInfo) -> EngineRegistryConfig {
+        let Some(rc) = info.registry_config.clone() else {
             return EngineRegistryConfig::loopback();
         };
         EngineRegistryConfig {

@@ -5,11 +5,13 @@
 //! without a scheme, a trailing path, upper-case letters, one of Docker Hub's many aliases)
 //! into that key, rejects what is not a registry host at all, and classifies the registry for
 //! the rest of berth (AWS ECR, Docker Hub, other). [`client`] talks to a registry's API,
-//! [`realm`] decides which token services get a registry's login, and [`body`] reads what
-//! servers send within limits.
+//! [`manifest`] reads what its manifests say (platforms, layers and their sizes), [`realm`]
+//! decides which token services get a registry's login, and [`body`] reads what servers
+//! send within limits.
 
 pub mod body;
 pub mod client;
+pub mod manifest;
 pub mod realm;
 
 use std::fmt;

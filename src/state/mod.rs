@@ -187,6 +187,9 @@ pub enum Event {
         /// (`mirrorsUnverified`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         unverified: bool,
+        /// The platform of the image the engine holds (`linux/arm64`), when it said.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        platform: Option<String>,
     },
     /// A pre-pull failed for good.
     PullFailed {

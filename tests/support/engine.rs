@@ -1,7 +1,13 @@
-//! Real parts a test owns: a private Docker engine (empty, and startable at any moment), a
-//! registry process serving a test bed registry's storage (to stop and start again), a
-//! reader of a child's output lines, and a loopback proxy that paces the bytes it forwards
-//! so that "in the middle of a pull" is a moment a test can reach.
+//! Real parts a test owns: a private Docker engine of any engine set-up (empty, and
+//! startable at any moment), a registry process serving a test bed registry's storage (to
+//! stop and start again), a reader of a child's output lines, and a loopback proxy that
+//! paces the bytes it forwards so that "in the middle of a pull" is a moment a test can
+//! reach.
+//!
+//! The engine set-ups ([`Setup`]): Debian 12's docker.io 20.10 (API 1.41, classic image
+//! store), and Debian forky's docker.io 28.5 (API 1.51, refusing clients older than 1.44
+//! as Docker 29 does) chrooted into the test bed's forky root, with the classic image store
+//! and with the containerd image store. [`on_every_engine!`] makes one test per set-up.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -14,25 +20,116 @@ use std::time::{Duration, Instant};
 
 use super::*;
 
-/// A private dockerd with its own data, exec root and socket, under a short /tmp path.
+/// An engine set-up the tests run against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Setup {
+    /// Debian 12's docker.io 20.10: API 1.41, the classic image store.
+    Old,
+    /// Debian forky's docker.io 28.5 with the classic image store, API 1.44 at least.
+    Modern,
+    /// Debian forky's docker.io 28.5 with the containerd image store, API 1.44 at least.
+    ModernContainerd,
+}
+
+impl Setup {
+    /// Every set-up.
+    pub const ALL: [Setup; 3] = [Setup::Old, Setup::Modern, Setup::ModernContainerd];
+
+    /// The test bed's own engine of this set-up (`unix://...`).
+    pub fn testbed_host(self) -> String {
+        testbed()
+            .get(match self {
+                Setup::Old => "BERTH_TB_DOCKER_HOST",
+                Setup::Modern => "BERTH_TB_MODERN_DOCKER_HOST",
+                Setup::ModernContainerd => "BERTH_TB_MODERN_CONTAINERD_DOCKER_HOST",
+            })
+            .to_string()
+    }
+
+    /// The docker CLI of this set-up's release (forky's 28.5 for the current engine: the
+    /// engine refuses 20.10's API 1.41).
+    pub fn docker_cli(self) -> String {
+        match self {
+            Setup::Old => "/usr/bin/docker".to_string(),
+            Setup::Modern | Setup::ModernContainerd => {
+                testbed().get("BERTH_TB_MODERN_DOCKER_CLI").to_string()
+            }
+        }
+    }
+
+    /// Whether its engine keeps images in the containerd image store.
+    pub fn containerd_store(self) -> bool {
+        self == Setup::ModernContainerd
+    }
+}
+
+/// One test per engine set-up: `on_every_engine! { fn name(setup) { ... } }` makes the
+/// module `name` with the tests `old`, `modern` and `modern_containerd`, each running the
+/// body with its [`Setup`].
+#[macro_export]
+macro_rules! on_every_engine {
+    ($(#[doc = $doc:literal])* fn $name:ident($setup:ident) $body:block) => {
+        $(#[doc = $doc])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn body($setup: $crate::support::engine::Setup) $body
+
+            #[test]
+            fn old() {
+                body($crate::support::engine::Setup::Old)
+            }
+
+            #[test]
+            fn modern() {
+                body($crate::support::engine::Setup::Modern)
+            }
+
+            #[test]
+            fn modern_containerd() {
+                body($crate::support::engine::Setup::ModernContainerd)
+            }
+        }
+    };
+}
+
+/// A private dockerd of one set-up with its own data, exec root and socket, under a short
+/// /tmp path.
 pub struct TestEngine {
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Its set-up.
+    pub setup: Setup,
 }
 
 impl TestEngine {
-    /// A folder for an engine, not started yet.
+    /// A folder for an old engine, not started yet.
     pub fn prepare() -> TestEngine {
+        TestEngine::prepare_on(Setup::Old)
+    }
+
+    /// A folder for an engine of `setup`, not started yet.
+    pub fn prepare_on(setup: Setup) -> TestEngine {
         let dir = tempfile::Builder::new()
             .prefix("be-")
             .tempdir_in("/tmp")
             .unwrap();
-        TestEngine { dir, child: None }
+        TestEngine {
+            dir,
+            child: None,
+            setup,
+        }
     }
 
-    /// An engine, started and answering.
+    /// An old engine, started and answering.
     pub fn start() -> TestEngine {
-        let mut e = TestEngine::prepare();
+        TestEngine::start_on(Setup::Old)
+    }
+
+    /// An engine of `setup`, started and answering.
+    pub fn start_on(setup: Setup) -> TestEngine {
+        let mut e = TestEngine::prepare_on(setup);
         e.launch();
         e.wait_ready();
         e
@@ -40,7 +137,7 @@ impl TestEngine {
 
     /// Its socket (which exists once it runs).
     pub fn socket(&self) -> PathBuf {
-        self.dir.path().join("d.sock")
+        self.dir.path().join("docker.sock")
     }
 
     /// `unix://...`.
@@ -48,22 +145,42 @@ impl TestEngine {
         format!("unix://{}", self.socket().display())
     }
 
-    /// Starts dockerd (does not wait).
+    /// Starts dockerd (does not wait): the host's, or the test bed's forky one, chrooted
+    /// (scripts/lib/chroot-dockerd, whose process becomes that dockerd).
     pub fn launch(&mut self) {
         let d = self.dir.path();
-        std::fs::write(
-            d.join("daemon.json"),
-            format!(r#"{{"deprecated-key-path": "{}/key.json"}}"#, d.display()),
-        )
-        .unwrap();
         let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
-        let child = Command::new(testbed().get("BERTH_TB_DOCKERD_BIN"))
-            .args(["--config-file", &d.join("daemon.json").to_string_lossy()])
-            .args(["--data-root", &d.join("data").to_string_lossy()])
-            .args(["--exec-root", &d.join("x").to_string_lossy()])
-            .args(["--pidfile", &d.join("pid").to_string_lossy()])
-            .args(["-H", &self.host()])
-            .args(["--bridge=none", "--iptables=false", "--ip-forward=false"])
+        let mut cmd = match self.setup {
+            Setup::Old => {
+                std::fs::write(
+                    d.join("daemon.json"),
+                    format!(r#"{{"deprecated-key-path": "{}/key.json"}}"#, d.display()),
+                )
+                .unwrap();
+                let mut cmd = Command::new(testbed().get("BERTH_TB_DOCKERD_BIN"));
+                cmd.args(["--config-file", &d.join("daemon.json").to_string_lossy()])
+                    .args(["--data-root", &d.join("data").to_string_lossy()])
+                    .args(["--exec-root", &d.join("x").to_string_lossy()])
+                    .args(["--pidfile", &d.join("pid").to_string_lossy()])
+                    .args(["-H", &self.host()])
+                    .args(["--bridge=none", "--iptables=false", "--ip-forward=false"]);
+                cmd
+            }
+            Setup::Modern | Setup::ModernContainerd => {
+                let mut cmd = Command::new(repo().join("scripts/lib/chroot-dockerd"));
+                let name = d.file_name().unwrap().to_string_lossy().into_owned();
+                let store = if self.setup.containerd_store() {
+                    "containerd"
+                } else {
+                    "classic"
+                };
+                cmd.arg(testbed().get("BERTH_TB_MODERN_ROOT"))
+                    .arg(d)
+                    .args([&name, store]);
+                cmd
+            }
+        };
+        let child = cmd
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
@@ -93,9 +210,9 @@ impl TestEngine {
         });
     }
 
-    /// The docker CLI against this engine.
+    /// The docker CLI of its release against this engine.
     pub fn docker(&self) -> Command {
-        let mut cmd = Command::new("docker");
+        let mut cmd = Command::new(self.setup.docker_cli());
         cmd.env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
             .env("DOCKER_HOST", self.host());

@@ -21,12 +21,15 @@
 #   START_DELAY     a slow engine: dockerd answers no earlier than this many seconds after
 #                   this entrypoint started (each start of dockerd waits until then, so the
 #                   restarts do not reset it)
-#   STORAGE_DRIVER  dockerd's --storage-driver
+#   STORAGE_DRIVER  dockerd's --storage-driver (classic image store only)
+#   IMAGE_STORE     classic, or containerd (its default snapshotter, no --storage-driver)
 #   HOLD_FIFO       for tests: once dockerd answers, hold the chain until a line is
 #                   written to this FIFO (install.sh makes it, in the image)
+#   MIN_API_VERSION the oldest API version dockerd accepts (DOCKER_MIN_API_VERSION); the
+#                   image store is in /etc/docker/daemon.json, which install.sh writes
 set -e
 
-START_DELAY=0 STORAGE_DRIVER=vfs HOLD_FIFO=
+START_DELAY=0 STORAGE_DRIVER=vfs HOLD_FIFO='' IMAGE_STORE=classic MIN_API_VERSION=''
 # shellcheck disable=SC1091 # written by install.sh
 . /usr/local/share/dind/options.env
 
@@ -49,6 +52,10 @@ start_engine() {
             pause=$!
             wait "$pause"
         fi
+        if [ -n "$MIN_API_VERSION" ]; then export DOCKER_MIN_API_VERSION="$MIN_API_VERSION"; fi
+        if [ "$IMAGE_STORE" = containerd ]; then
+            exec dockerd --bridge=none --iptables=false --ip-forward=false
+        fi
         exec dockerd --storage-driver="$STORAGE_DRIVER" --bridge=none --iptables=false --ip-forward=false
     ) >>/tmp/dockerd.log 2>&1 &
     engine=$!
@@ -65,7 +72,9 @@ answers() { timeout 5 docker info >/dev/null 2>&1; }
 
 slow=
 [ "$START_DELAY" -eq 0 ] || slow=", answering no earlier than $START_DELAY s from now"
-note "starting dockerd (storage driver $STORAGE_DRIVER$slow)"
+store="storage driver $STORAGE_DRIVER"
+[ "$IMAGE_STORE" = classic ] || store="containerd image store"
+note "starting dockerd ($store${MIN_API_VERSION:+, API $MIN_API_VERSION or later}$slow)"
 rounds=0 ok=false
 while [ "$ok" = false ] && [ "$rounds" -lt 5 ]; do
     start_engine

@@ -10,6 +10,8 @@ FEATURE_DIR=$(cd "$(dirname "$0")" && pwd)
 START_DELAY=${STARTDELAY:-0}
 STORAGE_DRIVER=${STORAGEDRIVER:-vfs}
 HOLD_FIFO=${HOLDFIFO:-}
+IMAGE_STORE=${IMAGESTORE:-classic}
+MIN_API_VERSION=${MINAPIVERSION:-}
 
 fail() {
     echo "dind (test stand-in): $*" >&2
@@ -21,6 +23,14 @@ case $START_DELAY in
 esac
 case $STORAGE_DRIVER in
     '' | *[!a-z0-9]*) fail "storageDriver is a storage driver's name (vfs, overlay2), not '$STORAGE_DRIVER'" ;;
+esac
+case $IMAGE_STORE in
+    classic | containerd) ;;
+    *) fail "imageStore is classic or containerd, not '$IMAGE_STORE'" ;;
+esac
+case $MIN_API_VERSION in
+    '' | 1.[0-9] | 1.[0-9][0-9]) ;;
+    *) fail "minApiVersion is an API version such as 1.44, or empty, not '$MIN_API_VERSION'" ;;
 esac
 case $HOLD_FIFO in
     /tmp/* | /run/* | /var/run/*) fail "holdFifo must be in the image, not under /tmp (the entrypoint mounts a tmpfs there) or /run: '$HOLD_FIFO'" ;;
@@ -41,7 +51,13 @@ cat >/usr/local/share/dind/options.env <<OPTIONS
 START_DELAY=$START_DELAY
 STORAGE_DRIVER=$STORAGE_DRIVER
 HOLD_FIFO=$HOLD_FIFO
+IMAGE_STORE=$IMAGE_STORE
+MIN_API_VERSION=$MIN_API_VERSION
 OPTIONS
+if [ "$IMAGE_STORE" = containerd ]; then
+    mkdir -p /etc/docker
+    printf '{"features": {"containerd-snapshotter": true}}\n' >/etc/docker/daemon.json
+fi
 
 # The FIFO is in the image, so that a test's writer waits for the entrypoint to read it, however
 # early it writes.
@@ -55,4 +71,4 @@ getent group docker >/dev/null 2>&1 || groupadd -r docker
 if [ -n "${_REMOTE_USER:-}" ] && [ "$_REMOTE_USER" != root ] && id "$_REMOTE_USER" >/dev/null 2>&1; then
     usermod -aG docker "$_REMOTE_USER"
 fi
-echo "dind (test stand-in): installed (startDelay $START_DELAY s, storage driver $STORAGE_DRIVER${HOLD_FIFO:+, held on $HOLD_FIFO})"
+echo "dind (test stand-in): installed (startDelay $START_DELAY s, storage driver $STORAGE_DRIVER, image store $IMAGE_STORE${MIN_API_VERSION:+, API $MIN_API_VERSION or later}${HOLD_FIFO:+, held on $HOLD_FIFO})"
