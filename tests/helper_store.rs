@@ -14,7 +14,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use support::engine::TestEngine;
+use support::engine::{Setup, TestEngine};
 use support::lifecycle::*;
 use support::*;
 
@@ -38,7 +38,12 @@ fn helper_container(engine: Option<&TestEngine>) -> Container {
 
 /// An engine the remote user may use (its socket open to all: it is the test's own).
 fn open_engine() -> TestEngine {
-    let engine = TestEngine::start();
+    open_engine_on(Setup::Old)
+}
+
+/// An engine of `setup` the remote user may use.
+fn open_engine_on(setup: Setup) -> TestEngine {
+    let engine = TestEngine::start_on(setup);
     let sock = engine.socket();
     std::fs::set_permissions(
         sock.parent().unwrap(),
@@ -168,6 +173,80 @@ fn no_secret_is_on_disk_and_the_docker_cli_and_compose_pull_through_the_helper()
     ]));
     assert!(out.status.success(), "{}", text(&out));
     assert!(engine.repo_digests(tb.get("BERTH_TB_REG2_TINY")).is_some());
+}
+
+#[test]
+fn a_buildx_build_from_a_private_image_gets_its_login_through_the_helper() {
+    // BuildKit asks the CLI's credential helpers through its session: `docker buildx build`
+    // of a Dockerfile that starts FROM a private image, as the remote user, with forky's
+    // docker CLI and its buildx plugin (20.10 has no buildx), against a current engine with
+    // the containerd image store, its embedded BuildKit doing the pull.
+    let engine = open_engine_on(Setup::ModernContainerd);
+    let c = helper_container(Some(&engine));
+    let tb = testbed();
+    let base = tb.get("BERTH_TB_REG2_TINY");
+    let reg = tb.get("BERTH_TB_REG2");
+    assert_eq!(c.config().expect("a config")["credHelpers"][reg], "berth");
+    // The plugin, where the CLI looks for the user's own: DOCKER_CONFIG/cli-plugins.
+    let plugins = c.docker_config().join("cli-plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let buildx = Path::new(tb.get("BERTH_TB_MODERN_ROOT"))
+        .join("usr/libexec/docker/cli-plugins/docker-buildx");
+    std::fs::copy(&buildx, plugins.join("docker-buildx")).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the test bed's forky root has docker-buildx)",
+            buildx.display()
+        )
+    });
+    let context = c.root().join("build");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        format!("FROM {base}\nLABEL built.by=berth-test\n"),
+    )
+    .unwrap();
+    let chown = |p: &Path| {
+        std::os::unix::fs::chown(p, Some(REMOTE_UID), Some(REMOTE_UID)).unwrap();
+    };
+    for p in [
+        &plugins,
+        &plugins.join("docker-buildx"),
+        &context,
+        &context.join("Dockerfile"),
+    ] {
+        chown(p);
+    }
+    let out = run(
+        as_remote_user(&c, &engine, &Setup::ModernContainerd.docker_cli()).args([
+            "buildx",
+            "build",
+            "--no-cache",
+            "--progress=plain",
+            "-t",
+            "berth-test/built:1",
+            &context.display().to_string(),
+        ]),
+    );
+    let said = text(&out);
+    assert!(out.status.success(), "{said}");
+    // The engine holds the result, built on the private image, which the registry gives only
+    // with a login: the config names none but berth's helper.
+    let label = run(engine.docker().args([
+        "image",
+        "inspect",
+        "-f",
+        "{{index .Config.Labels \"built.by\"}}",
+        "berth-test/built:1",
+    ]));
+    assert_eq!(
+        String::from_utf8_lossy(&label.stdout).trim(),
+        "berth-test",
+        "{said}\n{}",
+        text(&label)
+    );
+    // Nothing of the login reached the build's output.
+    let password = tb.get("BERTH_TB_REG2_PASSWORD");
+    assert!(!said.contains(password), "{said}");
 }
 
 #[test]
