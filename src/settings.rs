@@ -139,6 +139,12 @@ pub const OPTIONS: &[OptionSpec] = &[
         "where the remote user's Docker commands get berth's credentials: file (in config.json, as Codespaces writes them) or helper (nothing secret on disk: config.json names docker-credential-berth, which asks berth's daemon, and the daemon answers from memory)",
     ),
     opt(
+        "checkLogins",
+        "BERTH_CHECK_LOGINS",
+        "true",
+        "ask each registry whether it accepts a login as soon as berth writes it (as docker login would), and say its answer; false asks nothing until a pull",
+    ),
+    opt(
         "mirrors",
         "BERTH_MIRRORS",
         "",
@@ -321,6 +327,8 @@ pub struct Settings {
     pub credential_helper: HelperMode,
     /// Where the credentials live: in `config.json`, or only in the daemon's memory.
     pub credential_store: CredentialStore,
+    /// Ask each registry whether it accepts a login when it is written.
+    pub check_logins: bool,
     /// Pull-through caches, per registry.
     pub mirrors: Vec<crate::mirror::Mirrors>,
     /// Use a cache's image when its registry cannot vouch for its digest.
@@ -487,6 +495,7 @@ impl Settings {
             credential_store,
             mirrors,
             mirrors_unverified: values.flag("BERTH_MIRRORS_UNVERIFIED"),
+            check_logins: values.flag("BERTH_CHECK_LOGINS"),
             github: GithubRegistry {
                 mode: github_mode,
                 host: github_host,

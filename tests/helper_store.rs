@@ -386,6 +386,52 @@ fn a_refused_login_is_named_when_it_is_written_and_a_good_one_accepted() {
 }
 
 #[test]
+fn with_check_logins_false_no_login_is_checked_or_said() {
+    // The same wrong password as above, with the checks turned off: nothing is said of it,
+    // and berth status has no verdict. The pull of registry 1's image, which the postCreate
+    // hook waits for, starts after the checks would have started and takes longer than
+    // they take: once it is done, a check would have been answered.
+    let engine = open_engine();
+    let tb = testbed();
+    let c = Container::new(&[
+        ("BERTH_CHECK_LOGINS", "false"),
+        ("BERTH_IMAGES", tb.get("BERTH_TB_REG1_TINY")),
+        ("BERTH_WAIT_FOR_PULLS", "true"),
+    ]);
+    c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
+    let mut secrets = registry_env(
+        "REG1",
+        tb.get("BERTH_TB_REG1"),
+        tb.get("BERTH_TB_REG1_USER"),
+        tb.get("BERTH_TB_REG1_PASSWORD"),
+    );
+    secrets.extend(registry_env(
+        "WRONG",
+        tb.get("BERTH_TB_REG2"),
+        tb.get("BERTH_TB_REG2_USER"),
+        "not-the-password",
+    ));
+    let mut said = String::new();
+    for phase in ["onCreate", "updateContent", "postCreate", "postStart"] {
+        let out = c.hook(phase, &secrets);
+        assert!(out.status.success(), "{phase}: {}", text(&out));
+        said.push_str(&text(&out));
+    }
+    assert!(
+        said.contains("(1 pulled, 0 already present, 0 failed)"),
+        "{said}"
+    );
+    assert!(!said.contains("this login"), "no verdict is said: {said}");
+    let status = c.status();
+    let registries = status["registries"].as_array().unwrap();
+    assert_eq!(registries.len(), 2, "{status:#}");
+    assert!(
+        registries.iter().all(|r| r["login"].is_null()),
+        "no verdict in berth status: {status:#}"
+    );
+}
+
+#[test]
 fn a_new_ecr_token_replaces_the_one_the_helper_gives_and_nothing_is_rewritten() {
     // A loopback ECR API that gives a new token at each call (moto's never changes), each
     // with an expiry already past, as moto gives: each hook swaps the keys again.

@@ -286,7 +286,11 @@ impl Core {
     /// [`CHECK_BOUND`], beside the hook's own work (which never waits for them); ECR access
     /// keys need no check (ECR's swap proved them). Each result is recorded and logged,
     /// and said by the first hook that ends after it ([`Core::say_checks`]).
+    /// Nothing is checked with `checkLogins: false`.
     fn check_logins(self: &Arc<Self>, logins: &[(Registry, Login)]) {
+        if !self.life.settings.check_logins {
+            return;
+        }
         for (registry, login) in logins {
             let key = registry.server.config_key().to_string();
             let print =
