@@ -1348,3 +1348,99 @@ fn the_lifecycle_on_a_current_engine_with_the_containerd_image_store() {
         );
     }
 }
+
+/// The forms a secret could take in a file: as it is, base64 (alone, and as Docker's
+/// `user:password`), and hex.
+fn secret_forms(user: &str, secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    vec![
+        secret.to_string(),
+        b64.encode(secret),
+        b64.encode(format!("{user}:{secret}")),
+        secret.bytes().map(|b| format!("{b:02x}")).collect(),
+    ]
+}
+
+#[test]
+fn the_helper_store_under_the_cli_pulls_and_leaves_no_secret_in_a_prebuilds_snapshot() {
+    // Issue 25, as a user has it: credentialStore helper with Docker-in-Docker under the Dev
+    // Containers CLI, in a prebuild given the secrets with injectAt onCreate (the case where
+    // a file store would put the logins into the snapshot), then the snapshot itself.
+    let tb = testbed();
+    let (one, two) = (tb.get("BERTH_TB_REG1_TINY"), tb.get("BERTH_TB_REG2_TINY"));
+    let ws = Workspace::new(serde_json::json!({
+        "images": one,
+        "credentialStore": "helper",
+        "injectAt": "onCreate",
+    }));
+    let up = ws.up(&["--prebuild"], true);
+    let said = text(&up);
+    assert!(up.status.success(), "{said}");
+    // The remote user's own pull of another private image goes through the helper.
+    let pulled = ws.exec(&["docker", "pull", two]);
+    assert!(pulled.status.success(), "{}", text(&pulled));
+    let config: serde_json::Value =
+        serde_json::from_str(&ws.exec_ok(&["cat", "/home/dev/.docker/config.json"])).unwrap();
+    for reg in [tb.get("BERTH_TB_REG1"), tb.get("BERTH_TB_REG2")] {
+        assert_eq!(config["credHelpers"][reg], "berth", "{config}");
+        assert!(config["auths"].get(reg).is_none(), "{config}");
+    }
+    // The snapshot: committed, a container made from it, its whole file system exported.
+    let tag = format!(
+        "berth-test/helper-prebuilt-{}",
+        ws.dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_lowercase()
+            .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+    );
+    let committed = ws.docker(&["commit", &ws.container(), &tag]);
+    assert!(committed.status.success(), "{}", text(&committed));
+    let created = ws.docker(&["create", &tag]);
+    let id = String::from_utf8_lossy(&created.stdout).trim().to_string();
+    let export = ws.dir.path().join("snapshot.tar");
+    let exported = ws.docker(&["export", "-o", &export.display().to_string(), &id]);
+    ws.docker(&["rm", "-f", &id]);
+    ws.docker(&["rmi", "-f", &tag]);
+    assert!(exported.status.success(), "{}", text(&exported));
+    // grep -F for every form of every secret in the whole archive; first, that it finds
+    // what is there (the registries' names, in config.json).
+    let grep = |patterns: &[String]| -> Option<i32> {
+        let file = ws.dir.path().join("patterns");
+        std::fs::write(&file, patterns.join("\n") + "\n").unwrap();
+        let out = run(Command::new("grep").args([
+            "-a",
+            "-F",
+            "-q",
+            "-f",
+            &file.display().to_string(),
+            &export.display().to_string(),
+        ]));
+        std::fs::remove_file(&file).unwrap();
+        out.status.code()
+    };
+    assert_eq!(
+        grep(&[format!("\"{}\": \"berth\"", tb.get("BERTH_TB_REG2"))]),
+        Some(0),
+        "the snapshot holds the config with berth's credHelpers entry"
+    );
+    let mut secrets = Vec::new();
+    for n in [1, 2] {
+        secrets.extend(secret_forms(
+            tb.get(&format!("BERTH_TB_REG{n}_USER")),
+            tb.get(&format!("BERTH_TB_REG{n}_PASSWORD")),
+        ));
+    }
+    secrets.extend(secret_forms(
+        tb.get("BERTH_TB_ECR_ACCESS_KEY_ID"),
+        tb.get("BERTH_TB_ECR_SECRET_ACCESS_KEY"),
+    ));
+    assert_eq!(
+        grep(&secrets),
+        Some(1),
+        "no registry password or ECR secret key, raw, base64 or hex, in any file of the snapshot"
+    );
+}
