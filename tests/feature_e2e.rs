@@ -1377,7 +1377,10 @@ fn the_helper_store_under_the_cli_pulls_and_leaves_no_secret_in_a_prebuilds_snap
     let up = ws.up(&["--prebuild"], true);
     let said = text(&up);
     assert!(up.status.success(), "{said}");
-    // The remote user's own pull of another private image goes through the helper.
+    // Once berth's daemon has done the phases (a hook that ran before it handed them over),
+    // the remote user's own pull of another private image goes through the helper.
+    let waited = ws.exec(&["berth", "status", "--wait"]);
+    assert!(waited.status.success(), "{}", text(&waited));
     let pulled = ws.exec(&["docker", "pull", two]);
     assert!(pulled.status.success(), "{}", text(&pulled));
     let config: serde_json::Value =
