@@ -95,6 +95,25 @@ fn as_remote_user(c: &Container, engine: &TestEngine, program: &str) -> Command 
     cmd
 }
 
+/// Secrets of two sets: REG1 with registry 1's login, WRONG with registry 2's user and a
+/// password it refuses.
+fn good_and_wrong_logins() -> Vec<(String, String)> {
+    let tb = testbed();
+    let mut secrets = registry_env(
+        "REG1",
+        tb.get("BERTH_TB_REG1"),
+        tb.get("BERTH_TB_REG1_USER"),
+        tb.get("BERTH_TB_REG1_PASSWORD"),
+    );
+    secrets.extend(registry_env(
+        "WRONG",
+        tb.get("BERTH_TB_REG2"),
+        tb.get("BERTH_TB_REG2_USER"),
+        "not-the-password",
+    ));
+    secrets
+}
+
 /// Every file under `dir`, recursively.
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -326,18 +345,7 @@ fn a_refused_login_is_named_when_it_is_written_and_a_good_one_accepted() {
     let c = Container::new(&[]);
     c.entrypoint();
     let tb = testbed();
-    let mut secrets = registry_env(
-        "REG1",
-        tb.get("BERTH_TB_REG1"),
-        tb.get("BERTH_TB_REG1_USER"),
-        tb.get("BERTH_TB_REG1_PASSWORD"),
-    );
-    secrets.extend(registry_env(
-        "WRONG",
-        tb.get("BERTH_TB_REG2"),
-        tb.get("BERTH_TB_REG2_USER"),
-        "not-the-password",
-    ));
+    let secrets = good_and_wrong_logins();
     let out = c.hook("postCreate", &secrets);
     assert!(out.status.success(), "{}", text(&out));
     let mut said = text(&out);
@@ -399,18 +407,7 @@ fn with_check_logins_false_no_login_is_checked_or_said() {
         ("BERTH_WAIT_FOR_PULLS", "true"),
     ]);
     c.entrypoint_with(&[("DOCKER_HOST", &engine.host())]);
-    let mut secrets = registry_env(
-        "REG1",
-        tb.get("BERTH_TB_REG1"),
-        tb.get("BERTH_TB_REG1_USER"),
-        tb.get("BERTH_TB_REG1_PASSWORD"),
-    );
-    secrets.extend(registry_env(
-        "WRONG",
-        tb.get("BERTH_TB_REG2"),
-        tb.get("BERTH_TB_REG2_USER"),
-        "not-the-password",
-    ));
+    let secrets = good_and_wrong_logins();
     let mut said = String::new();
     for phase in ["onCreate", "updateContent", "postCreate", "postStart"] {
         let out = c.hook(phase, &secrets);

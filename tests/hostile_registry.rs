@@ -573,15 +573,7 @@ fn a_tag_its_registry_says_does_not_exist_is_never_taken_from_a_cache() {
         )),
         "{said}"
     );
-    assert!(
-        watched.seen().is_empty(),
-        "the cache was asked: {:?}",
-        watched.seen()
-    );
-    assert!(
-        engine.repo_digests(&image).is_none(),
-        "nothing under its name"
-    );
+    assert_cache_unasked_and_nothing_pulled(&watched, &engine, &image);
 }
 
 #[test]
@@ -611,15 +603,7 @@ fn a_cache_its_registry_cannot_vouch_for_is_passed_over_saying_why() {
         "{said}"
     );
     assert!(!said.contains("through the cache"), "{said}");
-    assert!(
-        watched.seen().is_empty(),
-        "the cache was asked: {:?}",
-        watched.seen()
-    );
-    assert!(
-        engine.repo_digests(&image).is_none(),
-        "nothing under its name"
-    );
+    assert_cache_unasked_and_nothing_pulled(&watched, &engine, &image);
 }
 
 #[test]
@@ -840,4 +824,17 @@ fn a_cache_without_its_own_secret_set_is_sent_no_credentials() {
         .repo_digests(image)
         .expect("pulled from its registry");
     assert!(digests.contains(reg1()), "{digests}");
+}
+
+/// The cache behind `watched` was never asked, and the engine holds nothing under `image`.
+fn assert_cache_unasked_and_nothing_pulled(watched: &FaultProxy, engine: &TestEngine, image: &str) {
+    assert!(
+        watched.seen().is_empty(),
+        "the cache was asked: {:?}",
+        watched.seen()
+    );
+    assert!(
+        engine.repo_digests(image).is_none(),
+        "nothing under its name"
+    );
 }
