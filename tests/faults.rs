@@ -364,28 +364,14 @@ mod pulls {
         let dir = scratch();
         let config = dir.path().join("docker-config");
         std::fs::create_dir_all(&config).unwrap();
-        let mut login = engine_d
-            .docker()
-            .env("DOCKER_CONFIG", &config)
-            .args([
-                "login",
-                "-u",
-                tb.get("BERTH_TB_REG1_USER"),
-                "--password-stdin",
-                &for_docker.addr,
-            ])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(
-            &mut login.stdin.take().unwrap(),
-            tb.get("BERTH_TB_REG1_PASSWORD").as_bytes(),
-        )
-        .unwrap();
-        let login = login.wait_with_output().unwrap();
-        assert!(login.status.success(), "{}", text(&login));
+        let mut login = engine_d.docker();
+        login.env("DOCKER_CONFIG", &config);
+        docker_login(
+            login,
+            &for_docker.addr,
+            tb.get("BERTH_TB_REG1_USER"),
+            tb.get("BERTH_TB_REG1_PASSWORD"),
+        );
         // docker pull alone, and berth pull, each through its own proxy into its own
         // engine, at the same time.
         let docker_pull = {

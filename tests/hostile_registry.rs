@@ -183,27 +183,12 @@ fn plant(engine: &TestEngine, root: &Path, target: &str) -> String {
         cmd.env("DOCKER_CONFIG", &config);
         cmd
     };
-    let mut login = docker();
-    login
-        .args([
-            "login",
-            "-u",
-            tb.get("BERTH_TB_REG2_USER"),
-            "--password-stdin",
-            tb.get("BERTH_TB_REG2"),
-        ])
-        .stdin(std::process::Stdio::piped());
-    let mut child = login.spawn().unwrap();
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(tb.get("BERTH_TB_REG2_PASSWORD").as_bytes())
-            .unwrap();
-    }
-    assert!(child.wait().unwrap().success());
+    docker_login(
+        docker(),
+        tb.get("BERTH_TB_REG2"),
+        tb.get("BERTH_TB_REG2_USER"),
+        tb.get("BERTH_TB_REG2_PASSWORD"),
+    );
     let other = tb.get("BERTH_TB_REG2_TINY");
     for args in [
         vec!["pull", "-q", other],

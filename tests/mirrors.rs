@@ -216,26 +216,13 @@ fn a_cache_serving_another_image_under_the_same_tag_is_refused() {
     let engine = TestEngine::start();
     let other = tb.get("BERTH_TB_REG2_TINY");
     let mut cmd = engine.docker();
-    cmd.env("DOCKER_CONFIG", root.path().join("d"))
-        .args([
-            "login",
-            "-u",
-            tb.get("BERTH_TB_REG2_USER"),
-            "--password-stdin",
-            tb.get("BERTH_TB_REG2"),
-        ])
-        .stdin(std::process::Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    {
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(tb.get("BERTH_TB_REG2_PASSWORD").as_bytes())
-            .unwrap();
-    }
-    assert!(child.wait().unwrap().success());
+    cmd.env("DOCKER_CONFIG", root.path().join("d"));
+    docker_login(
+        cmd,
+        tb.get("BERTH_TB_REG2"),
+        tb.get("BERTH_TB_REG2_USER"),
+        tb.get("BERTH_TB_REG2_PASSWORD"),
+    );
     let planted = format!("{}/team/tiny:1", bad.addr);
     for args in [
         vec!["pull", "-q", other],

@@ -460,3 +460,30 @@ impl Drop for ExtraRegistry {
         let _ = self.child.wait();
     }
 }
+
+/// `docker login` to `server` as `user`, the password on stdin (never in the arguments),
+/// with `docker` (a docker command whose environment is set: engine, DOCKER_CONFIG);
+/// asserts that it succeeds.
+pub fn docker_login(mut docker: Command, server: &str, user: &str, password: &str) {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = docker
+        .args(["login", "-u", user, "--password-stdin", server])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(password.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "docker login {server}: {}",
+        text(&out)
+    );
+}
