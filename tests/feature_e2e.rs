@@ -108,8 +108,14 @@ impl Workspace {
 
     /// `up`, with `env` added to the CLI's environment.
     fn up_with_env(&self, extra: &[&str], with_secrets: bool, env: &[(&str, &str)]) -> Output {
-        let mut cmd = self.cli();
+        let mut cmd = self.up_command(extra, with_secrets);
         cmd.envs(env.iter().copied());
+        run(&mut cmd)
+    }
+
+    /// The `devcontainer up` command of [`Workspace::up`], not started.
+    fn up_command(&self, extra: &[&str], with_secrets: bool) -> Command {
+        let mut cmd = self.cli();
         cmd.args(["up", "--workspace-folder"])
             .arg(self.folder())
             .args(extra);
@@ -117,7 +123,17 @@ impl Workspace {
             cmd.arg("--secrets-file")
                 .arg(self.dir.path().join("secrets.json"));
         }
-        run(&mut cmd)
+        cmd
+    }
+
+    /// `devcontainer up` with the secrets, started, its output piped for the test to read
+    /// as it comes.
+    fn spawn_up(&self) -> std::process::Child {
+        self.up_command(&[], true)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     /// A command in the container, as the remote user.
@@ -520,16 +536,7 @@ fn hooks_that_start_before_berths_entrypoint_give_the_same_result() {
         serde_json::json!({"holdFifo": HOLD_FIFO}),
         |_| {},
     );
-    let mut up = ws
-        .cli()
-        .args(["up", "--workspace-folder"])
-        .arg(ws.folder())
-        .arg("--secrets-file")
-        .arg(ws.dir.path().join("secrets.json"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut up = ws.spawn_up();
     let stdout = up.stdout.take().unwrap();
     let out_reader = std::thread::spawn(move || {
         let mut s = String::new();
@@ -1190,16 +1197,7 @@ fn a_slow_engine_holds_up_no_hook_and_the_images_still_arrive_early() {
             .into();
         },
     );
-    let mut up = ws
-        .cli()
-        .args(["up", "--workspace-folder"])
-        .arg(ws.folder())
-        .arg("--secrets-file")
-        .arg(ws.dir.path().join("secrets.json"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut up = ws.spawn_up();
     let mut out = support::engine::Lines::read(up.stdout.take().unwrap());
     let mut log = support::engine::Lines::read(up.stderr.take().unwrap());
     log.wait_for(
