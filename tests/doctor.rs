@@ -61,17 +61,8 @@ fn doctor_json_on(
 
 /// Every check of the registry `server`, as (step, verdict, found, fix).
 fn checks(d: &serde_json::Value, server: &str) -> Vec<(String, String, String, String)> {
-    let r = d["registries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["server"] == server)
-        .unwrap_or_else(|| panic!("{server} in {d}"));
-    let mut all: Vec<&serde_json::Value> = r["checks"].as_array().unwrap().iter().collect();
-    for i in r["images"].as_array().unwrap() {
-        all.extend(i["checks"].as_array().unwrap());
-    }
-    all.into_iter()
+    doctor_checks(d, server)
+        .into_iter()
         .map(|c| {
             (
                 c["step"].as_str().unwrap().to_string(),

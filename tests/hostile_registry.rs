@@ -286,17 +286,7 @@ fn token_registry(storage: &Path, realm: &str, certs: &Path, tls: bool) -> Extra
 
 /// The first problem doctor's JSON names for registry `server`: (step, found).
 fn problem_of(d: &serde_json::Value, server: &str) -> (String, String) {
-    let r = d["registries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["server"] == server)
-        .unwrap_or_else(|| panic!("{server} in {d:#}"));
-    let mut all: Vec<&serde_json::Value> = r["checks"].as_array().unwrap().iter().collect();
-    for i in r["images"].as_array().unwrap() {
-        all.extend(i["checks"].as_array().unwrap());
-    }
-    let c = all
+    let c = doctor_checks(d, server)
         .into_iter()
         .find(|c| c["verdict"] == "problem")
         .unwrap_or_else(|| panic!("a problem for {server}: {d:#}"));

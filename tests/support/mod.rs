@@ -487,3 +487,19 @@ pub fn docker_login(mut docker: Command, server: &str, user: &str, password: &st
         text(&out)
     );
 }
+
+/// Every check `berth doctor --json`'s answer `d` gives for registry `server`: its own,
+/// then its images'.
+pub fn doctor_checks<'a>(d: &'a serde_json::Value, server: &str) -> Vec<&'a serde_json::Value> {
+    let r = d["registries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["server"] == server)
+        .unwrap_or_else(|| panic!("{server} in {d:#}"));
+    let mut all: Vec<&serde_json::Value> = r["checks"].as_array().unwrap().iter().collect();
+    for i in r["images"].as_array().unwrap() {
+        all.extend(i["checks"].as_array().unwrap());
+    }
+    all
+}
