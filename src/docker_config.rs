@@ -237,6 +237,11 @@ impl DockerConfig {
         })
     }
 
+    /// Whether there was a config file, with anything in it, when it was loaded.
+    pub fn was_there(&self) -> bool {
+        !self.read.is_empty()
+    }
+
     /// The config file's path.
     pub fn path(&self) -> &Path {
         &self.path
@@ -600,10 +605,14 @@ impl Managed {
     /// Loads the record; a missing or unreadable one is empty (it only ever narrows what
     /// berth removes).
     pub fn load(location: &Location) -> Managed {
-        bounded::read(&location.managed_file(), Limit::CONFIG, Links::Follow)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default()
+        Self::load_existing(location).unwrap_or_default()
+    }
+
+    /// Loads the record in one read: `None` when there is none (or it cannot be read), an
+    /// empty record when it is there but not berth's format.
+    pub fn load_existing(location: &Location) -> Option<Managed> {
+        let bytes = bounded::read(&location.managed_file(), Limit::CONFIG, Links::Follow).ok()?;
+        Some(serde_json::from_slice(&bytes).unwrap_or_default())
     }
 
     /// Writes the record (atomically, 0600), as the config's user.

@@ -502,9 +502,16 @@ fn keep_as_user(
     let Some(_lock) = lock else {
         return Ok(kept);
     };
+    // Read once each, under the lock: what is compared below is what was there. A config or
+    // record gone meanwhile (the user is removing the folder: `rm -rf` fails if anything is
+    // made in it while it runs) is left gone, as before the lock.
     let config = DockerConfig::load(&target.location)?;
-    let managed_exists = target.location.managed_file().exists();
-    let managed = Managed::load(&target.location);
+    let loaded = Managed::load_existing(&target.location);
+    if !pending && (!config.was_there() || loaded.is_none()) {
+        return Ok(kept);
+    }
+    let managed_exists = loaded.is_some();
+    let managed = loaded.unwrap_or_default();
     let mut restore = Vec::new();
     for w in written {
         let recorded = managed.entries.get(&w.key);

@@ -99,7 +99,12 @@ pub async fn run(core: Arc<Core>) -> Result<(), Fatal> {
         let _watcher = match watched {
             Ok(w) => w,
             Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the Docker config folder; berth's entries are not kept in place");
+                // The folder may have gone between finding it and watching it.
+                if core.keep(&target, Some(identity)).await == Kept::FolderGone {
+                    say_folder_gone(&dir, &target);
+                } else {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot watch the Docker config folder; berth's entries are not kept in place");
+                }
                 tokio::select! {
                     _ = core.cancel.cancelled() => return Ok(()),
                     r = target_rx.changed() => { if r.is_err() { return Ok(()); } continue; }
@@ -113,7 +118,7 @@ pub async fn run(core: Arc<Core>) -> Result<(), Fatal> {
         loop {
             match outcome {
                 Kept::FolderGone => {
-                    tracing::info!(dir = %dir.display(), config = %target.location.dir.display(), "the Docker config folder was removed or replaced; berth leaves it so and writes again at the next hook, where the folder is then");
+                    say_folder_gone(&dir, &target);
                     tokio::select! {
                         _ = core.cancel.cancelled() => return Ok(()),
                         r = target_rx.changed() => { if r.is_err() { return Ok(()); } }
@@ -149,6 +154,10 @@ pub async fn run(core: Arc<Core>) -> Result<(), Fatal> {
             }
         }
     }
+}
+
+fn say_folder_gone(dir: &std::path::Path, target: &Target) {
+    tracing::info!(dir = %dir.display(), config = %target.location.dir.display(), "the Docker config folder was removed or replaced; berth leaves it so and writes again at the next hook, where the folder is then");
 }
 
 /// Where the config folder is now, as its user sees it: its real path and its device and
