@@ -5,7 +5,7 @@
 //! versions the build needs: a Rust at least Cargo.toml's `rust-version`, the standard
 //! library's sources of the same version, and the pinned zig and cargo-zigbuild. Stale
 //! package lists must not matter; a machine that cannot get a Rust new enough is told what
-//! it has, what is needed and what to run.
+//! it has, what is needed and what to run, before anything too old is installed.
 
 mod support;
 
@@ -199,11 +199,20 @@ fn a_machine_without_a_new_enough_rust_is_told_what_it_has_needs_and_runs() {
     let error = errors[0];
     let found = run.get("candidate-before");
     for part in [
-        format!("rustc-web: {found} installed"),
+        format!("rustc-web: not installed, the package lists offer {found}"),
         format!("{FLOOR} or newer needed"),
         "bookworm-security".to_string(),
         "apt-get update && apt-get install -y rustc-web cargo-web rust-web-src".to_string(),
     ] {
         assert!(error.contains(&part), "the message lacks {part:?}: {error}");
+    }
+    // It said so before installing anything: no Rust too old to build berth was installed.
+    for package in ["rustc-web", "cargo-web", "rust-web-src"] {
+        assert_eq!(
+            run.get(package),
+            "",
+            "{package} was installed though too old:\n{}",
+            run.said
+        );
     }
 }

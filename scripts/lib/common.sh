@@ -70,14 +70,36 @@ rust_floor() {
 # on apt's own lock. Under /run: only root can create files there.
 APT_LOCK=/run/berth-apt.lock
 
+# package_candidate NAME: the version apt would install for NAME, or nothing.
+package_candidate() {
+  apt-cache policy "$1" 2>/dev/null | sed -n 's/^ *Candidate: //p' | grep -v '^(none)$' || true
+}
+
+# spec_problem SPEC OFFERED: what is wrong with SPEC (NAME, or NAME>=VERSION), given the
+# version the package lists offer, in words: "NAME: 1.2 installed, 1.3 or newer needed".
+spec_problem() {
+  local name=${1%%>=*} found offered=$2
+  found=$(package_version "$name")
+  if [[ $1 != *'>='* ]]; then
+    printf '%s: not installed, and the package lists offer none' "$name"
+  elif [[ -n $found ]]; then
+    printf '%s: %s installed, %s or newer needed' "$name" "$found" "${1#*>=}"
+  else
+    printf '%s: not installed, the package lists offer %s, %s or newer needed' \
+      "$name" "${offered:-none}" "${1#*>=}"
+  fi
+}
+
 # apt_ensure LOG SPEC...: make sure every Debian package SPEC (NAME, or NAME>=VERSION)
 # is installed at the version it needs. When one is not, the package lists are refreshed
 # first (a machine's lists may be months old: installing from them picks old versions
-# even when the mirror has new ones), then the packages are installed or upgraded, and
-# every SPEC is checked again; dies naming what it found, what is needed and what to run
-# (APT_HINT, when set, says where the packages come from).
+# even when the mirror has new ones), and what they offer is checked before anything is
+# installed: a machine whose suites have no version new enough is told so at once (what
+# it has, what is needed, what to run; APT_HINT, when set, says where the packages come
+# from) rather than after installing one too old. Then the packages are installed or
+# upgraded, and every SPEC is checked again.
 apt_ensure() {
-  local log=$1 spec needed=() pkgs=() found problems=()
+  local log=$1 spec needed=() pkgs=() offered problems=()
   shift
   for spec in "$@"; do package_meets "$spec" || needed+=("$spec"); done
   ((${#needed[@]})) || return 0
@@ -91,25 +113,30 @@ apt_ensure() {
       show_log_tail "$log" 10
       warn "apt-get update failed (above); installing from the package lists as they are"
     fi
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 "${pkgs[@]}" >>"$log" 2>&1; then
+    for spec in "${needed[@]}"; do
+      offered=$(package_candidate "${spec%%>=*}")
+      if [[ -z $offered ]] ||
+        { [[ $spec == *'>='* ]] && ! dpkg --compare-versions "$offered" ge "${spec#*>=}"; }; then
+        problems+=("$(spec_problem "$spec" "$offered")")
+      fi
+    done
+    if ((${#problems[@]} == 0)) &&
+      ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q -o DPkg::Lock::Timeout=600 "${pkgs[@]}" >>"$log" 2>&1; then
       show_log_tail "$log" 15
       die "could not install ${pkgs[*]}. Check the mirrors in /etc/apt/sources.list.d/, then run: apt-get update && apt-get install -y ${pkgs[*]}"
     fi
   } 9>"$APT_LOCK"
-  pkgs=()
-  for spec in "${needed[@]}"; do
-    package_meets "$spec" && continue
-    pkgs+=("${spec%%>=*}")
-    found=$(package_version "${spec%%>=*}")
-    if [[ -z $found ]]; then
-      problems+=("${spec%%>=*}: not installed")
-    else
-      problems+=("${spec%%>=*}: $found installed, ${spec#*>=} or newer needed")
-    fi
-  done
-  ((${#problems[@]} == 0)) && return 0
-  found=$(printf '%s; ' "${problems[@]}")
-  die "after apt-get update and install, ${found%; }. ${APT_HINT:-The package lists offer no newer version (apt-cache policy ${pkgs[*]} shows what each suite has): add a suite that has one to /etc/apt/sources.list.d/}, then run: apt-get update && apt-get install -y ${pkgs[*]}"
+  if ((${#problems[@]} == 0)); then
+    pkgs=()
+    for spec in "${needed[@]}"; do
+      package_meets "$spec" && continue
+      pkgs+=("${spec%%>=*}")
+      problems+=("$(spec_problem "$spec" "$(package_candidate "${spec%%>=*}")")")
+    done
+    ((${#problems[@]} == 0)) && return 0
+  fi
+  offered=$(printf '%s; ' "${problems[@]}")
+  die "after apt-get update, ${offered%; }. ${APT_HINT:-The package lists offer no newer version (apt-cache policy ${pkgs[*]} shows what each suite has): add a suite that has one to /etc/apt/sources.list.d/}, then run: apt-get update && apt-get install -y ${pkgs[*]}"
 }
 
 # --- Machines -----------------------------------------------------------------
