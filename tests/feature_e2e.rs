@@ -176,6 +176,24 @@ impl Workspace {
         ]);
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
+
+    /// Commits the dev container as an image (as a prebuild's snapshot is kept), tagged
+    /// `berth-test/NAME-<this workspace's folder>`; returns the tag.
+    fn commit(&self, name: &str) -> String {
+        let tag = format!(
+            "berth-test/{name}-{}",
+            self.dir
+                .path()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .to_lowercase()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "")
+        );
+        let committed = self.docker(&["commit", &self.container(), &tag]);
+        assert!(committed.status.success(), "{}", text(&committed));
+        tag
+    }
 }
 
 impl Drop for Workspace {
@@ -974,18 +992,7 @@ fn a_container_made_from_a_prebuild_snapshot_tells_its_own_story() {
     );
     // Its snapshot, and a new container made from it (the engine's images, on a tmpfs,
     // are not in the snapshot).
-    let tag = format!(
-        "berth-test/prebuilt-{}",
-        pre.dir
-            .path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .to_lowercase()
-            .replace(|c: char| !c.is_ascii_alphanumeric(), "")
-    );
-    let committed = pre.docker(&["commit", &pre.container(), &tag]);
-    assert!(committed.status.success(), "{}", text(&committed));
+    let tag = pre.commit("prebuilt");
     let ws = Workspace::custom(serde_json::json!({}), serde_json::json!({}), |config| {
         let keep = |k: &str| config[k].clone();
         *config = serde_json::json!({
@@ -1388,18 +1395,7 @@ fn the_helper_store_under_the_cli_pulls_and_leaves_no_secret_in_a_prebuilds_snap
         assert!(config["auths"].get(reg).is_none(), "{config}");
     }
     // The snapshot: committed, a container made from it, its whole file system exported.
-    let tag = format!(
-        "berth-test/helper-prebuilt-{}",
-        ws.dir
-            .path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .to_lowercase()
-            .replace(|c: char| !c.is_ascii_alphanumeric(), "")
-    );
-    let committed = ws.docker(&["commit", &ws.container(), &tag]);
-    assert!(committed.status.success(), "{}", text(&committed));
+    let tag = ws.commit("helper-prebuilt");
     let created = ws.docker(&["create", &tag]);
     let id = String::from_utf8_lossy(&created.stdout).trim().to_string();
     let export = ws.dir.path().join("snapshot.tar");

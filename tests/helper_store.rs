@@ -6,11 +6,10 @@
 
 mod support;
 
-use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -63,20 +62,10 @@ fn helper_get(c: &Container, server: &str, uid: u32) -> (Output, Duration) {
         .env("HOME", "/nonexistent")
         .env("DOCKER_CONFIG", c.docker_config())
         .env("BERTH_OPTIONS_FILE", c.options_file())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .uid(uid)
         .gid(uid);
     let started = Instant::now();
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(server.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_stdin(&mut cmd, server.as_bytes());
     (out, started.elapsed())
 }
 

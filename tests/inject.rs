@@ -129,22 +129,13 @@ fn pulls_work_over_a_config_with_other_entries_unknown_keys_and_a_default_store(
     assert_eq!(after["credHelpers"]["gcr.io"], "gcloud");
     assert_eq!(after["credHelpers"][tb.get("BERTH_TB_REG1")], "berth");
     // The helper answers the docker CLI's question exactly as the CLI asks it.
-    let mut helper = std::process::Command::new(root.join("bin/docker-credential-berth"));
-    helper
-        .arg("get")
-        .env("DOCKER_CONFIG", &config)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped());
-    let mut child = helper.spawn().unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(tb.get("BERTH_TB_REG2").as_bytes())
-        .unwrap();
-    let answer: serde_json::Value =
-        serde_json::from_slice(&child.wait_with_output().unwrap().stdout).unwrap();
+    let out = run_with_stdin(
+        std::process::Command::new(root.join("bin/docker-credential-berth"))
+            .arg("get")
+            .env("DOCKER_CONFIG", &config),
+        tb.get("BERTH_TB_REG2").as_bytes(),
+    );
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(answer["Username"], tb.get("BERTH_TB_REG2_USER"));
     assert_eq!(answer["Secret"], tb.get("BERTH_TB_REG2_PASSWORD"));
 }

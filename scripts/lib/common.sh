@@ -81,7 +81,7 @@ spec_problem() {
   local name=${1%%>=*} found offered=$2
   found=$(package_version "$name")
   if [[ $1 != *'>='* ]]; then
-    printf '%s: not installed, and the package lists offer none' "$name"
+    printf '%s: not installed, the package lists offer %s' "$name" "${offered:-none}"
   elif [[ -n $found ]]; then
     printf '%s: %s installed, %s or newer needed' "$name" "$found" "${1#*>=}"
   else

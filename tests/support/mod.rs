@@ -157,6 +157,20 @@ pub fn run(cmd: &mut Command) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
+/// Runs `cmd` with `input` on its standard input (closed after), its output kept.
+pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// stdout and stderr as one text, for messages.
 pub fn text(out: &Output) -> String {
     format!(
@@ -465,22 +479,10 @@ impl Drop for ExtraRegistry {
 /// with `docker` (a docker command whose environment is set: engine, DOCKER_CONFIG);
 /// asserts that it succeeds.
 pub fn docker_login(mut docker: Command, server: &str, user: &str, password: &str) {
-    use std::io::Write as _;
-    use std::process::Stdio;
-    let mut child = docker
-        .args(["login", "-u", user, "--password-stdin", server])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(password.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_stdin(
+        docker.args(["login", "-u", user, "--password-stdin", server]),
+        password.as_bytes(),
+    );
     assert!(
         out.status.success(),
         "docker login {server}: {}",
