@@ -177,10 +177,9 @@ impl Workspace {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
-    /// Commits the dev container as an image (as a prebuild's snapshot is kept), tagged
-    /// `berth-test/NAME-<this workspace's folder>`; returns the tag.
-    fn commit(&self, name: &str) -> String {
-        let tag = format!(
+    /// An image tag of this workspace's own: `berth-test/NAME-<its folder's name>`.
+    fn tag(&self, name: &str) -> String {
+        format!(
             "berth-test/{name}-{}",
             self.dir
                 .path()
@@ -189,7 +188,13 @@ impl Workspace {
                 .to_string_lossy()
                 .to_lowercase()
                 .replace(|c: char| !c.is_ascii_alphanumeric(), "")
-        );
+        )
+    }
+
+    /// Commits the dev container as an image (as a prebuild's snapshot is kept), under
+    /// [`Workspace::tag`]`(name)`; returns the tag.
+    fn commit(&self, name: &str) -> String {
+        let tag = self.tag(name);
         let committed = self.docker(&["commit", &self.container(), &tag]);
         assert!(committed.status.success(), "{}", text(&committed));
         tag
@@ -611,17 +616,7 @@ fn a_remote_user_whose_uid_changed_after_install_keeps_its_daemon_pulls_and_stat
         "images": format!("{} {}", tb.get("BERTH_TB_REG1_TINY"), tb.get("BERTH_TB_REG2_TINY")),
         "waitForPulls": true,
     }));
-    let tag = format!(
-        "berth-test/uid-{}",
-        built
-            .dir
-            .path()
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .to_lowercase()
-            .replace(|c: char| !c.is_ascii_alphanumeric(), "")
-    );
+    let tag = built.tag("uid");
     // The image with the features installed, as the Dev Containers CLI builds it...
     let build = run(built
         .cli()
